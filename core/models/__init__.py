@@ -1,0 +1,24 @@
+"""The domain models, re-exported explicitly (no `*`)."""
+from core.models.access import ApiKey as ApiKey
+from core.models.access import ApiKeyPermission as ApiKeyPermission
+from core.models.access import Setting as Setting
+from core.models.apps import App as App
+from core.models.apps import AppRefreshQuery as AppRefreshQuery
+from core.models.destinations import Destination as Destination
+from core.models.destinations import DestinationGroupMembership as DestinationGroupMembership
+from core.models.destinations import DestinationMapping as DestinationMapping
+from core.models.groups import Group as Group
+from core.models.groups import GroupMember as GroupMember
+from core.models.groups import GroupRule as GroupRule
+from core.models.models import RecordModel as RecordModel
+from core.models.properties import Property as Property
+from core.models.properties import PropertyFilter as PropertyFilter
+from core.models.records import Record as Record
+from core.models.records import RecordProperty as RecordProperty
+from core.models.runs import Export as Export
+from core.models.runs import Import as Import
+from core.models.runs import Run as Run
+from core.models.sources import Schedule as Schedule
+from core.models.sources import ScheduleFilter as ScheduleFilter
+from core.models.sources import Source as Source
+from core.models.sources import SourceMapping as SourceMapping

@@ -1,0 +1,86 @@
+"""Records (one per customer of a Model) and their typed Record Properties."""
+from __future__ import annotations
+
+import builtins
+
+from django.db import models
+
+from core.choices import RecordPropertyState, RecordState
+from core.models.base import TimeStampedModel
+from core.models.models import RecordModel
+from core.models.properties import Property
+
+
+class Record(TimeStampedModel):
+    model = models.ForeignKey(RecordModel, on_delete=models.CASCADE, related_name="records")
+    state = models.CharField(max_length=10, choices=RecordState.choices, default=RecordState.PENDING)
+    invalid = models.BooleanField(default=False, help_text="At least one property value did not parse")
+
+    class Meta:
+        indexes = [models.Index(fields=["model", "state"], name="core_record_model_state")]
+
+    def __str__(self) -> str:
+        return f"{self.model} record {self.pk}"
+
+
+class RecordProperty(models.Model):
+    """One value of one property of one record (several rows, by position, for arrays).
+
+    `raw_value` is what the source gave; exactly one typed column, chosen by the property's type,
+    holds the parsed value. A value that does not parse keeps its raw form, no typed value, and an
+    `invalid_reason`. `unique_value` is the canonical text of a unique property's value, so the
+    database itself forbids two records sharing an identifier.
+    """
+
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="properties")
+    property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="record_properties")
+    position = models.PositiveIntegerField(default=0)
+    raw_value = models.TextField(null=True, blank=True)
+    value_text = models.TextField(null=True, blank=True)
+    value_number = models.FloatField(null=True, blank=True)
+    value_datetime = models.DateTimeField(null=True, blank=True)
+    value_boolean = models.BooleanField(null=True, blank=True)
+    unique_value = models.CharField(max_length=500, null=True, blank=True)
+    state = models.CharField(max_length=10, choices=RecordPropertyState.choices, default=RecordPropertyState.READY)
+    invalid_reason = models.TextField(null=True, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "record properties"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record", "property", "position"], name="core_recordproperty_one_per_position"
+            ),
+            models.UniqueConstraint(
+                fields=["property", "unique_value"],
+                condition=models.Q(unique_value__isnull=False),
+                name="core_recordproperty_unique_identifier",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(value_text__isnull=True, value_number__isnull=True, value_datetime__isnull=True)
+                    | models.Q(value_text__isnull=True, value_number__isnull=True, value_boolean__isnull=True)
+                    | models.Q(value_text__isnull=True, value_datetime__isnull=True, value_boolean__isnull=True)
+                    | models.Q(value_number__isnull=True, value_datetime__isnull=True, value_boolean__isnull=True)
+                ),
+                name="core_recordproperty_at_most_one_typed_value",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["property", "value_text"], name="core_rp_prop_text"),
+            models.Index(fields=["property", "value_number"], name="core_rp_prop_number"),
+            models.Index(fields=["property", "value_datetime"], name="core_rp_prop_datetime"),
+            models.Index(fields=["property", "value_boolean"], name="core_rp_prop_boolean"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.property.key}={self.raw_value!r}"
+
+    @builtins.property  # `property` is a field name in this class body
+    def value(self):
+        for column in ("value_text", "value_number", "value_datetime", "value_boolean"):
+            value = getattr(self, column)
+            if value is not None:
+                return value
+        return None

@@ -1,0 +1,122 @@
+"""Runs (a series of imports and exports), Imports (what a run read) and Exports (what was sent)."""
+from __future__ import annotations
+
+from django.db import models
+
+from core.choices import ACTIVE_RUN_STATES, ErrorLevel, ExportState, RunCreator, RunPhase, RunState
+from core.models.base import TimeStampedModel
+
+
+class Run(TimeStampedModel):
+    creator_type = models.CharField(max_length=20, choices=RunCreator.choices)
+    schedule = models.ForeignKey("core.Schedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    group = models.ForeignKey("core.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    property = models.ForeignKey("core.Property", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    destination = models.ForeignKey(
+        "core.Destination", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
+    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.PENDING)
+    phase = models.CharField(max_length=12, choices=RunPhase.choices, default=RunPhase.IMPORTING)
+    full = models.BooleanField(default=False, help_text="Read everything, ignoring the high watermark")
+    export = models.BooleanField(default=True, help_text="Build and send exports")
+    # Live counters.
+    rows_read = models.PositiveBigIntegerField(default=0)
+    records_created = models.PositiveBigIntegerField(default=0)
+    records_updated = models.PositiveBigIntegerField(default=0)
+    records_invalid = models.PositiveBigIntegerField(default=0)
+    records_skipped = models.PositiveBigIntegerField(default=0)
+    records_merged = models.PositiveBigIntegerField(default=0)
+    records_deleted = models.PositiveBigIntegerField(default=0)
+    groups_changed = models.PositiveBigIntegerField(default=0, help_text="Memberships joined or left")
+    exports_created = models.PositiveBigIntegerField(default=0)
+    exports_sent = models.PositiveBigIntegerField(default=0)
+    exports_failed = models.PositiveBigIntegerField(default=0)
+    percent_complete = models.PositiveSmallIntegerField(default=0)
+    # Resume state: the watermark committed with the last finished batch.
+    high_watermark = models.JSONField(null=True, blank=True)
+    starting_watermark = models.JSONField(null=True, blank=True)
+    batches_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    errors = models.JSONField(default=dict, blank=True, help_text="Error message -> count")
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule"],
+                condition=models.Q(state__in=ACTIVE_RUN_STATES, schedule__isnull=False),
+                name="core_run_one_active_per_schedule",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "created_at"], name="core_run_state")]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.get_creator_type_display()}, {self.state})"
+
+
+class Import(models.Model):
+    """What one batch of a run read: keys, records, watermark span. One row per batch."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="imports")
+    source = models.ForeignKey("core.Source", on_delete=models.SET_NULL, null=True, related_name="imports")
+    batch = models.PositiveIntegerField()
+    rows_read = models.PositiveIntegerField(default=0)
+    records_created = models.PositiveIntegerField(default=0)
+    records_updated = models.PositiveIntegerField(default=0)
+    records_skipped = models.PositiveIntegerField(default=0)
+    record_ids = models.JSONField(default=list, blank=True)
+    watermark_from = models.JSONField(null=True, blank=True)
+    watermark_to = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["run", "batch"]
+        constraints = [models.UniqueConstraint(fields=["run", "source", "batch"], name="core_import_one_per_batch")]
+
+    def __str__(self) -> str:
+        return f"Import {self.run_id}/{self.batch}"
+
+
+class Export(TimeStampedModel):
+    destination = models.ForeignKey("core.Destination", on_delete=models.CASCADE, related_name="exports")
+    record = models.ForeignKey("core.Record", on_delete=models.CASCADE, related_name="exports")
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports")
+    old_properties = models.JSONField(default=dict, blank=True)
+    new_properties = models.JSONField(default=dict, blank=True)
+    old_groups = models.JSONField(default=list, blank=True)
+    new_groups = models.JSONField(default=list, blank=True)
+    to_delete = models.BooleanField(default=False)
+    state = models.CharField(max_length=12, choices=ExportState.choices, default=ExportState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error_message = models.TextField(blank=True, default="")
+    error_level = models.CharField(max_length=5, choices=ErrorLevel.choices, blank=True, default="")
+    send_after = models.DateTimeField(null=True, blank=True, help_text="Retry or throttle delay")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="Lease start while processing")
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A newer change supersedes (cancels) the queued export; only the newest is ever sent.
+            models.UniqueConstraint(
+                fields=["destination", "record"],
+                condition=models.Q(state=ExportState.PENDING),
+                name="core_export_one_pending",
+            ),
+            # At most one export of a record is being sent to a destination at any moment.
+            models.UniqueConstraint(
+                fields=["destination", "record"],
+                condition=models.Q(state=ExportState.PROCESSING),
+                name="core_export_one_processing",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["destination", "state", "send_after"], name="core_export_queue"),
+            models.Index(fields=["destination", "record", "state"], name="core_export_dest_record"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} → {self.destination_id} ({self.state})"

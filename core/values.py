@@ -1,0 +1,195 @@
+"""Typed values: parse what a source gave into the column its property type uses.
+
+`coerce(type, raw)` returns the typed value or raises `ValueError` whose message is the reason
+stored on the record property. Parsing happens while a batch is unpivoted in Python (one pass,
+no per-row queries); the database then compares typed values only.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.choices import VALUE_KIND_BY_TYPE, PropertyType, ValueKind
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ().\-/]{7,}$")
+_TRUE = {"true", "t", "1", "yes", "y", "on"}
+_FALSE = {"false", "f", "0", "no", "n", "off"}
+MAX_TEXT = 1_000_000
+
+
+def value_kind(property_type: str) -> str:
+    return VALUE_KIND_BY_TYPE[property_type]
+
+
+def _text(raw: Any) -> str:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    if isinstance(raw, (dt.datetime, dt.date)):
+        return raw.isoformat()
+    text = str(raw)
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    return text
+
+
+def _number(raw: Any, *, integer: bool) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is a boolean, not a number")
+    if isinstance(raw, (int, float, Decimal)):
+        value = float(raw)
+    else:
+        text = _text(raw).strip().replace(",", "") if isinstance(raw, str) and raw.count(",") and "." in raw else _text(raw).strip()
+        try:
+            value = float(Decimal(text))
+        except (InvalidOperation, ValueError):
+            raise ValueError(f"{_short(raw)} is not a number") from None
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{_short(raw)} is not a finite number")
+    if integer:
+        if value != int(value):
+            raise ValueError(f"{_short(raw)} is not a whole number")
+        if abs(value) > 2**53:
+            raise ValueError(f"{_short(raw)} is too large for an integer property")
+    return value
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, (int, float, Decimal)) and raw in (0, 1):
+        return bool(raw)
+    text = _text(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{_short(raw)} is not a boolean (true/false)")
+
+
+def _datetime(raw: Any) -> dt.datetime:
+    if isinstance(raw, dt.datetime):
+        value = raw
+    elif isinstance(raw, dt.date):
+        value = dt.datetime(raw.year, raw.month, raw.day)
+    elif isinstance(raw, (int, float, Decimal)) and not isinstance(raw, bool):
+        seconds = float(raw)
+        if abs(seconds) > 1e11:  # epoch milliseconds, as JavaScript sources write them
+            seconds /= 1000
+        try:
+            value = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{_short(raw)} is not a date") from None
+    else:
+        text = _text(raw).strip()
+        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+            return _datetime(Decimal(text))
+        try:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" UTC", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{_short(raw)} is not a date (ISO 8601 or epoch expected)") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _short(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def coerce(property_type: str, raw: Any) -> Any:
+    """Parse `raw` for `property_type`. Returns None for None/empty; raises ValueError(reason)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str) and raw == "":
+        return None
+    if property_type == PropertyType.STRING:
+        text = _text(raw)
+        if len(text) > MAX_TEXT:
+            raise ValueError(f"is longer than {MAX_TEXT} characters")
+        return text
+    if property_type == PropertyType.EMAIL:
+        text = _text(raw).strip()
+        if not _EMAIL.match(text):
+            raise ValueError(f"{_short(raw)} is not an email address")
+        return text
+    if property_type == PropertyType.PHONE_NUMBER:
+        text = _text(raw).strip()
+        if not _PHONE.match(text) or sum(c.isdigit() for c in text) < 7:
+            raise ValueError(f"{_short(raw)} is not a phone number")
+        return text
+    if property_type == PropertyType.URL:
+        text = _text(raw).strip()
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{_short(raw)} is not an http(s) URL")
+        return text
+    if property_type == PropertyType.INTEGER:
+        return _number(raw, integer=True)
+    if property_type == PropertyType.FLOAT:
+        return _number(raw, integer=False)
+    if property_type == PropertyType.BOOLEAN:
+        return _boolean(raw)
+    if property_type == PropertyType.DATE:
+        return _datetime(raw)
+    raise ValueError(f"unknown property type {property_type!r}")
+
+
+def raw_text(raw: Any) -> str | None:
+    """The raw value as stored (text), for display and for invalid values."""
+    if raw is None:
+        return None
+    if isinstance(raw, dt.datetime):
+        return raw.isoformat()
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, float) and raw == int(raw) and abs(raw) < 2**53:
+        return str(int(raw))
+    return _text(raw)
+
+
+def canonical(property_type: str, value: Any) -> str | None:
+    """Canonical text of a typed value: unique identifiers and export snapshots use it."""
+    if value is None:
+        return None
+    kind = value_kind(property_type)
+    if kind == ValueKind.NUMBER:
+        if property_type == PropertyType.INTEGER or value == int(value):
+            return str(int(value))
+        return repr(float(value))
+    if kind == ValueKind.DATETIME:
+        return value.astimezone(dt.UTC).isoformat()
+    if kind == ValueKind.BOOLEAN:
+        return "true" if value else "false"
+    return str(value)
+
+
+def export_value(property_type: str, value: Any) -> Any:
+    """JSON-ready value for export snapshots: numbers stay numbers, dates become ISO strings."""
+    if value is None:
+        return None
+    if property_type == PropertyType.INTEGER:
+        return int(value)
+    if property_type == PropertyType.DATE:
+        return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else value
+    return value
+
+
+def coerce_match(property_type: str, match: str, *, many: bool = False) -> Any:
+    """Parse a group rule's or filter's match value for the property type (list for `in`)."""
+    if many:
+        parts = [p.strip() for p in match.split(",") if p.strip()]
+        if not parts:
+            raise ValueError("'is one of' needs at least one value")
+        return [coerce_match(property_type, p) for p in parts]
+    try:
+        if property_type in (PropertyType.EMAIL, PropertyType.PHONE_NUMBER, PropertyType.URL):
+            return match  # comparing text; a partial email is a fine match value
+        return coerce(property_type, match)
+    except ValueError as exc:
+        raise ValueError(f"{match!r} does not suit a {property_type} property: {exc}") from None

@@ -1,0 +1,9 @@
+"""URL configuration: the admin is the management UI, the API lives under /api/v1/."""
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+]
