@@ -115,6 +115,11 @@ class AppConnector(abc.ABC):
     def test_connection(self) -> str:
         """Connect and run a trivial request. Return a short success message; raise ConnectorError."""
 
+    def refresh_query(self, query: str) -> str | None:
+        """Run an App Refresh Query and return its single value as text (None for no row).
+        Apps without queries do not support refresh queries."""
+        raise ConnectorError(f"{self.label} apps do not support refresh queries.", permanent=True)
+
 
 class SourceConnector(abc.ABC):
     key: ClassVar[str]

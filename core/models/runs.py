@@ -8,7 +8,11 @@ from core.models.base import TimeStampedModel
 
 
 class Run(TimeStampedModel):
+    """A series of imports and exports. `source` is what it reads (none for a group recompute);
+    the creator (schedule, group, property, destination or a person) is kept for the history."""
+
     creator_type = models.CharField(max_length=20, choices=RunCreator.choices)
+    source = models.ForeignKey("core.Source", on_delete=models.CASCADE, null=True, blank=True, related_name="runs")
     schedule = models.ForeignKey("core.Schedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
     group = models.ForeignKey("core.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
     property = models.ForeignKey("core.Property", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
@@ -46,10 +50,15 @@ class Run(TimeStampedModel):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["schedule"],
-                condition=models.Q(state__in=ACTIVE_RUN_STATES, schedule__isnull=False),
-                name="core_run_one_active_per_schedule",
-            )
+                fields=["source"],
+                condition=models.Q(state__in=ACTIVE_RUN_STATES, source__isnull=False),
+                name="core_run_one_active_per_source",
+            ),
+            models.UniqueConstraint(
+                fields=["group"],
+                condition=models.Q(state__in=ACTIVE_RUN_STATES, group__isnull=False, source__isnull=True),
+                name="core_run_one_active_per_group",
+            ),
         ]
         indexes = [models.Index(fields=["state", "created_at"], name="core_run_state")]
 
