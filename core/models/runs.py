@@ -36,9 +36,13 @@ class Run(TimeStampedModel):
     exports_sent = models.PositiveBigIntegerField(default=0)
     exports_failed = models.PositiveBigIntegerField(default=0)
     percent_complete = models.PositiveSmallIntegerField(default=0)
-    # Resume state: the watermark committed with the last finished batch.
-    high_watermark = models.JSONField(null=True, blank=True)
+    # Resume state. `starting_watermark` is what this run reads from (>=); `high_watermark` the
+    # source's largest watermark when the run started, stored on the schedule when it completes;
+    # `cursor` the last key of the last committed batch, so a resumed run continues after it.
     starting_watermark = models.JSONField(null=True, blank=True)
+    high_watermark = models.JSONField(null=True, blank=True)
+    cursor = models.JSONField(null=True, blank=True)
+    rows_total = models.PositiveBigIntegerField(null=True, blank=True)
     batches_done = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     errors = models.JSONField(default=dict, blank=True, help_text="Error message -> count")
