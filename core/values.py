@@ -176,7 +176,13 @@ def export_value(property_type: str, value: Any) -> Any:
     if property_type == PropertyType.INTEGER:
         return int(value)
     if property_type == PropertyType.DATE:
-        return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else value
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:  # SQLite hands back naive UTC
+                value = value.replace(tzinfo=dt.UTC)
+            return value.astimezone(dt.UTC).isoformat()
+        return value
+    if property_type == PropertyType.BOOLEAN:
+        return bool(value)
     return value
 
 

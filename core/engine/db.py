@@ -1,0 +1,57 @@
+"""Small database helpers for the set-based pipeline statements, on PostgreSQL and SQLite.
+
+Python moves rows in bulk (COPY on PostgreSQL, executemany on SQLite); the statements that
+decide anything are set-based SQL over a whole batch.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection
+
+
+def vendor() -> str:
+    return connection.vendor
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """`column IN (...)` for a batch of values: one array parameter on PostgreSQL, a list of
+    parameters on SQLite (batches stay far below SQLite's 32,766-parameter limit)."""
+    if not values:
+        return "1 = 0", []
+    if is_postgres():
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def fetchall(sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def execute(sql: str, params: Sequence[Any] = ()) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def bulk_insert(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Insert many rows in one round trip: COPY on PostgreSQL, executemany on SQLite."""
+    rows = list(rows)
+    if not rows:
+        return
+    cols = ", ".join(columns)
+    with connection.cursor() as cursor:
+        if is_postgres():
+            with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)

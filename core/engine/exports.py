@@ -1,0 +1,345 @@
+"""Export stage: decide what each destination must receive, then send it.
+
+Build (per batch of changed records, a fixed number of statements for all destinations):
+  one SELECT of the mapped property values, one of current memberships, one of record states,
+  one of each (destination, record)'s newest and newest-complete exports; Python compares
+  snapshots; one UPDATE cancels superseded pending exports; one bulk insert adds the new ones.
+  An export row exists only where the snapshot differs from what the destination has or is
+  about to have.
+
+Send: a sender claims due pending exports of one destination (FOR UPDATE SKIP LOCKED on
+PostgreSQL), commits the claim, calls the connector once for the batch, and records every
+outcome in one executemany. A worker that dies mid-send leaves `processing` rows whose lease
+expires; they are sent again with the same content (destinations upsert, so that is harmless).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from connectors import registry
+from connectors.base import ConnectorError, ExportPayload, SyncOperations
+from core import values
+from core.choices import DestinationCollection, ErrorLevel, ExportState, ObjectState, RecordState
+from core.engine import db
+from core.models import Destination
+from core.settings_registry import setting_number
+
+logger = logging.getLogger(__name__)
+
+EXPORT_COLUMNS = (
+    "destination_id",
+    "record_id",
+    "run_id",
+    "old_properties",
+    "new_properties",
+    "old_groups",
+    "new_groups",
+    "to_delete",
+    "state",
+    "attempts",
+    "error_message",
+    "error_level",
+    "created_at",
+    "updated_at",
+)
+
+
+@dataclass
+class DestinationPlan:
+    destination: Destination
+    mapping: list[tuple[str, int, str, bool]]  # remote key, property id, type, is_array
+    groups: dict[int, str]  # group id -> remote name
+    collection: str
+    tracked_group_id: int | None
+
+
+def destination_plans(model_id: int) -> list[DestinationPlan]:
+    plans = []
+    qs = (
+        Destination.objects.filter(model_id=model_id, state=ObjectState.READY)
+        .exclude(collection=DestinationCollection.NONE)
+        .prefetch_related("mappings__property", "group_memberships")
+    )
+    for d in qs:
+        plans.append(
+            DestinationPlan(
+                destination=d,
+                mapping=[(m.remote_key, m.property_id, m.property.type, m.property.is_array) for m in d.mappings.all()],
+                groups={gm.group_id: gm.remote_key for gm in d.group_memberships.all()},
+                collection=d.collection,
+                tracked_group_id=d.group_id,
+            )
+        )
+    return plans
+
+
+def _ts(now):
+    return now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def _typed(row: tuple) -> Any:
+    text, number, when, boolean = row
+    for v in (text, number, when, boolean):
+        if v is not None:
+            return v
+    return None
+
+
+def exports_build(*, model_id: int, record_ids: list[int], run_id: int | None, plans: list[DestinationPlan] | None = None, now=None) -> int:
+    """Create exports for `record_ids` wherever a destination's snapshot changed. Returns the
+    number created. Runs inside the caller's transaction; idempotent: a second call with nothing
+    changed creates nothing."""
+    now = now or timezone.now()
+    plans = destination_plans(model_id) if plans is None else plans
+    if not plans or not record_ids:
+        return 0
+    record_ids = sorted(set(record_ids))
+    prop_ids = sorted({pid for p in plans for _, pid, _, _ in p.mapping})
+    cond_r, params_r = db.in_list("record_id", record_ids)
+
+    values_by_record: dict[int, dict[int, list]] = {}
+    if prop_ids:
+        cond_p, params_p = db.in_list("property_id", prop_ids)
+        for rid, pid, text, number, when, boolean in db.fetchall(
+            "SELECT record_id, property_id, value_text, value_number, value_datetime, value_boolean "
+            f"FROM core_recordproperty WHERE {cond_r} AND {cond_p} ORDER BY record_id, property_id, position",
+            [*params_r, *params_p],
+        ):
+            values_by_record.setdefault(rid, {}).setdefault(pid, []).append(_typed((text, number, when, boolean)))
+    members: dict[int, set[int]] = {}
+    for rid, gid in db.fetchall(
+        f"SELECT record_id, group_id FROM core_groupmember WHERE {cond_r} AND left_at IS NULL", params_r
+    ):
+        members.setdefault(rid, set()).add(gid)
+    cond_id, params_id = db.in_list("id", record_ids)
+    states = dict(db.fetchall(f"SELECT id, state FROM core_record WHERE {cond_id}", params_id))
+    dest_ids = [p.destination.pk for p in plans]
+    cond_d, params_d = db.in_list("destination_id", dest_ids)
+    newest: dict[tuple[int, int], tuple] = {}
+    newest_complete: dict[tuple[int, int], tuple] = {}
+    for did, rid, eid, state, new_props, new_groups, to_delete, rn_all, rn_state in db.fetchall(
+        "SELECT destination_id, record_id, id, state, new_properties, new_groups, to_delete, rn_all, rn_state FROM ("
+        "SELECT destination_id, record_id, id, state, new_properties, new_groups, to_delete, "
+        "ROW_NUMBER() OVER (PARTITION BY destination_id, record_id ORDER BY id DESC) AS rn_all, "
+        "ROW_NUMBER() OVER (PARTITION BY destination_id, record_id, state ORDER BY id DESC) AS rn_state "
+        f"FROM core_export WHERE {cond_r} AND {cond_d} AND state <> %s) e WHERE rn_all = 1 OR (rn_state = 1 AND state = %s)",
+        [*params_r, *params_d, ExportState.CANCELED, ExportState.COMPLETE],
+    ):
+        entry = (eid, state, _json(new_props), _json(new_groups), bool(to_delete))
+        if rn_all == 1:
+            newest[(did, rid)] = entry
+        if state == ExportState.COMPLETE and rn_state == 1:
+            newest_complete[(did, rid)] = entry
+
+    to_insert: list[tuple] = []
+    supersede: dict[int, list[int]] = {}
+    ts = _ts(now)
+    for plan in plans:
+        did = plan.destination.pk
+        for rid in record_ids:
+            state = states.get(rid)
+            if state is None:
+                continue
+            mine = members.get(rid, set())
+            tracked = state != RecordState.DELETED and (
+                plan.collection == DestinationCollection.MODEL
+                or (plan.collection == DestinationCollection.GROUP and plan.tracked_group_id in mine)
+            )
+            last = newest.get((did, rid))
+            done = newest_complete.get((did, rid))
+            old_props = done[2] if done and not done[4] else {}
+            old_groups = done[3] if done and not done[4] else []
+            if tracked:
+                rvals = values_by_record.get(rid, {})
+                props = {}
+                for remote, pid, ptype, is_array in plan.mapping:
+                    vals = [values.export_value(ptype, v) for v in rvals.get(pid, []) if v is not None]
+                    props[remote] = vals if is_array else (vals[0] if vals else None)
+                groups = sorted(plan.groups[g] for g in mine if g in plan.groups)
+                if last is not None and not last[4] and last[2] == props and last[3] == groups:
+                    continue
+                to_insert.append((did, rid, run_id, old_props, props, old_groups, groups, False))
+            else:
+                if last is None or last[4]:
+                    continue  # never sent, or already leaving
+                to_insert.append((did, rid, run_id, old_props, last[2], old_groups, [], True))
+            if last is not None and last[1] == ExportState.PENDING:
+                supersede.setdefault(did, []).append(rid)
+
+    for did, rids in supersede.items():
+        cond, params = db.in_list("record_id", rids)
+        db.execute(
+            f"UPDATE core_export SET state = %s, updated_at = %s, error_message = %s WHERE destination_id = %s AND state = %s AND {cond}",
+            [ExportState.CANCELED, ts, "superseded by a newer export", did, ExportState.PENDING, *params],
+        )
+    rows = [
+        (did, rid, run_id, json.dumps(op, default=str), json.dumps(np, default=str), json.dumps(og), json.dumps(ng),
+         to_delete, ExportState.PENDING, 0, "", "", ts, ts)
+        for did, rid, run_id, op, np, og, ng, to_delete in to_insert
+    ]
+    db.bulk_insert("core_export", EXPORT_COLUMNS, rows)
+    return len(rows)
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SendSummary:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    throttled: int = 0
+    claimed: int = 0
+
+
+def _release_expired(destination_id: int, now) -> None:
+    lease = timedelta(seconds=setting_number("runs-lease-seconds"))
+    db.execute(
+        "UPDATE core_export SET state = %s, started_at = NULL WHERE destination_id = %s AND state = %s AND started_at < %s",
+        [ExportState.PENDING, destination_id, ExportState.PROCESSING, _ts(now - lease)],
+    )
+
+
+def _claim(destination_id: int, limit: int, now) -> list[tuple]:
+    lock = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
+    ts = _ts(now)
+    with transaction.atomic():
+        _release_expired(destination_id, now)
+        return db.fetchall(
+            "UPDATE core_export SET state = %s, started_at = %s, updated_at = %s WHERE id IN ("
+            "SELECT e.id FROM core_export e WHERE e.destination_id = %s AND e.state = %s "
+            "AND (e.send_after IS NULL OR e.send_after <= %s) AND NOT EXISTS (SELECT 1 FROM core_export p "
+            "WHERE p.destination_id = e.destination_id AND p.record_id = e.record_id AND p.state = %s) "
+            f"ORDER BY e.id LIMIT %s{lock}) "
+            "RETURNING id, record_id, run_id, old_properties, new_properties, old_groups, new_groups, to_delete, attempts",
+            [ExportState.PROCESSING, ts, ts, destination_id, ExportState.PENDING, ts, ExportState.PROCESSING, limit],
+        )
+
+
+def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> SendSummary:
+    """Claim and send one batch of due exports of a destination. Returns what happened.
+
+    Safe to run concurrently and twice: claims are exclusive; outcomes are recorded only for
+    rows this call claimed. A failing destination affects only its own exports."""
+    from django.conf import settings
+
+    now = now or timezone.now()
+    limit = limit or settings.GROUPAROO_EXPORT_BATCH_SIZE
+    summary = SendSummary()
+    destination = Destination.objects.select_related("app").get(pk=destination_id)
+    claimed = _claim(destination_id, limit, now)
+    if not claimed:
+        return summary
+    summary.claimed = len(claimed)
+    payloads = [
+        ExportPayload(
+            export_id=eid,
+            record_id=rid,
+            old_properties=_json(op) or {},
+            new_properties=_json(np) or {},
+            old_groups=_json(og) or [],
+            new_groups=_json(ng) or [],
+            to_delete=bool(td),
+        )
+        for eid, rid, _run, op, np, og, ng, td, _att in claimed
+    ]
+    attempts = {eid: att for eid, _r, _run, _op, _np, _og, _ng, _td, att in claimed}
+    runs = {eid: run for eid, _r, run, *_ in claimed}
+    outcomes: dict[int, tuple[str, str, str, float | None, bool]] = {}
+    try:
+        cls = registry.get_destination(destination.type)
+        with cls(destination.app.connector_options(), destination.connector_options()) as connector:
+            results = connector.export_batch(payloads, operations=SyncOperations.for_mode(destination.sync_mode))
+        for r in results:
+            outcomes[r.export_id] = (
+                "ok" if r.success else "fail",
+                r.error if not r.skipped else (r.error or "not sent: the record does not exist at the destination"),
+                r.level,
+                r.retry_after,
+                r.skipped,
+            )
+        for p in payloads:
+            outcomes.setdefault(p.export_id, ("fail", "the destination returned no result for this record", ErrorLevel.ERROR, None, False))
+    except ConnectorError as exc:
+        level = ErrorLevel.ERROR
+        for p in payloads:
+            outcomes[p.export_id] = ("fatal" if exc.permanent else "fail", exc.message, level, exc.retry_after, False)
+    except Exception as exc:  # a connector bug must not leave rows claimed forever
+        logger.exception("destination %s failed to export a batch", destination_id)
+        for p in payloads:
+            outcomes[p.export_id] = ("fail", f"unexpected error: {type(exc).__name__}", ErrorLevel.ERROR, None, False)
+
+    max_attempts = int(setting_number("exports-max-attempts"))
+    base = setting_number("exports-retry-base-seconds")
+    done_at = timezone.now()
+    ts = _ts(done_at)
+    updates = []
+    per_run: dict[int, list[int]] = {}
+    for eid, (kind, message, level, retry_after, skipped) in outcomes.items():
+        att = attempts[eid]
+        run_id = runs[eid]
+        if kind == "ok":
+            updates.append((ExportState.COMPLETE, att + 1, message if skipped else "", ErrorLevel.INFO if skipped else "", None, ts, ts, eid))
+            summary.sent += 1
+            if run_id:
+                per_run.setdefault(run_id, [0, 0])[0] += 1
+        elif retry_after is not None and kind != "fatal":
+            send_after = _ts(done_at + timedelta(seconds=float(retry_after)))
+            updates.append((ExportState.PENDING, att, f"throttled: {message}", ErrorLevel.ERROR, send_after, None, ts, eid))
+            summary.throttled += 1
+        elif kind == "fatal" or level == ErrorLevel.INFO or att + 1 >= max_attempts:
+            updates.append((ExportState.FAILED, att + 1, message, level, None, ts, ts, eid))
+            summary.failed += 1
+            if run_id:
+                per_run.setdefault(run_id, [0, 0])[1] += 1
+        else:
+            delay = base * (2**att)
+            updates.append((ExportState.PENDING, att + 1, message, level, _ts(done_at + timedelta(seconds=delay)), None, ts, eid))
+            summary.retried += 1
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE core_export SET state = %s, attempts = %s, error_message = %s, error_level = %s, "
+                "send_after = %s, completed_at = %s, updated_at = %s, started_at = NULL WHERE id = %s AND state = %s",
+                [(*u, ExportState.PROCESSING) for u in updates],
+            )
+        for run_id, (sent, failed) in per_run.items():
+            db.execute(
+                "UPDATE core_run SET exports_sent = exports_sent + %s, exports_failed = exports_failed + %s WHERE id = %s",
+                [sent, failed, run_id],
+            )
+            if failed:
+                from core.engine.runs import run_add_errors
+
+                errs: dict[str, int] = {}
+                for eid, (kind, message, level, retry_after, skipped) in outcomes.items():
+                    if runs[eid] == run_id and kind != "ok" and retry_after is None:
+                        errs[f"export to {destination.name}: {message}"] = errs.get(f"export to {destination.name}: {message}", 0) + 1
+                run_add_errors(run_id, errs)
+    return summary
+
+
+def next_due(destination_ids: list[int]) -> Any:
+    """When the next pending export of these destinations becomes due (None: none pending)."""
+    if not destination_ids:
+        return None
+    cond, params = db.in_list("destination_id", destination_ids)
+    rows = db.fetchall(
+        f"SELECT MIN(COALESCE(send_after, created_at)), COUNT(*) FROM core_export WHERE {cond} AND state IN (%s, %s)",
+        [*params, ExportState.PENDING, ExportState.PROCESSING],
+    )
+    return rows[0] if rows and rows[0][1] else None

@@ -1,0 +1,126 @@
+"""Group stage: keep memberships current for the records a batch changed.
+
+Only groups whose rules use a changed property are touched, and only for the batch's records:
+per group, one INSERT ... SELECT ... ON CONFLICT for joiners (re-joiners reset their times) and
+one UPDATE for leavers, with the rules compiled to SQL by core.rules. A full recompute (a new or
+edited group, or the clock for relative-date rules) runs the same two statements over the
+model's records in id ranges.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.utils import timezone
+
+from core import rules
+from core.choices import ObjectState, RecordState
+from core.engine import db
+from core.models import Group
+
+
+@dataclass
+class GroupChanges:
+    joined: dict[int, set[int]] = field(default_factory=dict)  # group id -> record ids
+    left: dict[int, set[int]] = field(default_factory=dict)
+
+    @property
+    def records(self) -> set[int]:
+        out: set[int] = set()
+        for ids in (*self.joined.values(), *self.left.values()):
+            out |= ids
+        return out
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.joined.values()) + sum(len(v) for v in self.left.values())
+
+
+def model_groups(model_id: int) -> list[tuple[Group, list[rules.RuleSpec]]]:
+    groups = Group.objects.filter(model_id=model_id).exclude(state=ObjectState.DELETED).prefetch_related("rules__property")
+    return [(g, rules.rule_specs(g)) for g in groups]
+
+
+def _ts(now):
+    return now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+
+
+def memberships_update(
+    *,
+    groups: list[tuple[Group, list[rules.RuleSpec]]],
+    record_ids: list[int],
+    changed_properties: set[int] | None,
+    now=None,
+    id_range: tuple[int, int] | None = None,
+) -> GroupChanges:
+    """Recompute membership of `record_ids` (or of every record with id in `id_range`, inclusive)
+    in the groups whose rules use one of `changed_properties` (None: every group). Runs inside
+    the caller's transaction; idempotent (a second call finds nothing to change)."""
+    now = now or timezone.now()
+    changes = GroupChanges()
+    if not record_ids and id_range is None:
+        return changes
+    if id_range is not None:
+        scope, scope_params = "r.id BETWEEN %s AND %s", list(id_range)
+        mscope, mscope_params = "record_id BETWEEN %s AND %s", list(id_range)
+    else:
+        scope, scope_params = db.in_list("r.id", record_ids)
+        mscope, mscope_params = db.in_list("record_id", record_ids)
+    for group, specs in groups:
+        if changed_properties is not None and not ({s.property_id for s in specs} & changed_properties):
+            continue
+        expr, expr_params = rules.rules_sql(specs, group.match_type, vendor=connection.vendor, now=now, record_alias="r")
+        joined = db.fetchall(
+            "INSERT INTO core_groupmember (group_id, record_id, joined_at, left_at) "
+            f"SELECT %s, r.id, %s, NULL FROM core_record r WHERE r.model_id = %s AND r.state <> %s AND {scope} AND ({expr}) "
+            "ON CONFLICT (group_id, record_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL "
+            "WHERE core_groupmember.left_at IS NOT NULL RETURNING record_id",
+            [group.pk, _ts(now), group.model_id, RecordState.DELETED, *scope_params, *expr_params],
+        )
+        left = db.fetchall(
+            "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
+            f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
+            f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",
+            [_ts(now), group.pk, *mscope_params, group.model_id, RecordState.DELETED, *scope_params, *expr_params],
+        )
+        if joined:
+            changes.joined[group.pk] = {r[0] for r in joined}
+        if left:
+            changes.left[group.pk] = {r[0] for r in left}
+        delta = len(joined) - len(left)
+        if delta:
+            db.execute("UPDATE core_group SET member_count = member_count + %s WHERE id = %s", [delta, group.pk])
+    return changes
+
+
+def memberships_leave(*, record_ids: list[int], now=None) -> GroupChanges:
+    """Deleted records leave every group (one UPDATE)."""
+    now = now or timezone.now()
+    changes = GroupChanges()
+    if not record_ids:
+        return changes
+    cond, params = db.in_list("record_id", record_ids)
+    rows = db.fetchall(
+        f"UPDATE core_groupmember SET left_at = %s WHERE left_at IS NULL AND {cond} RETURNING group_id, record_id",
+        [_ts(now), *params],
+    )
+    for gid, rid in rows:
+        changes.left.setdefault(gid, set()).add(rid)
+    for gid, rids in changes.left.items():
+        db.execute("UPDATE core_group SET member_count = member_count - %s WHERE id = %s", [len(rids), gid])
+    return changes
+
+
+def group_finish(group: Group, *, now=None) -> None:
+    """After a full recompute: exact member count, calculated time, next clock recompute."""
+    from datetime import timedelta
+
+    from core.settings_registry import setting_number
+
+    now = now or timezone.now()
+    count = group.members.filter(left_at__isnull=True).count()
+    specs = rules.rule_specs(group)
+    next_at = None
+    if rules.has_relative_rules(specs):
+        next_at = now + timedelta(minutes=setting_number("groups-relative-recompute-minutes"))
+    Group.objects.filter(pk=group.pk).update(member_count=count, calculated_at=now, next_calculate_at=next_at)

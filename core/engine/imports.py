@@ -1,0 +1,425 @@
+"""Import stage of the pipeline: one batch of source rows -> records and typed record properties.
+
+Per batch, whatever its size, a fixed number of statements:
+  1. one SELECT resolves the batch's keys to records (unique identifier values);
+  2. one INSERT creates the missing records (only sources that own their identifying property);
+  3. one SELECT finds other records already holding this batch's unique values (merge/conflict);
+  4. the rows are unpivoted in Python, coerced to their property types, and bulk-loaded into a
+     staging table (COPY on PostgreSQL, executemany on SQLite);
+  5. one INSERT ... ON CONFLICT DO UPDATE ... WHERE <value is distinct> RETURNING writes the typed
+     values and yields exactly the (record, property) pairs that changed;
+  6. (arrays only) one DELETE drops positions that no longer exist;
+  7. one UPDATE marks the batch's records ready and refreshes their invalid flag.
+A value that does not parse for its property type is kept raw with an invalid reason; the run
+goes on. Merges (two records that turn out to be one customer) are rare and handled pair by pair.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from connectors.base import PropertySpec
+from core import values
+from core.choices import AggregationMethod, RecordState
+from core.engine import db
+from core.models import Property, Source
+
+logger = logging.getLogger(__name__)
+
+STAGE_COLUMNS = (
+    "record_id",
+    "property_id",
+    "position",
+    "raw_value",
+    "value_text",
+    "value_number",
+    "value_datetime",
+    "value_boolean",
+    "unique_value",
+    "invalid_reason",
+)
+_KIND_COLUMN = {"text": 4, "number": 5, "datetime": 6, "boolean": 7}
+
+
+@dataclass
+class SourcePlan:
+    """Everything a batch needs to know about its source, loaded once per run."""
+
+    source: Source
+    model_id: int
+    key_column: str
+    key_property: Property
+    creates_records: bool
+    row_properties: list[Property]
+    aggregate_properties: list[Property]
+    watermark_column: str | None
+    filters: list[dict]
+
+    @property
+    def written_properties(self) -> list[Property]:
+        return [self.key_property, *self.row_properties, *self.aggregate_properties]
+
+
+@dataclass
+class BatchResult:
+    record_ids: list[int] = field(default_factory=list)
+    created: set[int] = field(default_factory=set)
+    changed: dict[int, set[int]] = field(default_factory=dict)  # record id -> changed property ids
+    invalid_records: set[int] = field(default_factory=set)
+    skipped: int = 0
+    merged: int = 0
+    merged_into: set[int] = field(default_factory=set)  # survivors of merges: re-evaluate everything
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, message: str) -> None:
+        self.errors[message] = self.errors.get(message, 0) + 1
+
+
+def source_plan(source: Source) -> SourcePlan:
+    """Load the source's mapping, properties and schedule options. Raises ValueError if the
+    source cannot be read (no mapping)."""
+    mapping = source.mappings.select_related("property").first()
+    if mapping is None:
+        raise ValueError(f"Source {source.name!r} has no mapping: map a source column to a unique property.")
+    key_property = mapping.property
+    is_query = source.type.endswith("-query") or "query" in (source.options or {})
+    own = list(
+        source.properties.filter(state__in=["ready", "draft"]).exclude(pk=key_property.pk).prefetch_related("filters")
+    )
+    creates = key_property.source_id == source.pk
+    row_props, agg_props = [], []
+    for prop in own:
+        opts = prop.options or {}
+        method = opts.get("aggregationMethod", AggregationMethod.EXACT)
+        from_row = (
+            creates
+            and not is_query
+            and opts.get("column")
+            and method in (AggregationMethod.EXACT, "exact")
+            and not prop.is_array
+            and not prop.filters.all()
+        )
+        (row_props if from_row else agg_props).append(prop)
+    schedule = getattr(source, "schedule", None) if hasattr(source, "schedule") else None
+    watermark_column = None
+    filters: list[dict] = []
+    if schedule is not None:
+        watermark_column = (schedule.options or {}).get("column") or None
+        filters = [f.as_spec() for f in schedule.filters.all()]
+    return SourcePlan(
+        source=source,
+        model_id=source.model_id,
+        key_column=mapping.remote_key,
+        key_property=key_property,
+        creates_records=creates,
+        row_properties=row_props,
+        aggregate_properties=agg_props,
+        watermark_column=watermark_column,
+        filters=filters,
+    )
+
+
+def property_spec(prop: Property) -> PropertySpec:
+    return PropertySpec(
+        key=prop.key,
+        options=dict(prop.options or {}),
+        filters=tuple(f.as_spec() for f in prop.filters.all()),
+        is_array=prop.is_array,
+    )
+
+
+def read_columns(plan: SourcePlan) -> list[str] | None:
+    cols = [plan.key_column] + [p.options["column"] for p in plan.row_properties]
+    return list(dict.fromkeys(cols))
+
+
+def _adapt_datetime(value):
+    if value is None or db.is_postgres():
+        return value
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def stage_value(prop: Property, raw: Any) -> tuple:
+    """(raw_value, text, number, datetime, boolean, unique_value, invalid_reason) for one value."""
+    try:
+        typed = values.coerce(prop.type, raw)
+    except ValueError as exc:
+        return (values.raw_text(raw), None, None, None, None, None, str(exc))
+    out: list[Any] = [values.raw_text(raw), None, None, None, None, None, None]
+    if typed is not None:
+        kind = values.value_kind(prop.type)
+        out[_KIND_COLUMN[kind] - 3] = _adapt_datetime(typed) if kind == "datetime" else typed
+        if prop.unique:
+            out[5] = values.canonical(prop.type, typed)
+    return tuple(out)
+
+
+def import_batch(
+    *, plan: SourcePlan, rows: list[dict], aggregates: dict[Any, dict[str, Any]], now=None
+) -> BatchResult:
+    """Write one batch. Must run inside a transaction; idempotent: writing the same batch twice
+    changes nothing the second time (no changed pairs are returned)."""
+    now = now or timezone.now()
+    result = BatchResult()
+    key_prop = plan.key_property
+
+    # Keys: coerce and canonicalise; bad keys are skipped and reported.
+    by_key: dict[str, dict] = {}
+    raw_by_key: dict[str, Any] = {}
+    for row in rows:
+        raw_key = row.get(plan.key_column)
+        try:
+            typed = values.coerce(key_prop.type, raw_key)
+        except ValueError as exc:
+            result.skipped += 1
+            result.error(f"{plan.key_column}: {exc}; row skipped")
+            continue
+        if typed is None:
+            result.skipped += 1
+            continue
+        canon = values.canonical(key_prop.type, typed)
+        by_key[canon] = row  # a later duplicate row for the same key wins
+        raw_by_key[canon] = raw_key
+    if not by_key:
+        return result
+
+    # 1. Resolve keys to records.
+    cond, params = db.in_list("unique_value", list(by_key))
+    found = dict(
+        db.fetchall(
+            f"SELECT unique_value, record_id FROM core_recordproperty WHERE property_id = %s AND {cond}",
+            [key_prop.pk, *params],
+        )
+    )
+    missing = [k for k in by_key if k not in found]
+    if missing:
+        if plan.creates_records:
+            new_ids = _create_records(plan.model_id, len(missing), now)
+            for key, rid in zip(missing, new_ids, strict=True):
+                found[key] = rid
+                result.created.add(rid)
+        else:
+            result.skipped += len(missing)
+            for key in missing:
+                by_key.pop(key)
+    if not by_key:
+        return result
+
+    # 2. Unpivot into staging rows, coercing each value to its property's type.
+    staged: list[tuple] = []
+    key_to_record = {k: found[k] for k in by_key}
+    for key, row in by_key.items():
+        rid = key_to_record[key]
+        staged.append((rid, key_prop.pk, 0, *stage_value(key_prop, raw_by_key[key])))
+        for prop in plan.row_properties:
+            staged.append((rid, prop.pk, 0, *stage_value(prop, row.get(prop.options["column"]))))
+        agg = aggregates.get(_agg_key(row.get(plan.key_column)), {}) if plan.aggregate_properties else {}
+        for prop in plan.aggregate_properties:
+            value = agg.get(prop.key)
+            if prop.is_array:
+                items = list(value) if isinstance(value, (list, tuple)) else ([] if value is None else [value])
+                if not items:
+                    staged.append((rid, prop.pk, 0, None, None, None, None, None, None, None))
+                for pos, item in enumerate(items):
+                    staged.append((rid, prop.pk, pos, *stage_value(prop, item)))
+            else:
+                if value is None and prop.aggregation_method == AggregationMethod.COUNT:
+                    value = 0
+                staged.append((rid, prop.pk, 0, *stage_value(prop, value)))
+
+    # 3. Unique values held by other records: merge, or flag as duplicates.
+    staged = _resolve_unique_conflicts(plan, staged, result, key_to_record)
+
+    # 4-6. Stage and upsert.
+    _load_stage(staged)
+    changed = _upsert_from_stage(now)
+    array_props = [p.pk for p in plan.written_properties if p.is_array]
+    if array_props:
+        changed += _delete_stale_positions(array_props, sorted(set(key_to_record.values())))
+    for rid, pid in changed:
+        result.changed.setdefault(rid, set()).add(pid)
+    result.record_ids = sorted(set(key_to_record.values()))
+    result.invalid_records = {r[0] for r in staged if r[9] is not None}
+    for r in staged:
+        if r[9] is not None:
+            prop_key = next((p.key for p in plan.written_properties if p.pk == r[1]), r[1])
+            result.error(f"{prop_key}: {_reason_class(r[9])}")
+
+    # 7. Records: ready (revived if they had been deleted), invalid flag refreshed where changed.
+    _refresh_records(result.record_ids, plan.creates_records, sorted(result.changed), now)
+    return result
+
+
+def _reason_class(reason: str) -> str:
+    # Aggregate run errors by kind, not by each distinct bad value.
+    return reason.split(" is ", 1)[-1] if " is " in reason else reason
+
+
+def _agg_key(raw_key: Any) -> Any:
+    return raw_key
+
+
+def _create_records(model_id: int, count: int, now) -> list[int]:
+    ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    if db.is_postgres():
+        sql = (
+            "INSERT INTO core_record (model_id, state, invalid, created_at, updated_at) "
+            "SELECT %s, %s, false, %s, %s FROM generate_series(1, %s) RETURNING id"
+        )
+    else:
+        sql = (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %s) "
+            "INSERT INTO core_record (model_id, state, invalid, created_at, updated_at) "
+            "SELECT %s, %s, 0, %s, %s FROM n RETURNING id"
+        )
+    params = [model_id, RecordState.PENDING, ts, ts, count] if db.is_postgres() else [count, model_id, RecordState.PENDING, ts, ts]
+    ids = sorted(r[0] for r in db.fetchall(sql, params))
+    return ids
+
+
+def _resolve_unique_conflicts(plan: SourcePlan, staged: list[tuple], result: BatchResult, key_to_record) -> list[tuple]:
+    """Unique values (other than the key) already held by another record, or twice in the batch.
+
+    Policy: if the other record has its own value for this source's key property, the two are
+    different customers sharing an identifier; the newer claim is flagged invalid ("duplicate").
+    If it has none (it came from another source, e.g. keyed by email), the two are one customer
+    and are merged: the older record survives (see core.services.records.records_merge).
+    """
+    unique_rows = [r for r in staged if r[8] is not None and r[1] != plan.key_property.pk]
+    if not unique_rows:
+        return staged
+    pids = sorted({r[1] for r in unique_rows})
+    cond_p, params_p = db.in_list("property_id", pids)
+    cond_v, params_v = db.in_list("unique_value", sorted({r[8] for r in unique_rows}))
+    holders = {
+        (pid, val): rid
+        for pid, val, rid in db.fetchall(
+            f"SELECT property_id, unique_value, record_id FROM core_recordproperty WHERE {cond_p} AND {cond_v}",
+            [*params_p, *params_v],
+        )
+    }
+    conflicts = {(r[0], holders[(r[1], r[8])]) for r in unique_rows if holders.get((r[1], r[8]), r[0]) != r[0]}
+    remap: dict[int, int] = {}
+    if conflicts:
+        from core.services.records import records_merge
+
+        others = sorted({o for _, o in conflicts})
+        cond_o, params_o = db.in_list("record_id", others)
+        keyed = {
+            rid
+            for (rid,) in db.fetchall(
+                f"SELECT record_id FROM core_recordproperty WHERE property_id = %s AND unique_value IS NOT NULL AND {cond_o}",
+                [plan.key_property.pk, *params_o],
+            )
+        }
+        for mine, other in sorted(conflicts):
+            if other in keyed or mine in remap:
+                continue
+            survivor = records_merge(record_ids=(mine, other), reason=f"source {plan.source.name!r}")
+            loser = other if survivor == mine else mine
+            remap[loser] = survivor
+            result.merged += 1
+            result.merged_into.add(survivor)
+            result.created.discard(loser)
+            for h, rid in list(holders.items()):
+                if rid == loser:
+                    holders[h] = survivor
+        if remap:
+            staged = [(remap.get(r[0], r[0]), *r[1:]) for r in staged]
+            for k, rid in key_to_record.items():
+                key_to_record[k] = remap.get(rid, rid)
+    seen: dict[tuple[int, str], int] = {}
+    out = []
+    for r in staged:
+        if r[8] is not None and r[1] != plan.key_property.pk:
+            holder = holders.get((r[1], r[8]), r[0])
+            first = seen.setdefault((r[1], r[8]), r[0])
+            if holder != r[0] or first != r[0]:
+                other = holder if holder != r[0] else first
+                r = (*r[:8], None, f"duplicate unique value {r[3]!r}: already held by record {other}")
+        out.append(r)
+    return out
+
+
+def _stage_table() -> str:
+    if db.is_postgres():
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS grp_stage (record_id bigint, property_id bigint, position integer, "
+            "raw_value text, value_text text, value_number double precision, value_datetime timestamptz, "
+            "value_boolean boolean, unique_value varchar(500), invalid_reason text) ON COMMIT DELETE ROWS"
+        )
+    else:
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS grp_stage (record_id integer, property_id integer, position integer, "
+            "raw_value text, value_text text, value_number real, value_datetime datetime, value_boolean bool, "
+            "unique_value varchar(500), invalid_reason text)"
+        )
+        db.execute("DELETE FROM grp_stage")
+    return "grp_stage"
+
+
+def _load_stage(staged: list[tuple]) -> None:
+    _stage_table()
+    db.bulk_insert("grp_stage", STAGE_COLUMNS, staged)
+
+
+def _upsert_from_stage(now) -> list[tuple[int, int]]:
+    ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    distinct = " OR ".join(
+        f"core_recordproperty.{c} IS DISTINCT FROM excluded.{c}"
+        for c in ("raw_value", "value_text", "value_number", "value_datetime", "value_boolean", "unique_value", "invalid_reason")
+    )
+    sets = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in ("raw_value", "value_text", "value_number", "value_datetime", "value_boolean", "unique_value", "invalid_reason", "changed_at", "confirmed_at")
+    )
+    cols = ", ".join(STAGE_COLUMNS)
+    sql = (
+        f"INSERT INTO core_recordproperty ({cols}, state, changed_at, confirmed_at) "
+        f"SELECT {cols}, 'ready', %s, %s FROM grp_stage WHERE true "
+        f"ON CONFLICT (record_id, property_id, position) DO UPDATE SET {sets} WHERE {distinct} "
+        f"RETURNING record_id, property_id"
+    )
+    return [tuple(r) for r in db.fetchall(sql, [ts, ts])]
+
+
+def _delete_stale_positions(property_ids: list[int], record_ids: list[int]) -> list[tuple[int, int]]:
+    cond_p, params_p = db.in_list("property_id", property_ids)
+    cond_r, params_r = db.in_list("record_id", record_ids)
+    sql = (
+        f"DELETE FROM core_recordproperty WHERE {cond_p} AND {cond_r} AND NOT EXISTS ("
+        "SELECT 1 FROM grp_stage s WHERE s.record_id = core_recordproperty.record_id "
+        "AND s.property_id = core_recordproperty.property_id AND s.position = core_recordproperty.position) "
+        "RETURNING record_id, property_id"
+    )
+    return [tuple(r) for r in db.fetchall(sql, [*params_p, *params_r])]
+
+
+def _refresh_records(record_ids: list[int], creates: bool, changed_ids: list[int], now) -> None:
+    ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    if changed_ids:
+        cond, params = db.in_list("id", changed_ids)
+        db.execute(
+            "UPDATE core_record SET updated_at = %s, invalid = EXISTS (SELECT 1 FROM core_recordproperty rp "
+            "WHERE rp.record_id = core_record.id AND rp.invalid_reason IS NOT NULL) "
+            f"WHERE {cond}",
+            [ts, *params],
+        )
+    if creates and record_ids:
+        cond, params = db.in_list("id", record_ids)
+        db.execute(
+            f"UPDATE core_record SET state = %s, updated_at = %s WHERE {cond} AND state <> %s",
+            [RecordState.READY, ts, *params, RecordState.READY],
+        )
+
+
+def group_by_key(rows: list[dict], key_column: str) -> dict[Any, list[dict]]:
+    out: dict[Any, list[dict]] = defaultdict(list)
+    for row in rows:
+        out[row.get(key_column)].append(row)
+    return out

@@ -1,0 +1,359 @@
+"""Run orchestration: import batches, recompute groups, build and send exports, finish.
+
+A run is claimed with a conditional UPDATE (pending -> running, or running with an expired
+lease -> running, taken over). Each batch commits its data together with the run's cursor and
+counters, so a run interrupted at any point resumes after its last committed batch. The
+schedule's high watermark moves only when the whole run has read everything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from connectors import registry
+from connectors.base import ConnectorError
+from core.choices import ExportState, RecordState, RunPhase, RunState
+from core.engine import db
+from core.engine.exports import destination_plans, exports_build, exports_send
+from core.engine.groups import GroupChanges, group_finish, memberships_leave, memberships_update, model_groups
+from core.engine.imports import import_batch, property_spec, read_columns, source_plan
+from core.models import Destination, Export, Group, Import, Record, Run, Schedule, Source
+from core.settings_registry import setting_number
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[Run], None]
+
+
+class RunStopped(Exception):
+    """The run was stopped (or taken over) while this worker held it."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lease_seconds() -> float:
+    return setting_number("runs-lease-seconds")
+
+
+def run_claim(run_id: int) -> bool:
+    """Take the run: pending -> running, or running with an expired lease (its worker died)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=lease_seconds())
+    claimed = Run.objects.filter(pk=run_id, state=RunState.PENDING).update(
+        state=RunState.RUNNING, started_at=now, heartbeat_at=now
+    )
+    if not claimed:
+        claimed = Run.objects.filter(pk=run_id, state=RunState.RUNNING, heartbeat_at__lt=stale).update(heartbeat_at=now)
+        if claimed:
+            logger.warning("run %s: lease expired, taken over by %s", run_id, worker_name())
+    return bool(claimed)
+
+
+def run_add_errors(run_id: int, errors: dict[str, int]) -> None:
+    """Aggregate error messages on the run (message -> count). Caller holds the transaction."""
+    if not errors:
+        return
+    run = Run.objects.select_for_update().only("errors", "error").get(pk=run_id)
+    merged = dict(run.errors or {})
+    for message, count in errors.items():
+        merged[message[:500]] = merged.get(message[:500], 0) + count
+    if len(merged) > 100:  # keep the most frequent messages
+        merged = dict(sorted(merged.items(), key=lambda kv: -kv[1])[:100])
+    Run.objects.filter(pk=run_id).update(errors=merged)
+
+
+def _beat(run: Run, **counters) -> None:
+    """Commit progress together with the batch: conditional on the run still being ours."""
+    updates = {k: F(k) + v for k, v in counters.items() if v}
+    updated = Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(heartbeat_at=timezone.now(), **updates)
+    if not updated:
+        raise RunStopped(f"run {run.pk} is no longer running")
+
+
+def watermark_signature(source: Source) -> str:
+    """Changes when anything that decides which rows a schedule reads changes."""
+    schedule = getattr(source, "schedule", None)
+    payload = {
+        "source": source.options,
+        "type": source.type,
+        "mapping": list(source.mappings.values_list("remote_key", "property_id")),
+        "schedule": schedule.options if schedule else None,
+        "filters": [f.as_spec() for f in schedule.filters.all()] if schedule else [],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_process(run_id: int, *, progress: Progress | None = None, wait_for_exports: bool = False) -> Run:
+    """Do (or resume) the run's work. Safe to call twice and concurrently: only the claimer works.
+
+    wait_for_exports: keep sending until no export of this run is pending (sleeping through
+    retry delays), as the foreground `run_schedule` command does; otherwise leave retries to the
+    clock (core.tasks.tick).
+    """
+    run = Run.objects.get(pk=run_id)
+    if run.state == RunState.RUNNING and run.phase == RunPhase.EXPORTING and not run_claim(run_id):
+        return run
+    if run.state not in (RunState.PENDING, RunState.RUNNING) or not run_claim(run_id):
+        return Run.objects.get(pk=run_id)
+    run.refresh_from_db()
+    try:
+        if run.phase in (RunPhase.IMPORTING, RunPhase.PROCESSING):
+            if run.source_id:
+                _import_source(run, progress)
+            elif run.group_id:
+                _recompute_group(run, progress)
+            elif run.destination_id:
+                _export_destination_everything(run, progress)
+            Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(phase=RunPhase.EXPORTING, percent_complete=90)
+            run.refresh_from_db()
+        if run.export:
+            _send_run_exports(run, progress, wait=wait_for_exports)
+        run_finish_if_done(run.pk)
+    except RunStopped:
+        logger.info("run %s stopped", run_id)
+    except ConnectorError as exc:
+        _fail(run, exc.message)
+    except Exception as exc:
+        logger.exception("run %s failed", run_id)
+        _fail(run, f"{type(exc).__name__}: {exc}")
+        raise
+    return Run.objects.get(pk=run_id)
+
+
+def _fail(run: Run, message: str) -> None:
+    Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
+        state=RunState.FAILED, error=message[:2000], completed_at=timezone.now()
+    )
+
+
+def _import_source(run: Run, progress: Progress | None) -> None:
+    source = Source.objects.select_related("app", "model").get(pk=run.source_id)
+    schedule = Schedule.objects.filter(source=source).prefetch_related("filters").first()
+    plan = source_plan(source)
+    groups = model_groups(source.model_id)
+    dplans = destination_plans(source.model_id) if run.export else []
+    batch_size = settings.GROUPAROO_BATCH_SIZE
+    source_cls = registry.get_source(source.type)
+    with source_cls(source.app.connector_options(), source.connector_options()) as connector:
+        if run.batches_done == 0 and run.cursor is None:
+            # First batch: fix what this run reads (>= the stored watermark) and what it will store.
+            signature = watermark_signature(source)
+            since = None
+            if schedule and schedule.incremental and not run.full and plan.watermark_column:
+                if schedule.watermark_signature == signature:
+                    since = schedule.high_watermark
+            high = None
+            if plan.watermark_column:
+                high = connector.max_watermark(watermark_column=plan.watermark_column, filters=plan.filters)
+            total = connector.count(
+                watermark_column=plan.watermark_column if since is not None else None, since=since, filters=plan.filters
+            )
+            Run.objects.filter(pk=run.pk).update(starting_watermark=since, high_watermark=high, rows_total=total)
+            run.refresh_from_db()
+        since = run.starting_watermark
+        agg_specs = [property_spec(p) for p in plan.aggregate_properties]
+        while True:
+            page = connector.read_batch(
+                key_column=plan.key_column,
+                columns=read_columns(plan) if plan.creates_records else [plan.key_column],
+                watermark_column=plan.watermark_column if since is not None else None,
+                since=since,
+                after=run.cursor,
+                limit=batch_size,
+                filters=plan.filters,
+                distinct_keys=not plan.creates_records,
+            )
+            if not page.rows:
+                break
+            aggregates = {}
+            if agg_specs:
+                keys = [r[plan.key_column] for r in page.rows if r.get(plan.key_column) is not None]
+                aggregates = connector.aggregate(
+                    properties=agg_specs, key_column=plan.key_column, key_property=plan.key_property.key, keys=keys
+                )
+            with transaction.atomic():
+                result = import_batch(plan=plan, rows=page.rows, aggregates=aggregates)
+                changed_records = set(result.changed) | result.merged_into
+                changed_props = set().union(*result.changed.values()) if result.changed else set()
+                if result.merged_into:
+                    changed_props = None  # a merge can change anything
+                gchanges = memberships_update(
+                    groups=groups, record_ids=sorted(changed_records), changed_properties=changed_props
+                )
+                exported = 0
+                if dplans:
+                    exported = exports_build(
+                        model_id=source.model_id, record_ids=sorted(changed_records | gchanges.records),
+                        run_id=run.pk, plans=dplans,
+                    )
+                batch_no = run.batches_done + 1
+                Import.objects.create(
+                    run=run, source=source, batch=batch_no, rows_read=len(page.rows),
+                    records_created=len(result.created),
+                    records_updated=len(set(result.changed) - result.created),
+                    records_skipped=result.skipped, record_ids=result.record_ids,
+                    watermark_from=run.cursor, watermark_to=page.cursor,
+                )
+                run_add_errors(run.pk, result.errors)
+                read = run.rows_read + len(page.rows)
+                percent = min(89, int(90 * read / run.rows_total)) if run.rows_total else 0
+                _beat(
+                    run, rows_read=len(page.rows), records_created=len(result.created),
+                    records_updated=len(set(result.changed) - result.created),
+                    records_invalid=len(result.invalid_records & set(result.changed)),
+                    records_skipped=result.skipped, records_merged=result.merged,
+                    groups_changed=gchanges.count, exports_created=exported, batches_done=1,
+                )
+                Run.objects.filter(pk=run.pk).update(cursor=page.cursor, percent_complete=percent)
+            run.refresh_from_db()
+            if progress:
+                progress(run)
+            if len(page.rows) < batch_size:
+                break
+    Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(phase=RunPhase.PROCESSING)
+    if schedule and schedule.confirm_records and plan.creates_records and since is None and not plan.filters:
+        _delete_unconfirmed(run, source, groups, dplans)
+    if schedule:
+        Schedule.objects.filter(pk=schedule.pk).update(
+            high_watermark=run.high_watermark, watermark_signature=watermark_signature(source),
+            last_run_at=timezone.now(),
+        )
+
+
+def _delete_unconfirmed(run: Run, source: Source, groups, dplans) -> None:
+    """After a full read of a record-creating source: records it no longer has are deleted."""
+    seen: set[int] = set()
+    for ids in Import.objects.filter(run=run, source=source).values_list("record_ids", flat=True):
+        seen.update(ids)
+    plan_key = source.mappings.values_list("property_id", flat=True).first()
+    candidates = set(
+        Record.objects.filter(model_id=source.model_id)
+        .exclude(state=RecordState.DELETED)
+        .filter(properties__property_id=plan_key, properties__unique_value__isnull=False)
+        .values_list("pk", flat=True)
+    )
+    gone = sorted(candidates - seen)
+    step = settings.GROUPAROO_BATCH_SIZE
+    for i in range(0, len(gone), step):
+        chunk = gone[i : i + step]
+        with transaction.atomic():
+            Record.objects.filter(pk__in=chunk).update(state=RecordState.DELETED, updated_at=timezone.now())
+            changes = memberships_leave(record_ids=chunk)
+            exported = exports_build(model_id=source.model_id, record_ids=chunk, run_id=run.pk, plans=dplans) if dplans else 0
+            _beat(run, records_deleted=len(chunk), groups_changed=changes.count, exports_created=exported)
+
+
+def _recompute_group(run: Run, progress: Progress | None) -> None:
+    """Recompute one group over its model's records, in id ranges, exporting what changed."""
+    group = Group.objects.get(pk=run.group_id)
+    groups = [(g, specs) for g, specs in model_groups(group.model_id) if g.pk == group.pk]
+    dplans = destination_plans(group.model_id) if run.export else []
+    step = settings.GROUPAROO_BATCH_SIZE
+    ids = Record.objects.filter(model_id=group.model_id).order_by("pk").values_list("pk", flat=True)
+    total = ids.count()
+    Run.objects.filter(pk=run.pk).update(rows_total=total)
+    last = run.cursor or 0
+    done = run.rows_read
+    while True:
+        chunk = list(ids.filter(pk__gt=last)[:step])
+        if not chunk:
+            break
+        with transaction.atomic():
+            if groups:
+                changes = memberships_update(
+                    groups=groups, record_ids=[], changed_properties=None, id_range=(chunk[0], chunk[-1])
+                )
+            else:  # the group was deleted: everyone leaves
+                changes = GroupChanges()
+            exported = 0
+            if dplans and changes.records:
+                exported = exports_build(model_id=group.model_id, record_ids=sorted(changes.records), run_id=run.pk, plans=dplans)
+            done += len(chunk)
+            _beat(run, rows_read=len(chunk), groups_changed=changes.count, exports_created=exported, batches_done=1)
+            Run.objects.filter(pk=run.pk).update(cursor=chunk[-1], percent_complete=min(89, int(90 * done / max(total, 1))))
+        last = chunk[-1]
+        run.refresh_from_db()
+        if progress:
+            progress(run)
+    group_finish(group)
+
+
+def _export_destination_everything(run: Run, progress: Progress | None) -> None:
+    """A destination's mapping or tracked collection changed: re-evaluate every record."""
+    destination = Destination.objects.get(pk=run.destination_id)
+    dplans = [p for p in destination_plans(destination.model_id) if p.destination.pk == destination.pk]
+    step = settings.GROUPAROO_BATCH_SIZE
+    ids = Record.objects.filter(model_id=destination.model_id).order_by("pk").values_list("pk", flat=True)
+    last = run.cursor or 0
+    while True:
+        chunk = list(ids.filter(pk__gt=last)[:step])
+        if not chunk:
+            break
+        with transaction.atomic():
+            exported = exports_build(model_id=destination.model_id, record_ids=chunk, run_id=run.pk, plans=dplans) if dplans else 0
+            _beat(run, rows_read=len(chunk), exports_created=exported, batches_done=1)
+            Run.objects.filter(pk=run.pk).update(cursor=chunk[-1])
+        last = chunk[-1]
+
+
+def _send_run_exports(run: Run, progress: Progress | None, *, wait: bool) -> None:
+    """Send this run's pending exports, destination by destination (one failing destination
+    does not stop the others). With wait=True, sleep through retry delays until none is left."""
+    while True:
+        dest_ids = list(
+            Export.objects.filter(run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING])
+            .values_list("destination_id", flat=True)
+            .distinct()
+        )
+        if not dest_ids:
+            return
+        progressed = False
+        for did in dest_ids:
+            while True:
+                summary = exports_send(destination_id=did)
+                if not summary.claimed:
+                    break
+                progressed = True
+                _beat(run)
+                if progress:
+                    run.refresh_from_db()
+                    progress(run)
+        if not wait:
+            return
+        if not progressed:
+            due = (
+                Export.objects.filter(run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING])
+                .order_by("send_after")
+                .values_list("send_after", flat=True)
+                .first()
+            )
+            delay = 0.2 if due is None else max(0.05, min(5.0, (due - timezone.now()).total_seconds()))
+            _beat(run)
+            time.sleep(delay)
+
+
+def run_finish_if_done(run_id: int) -> bool:
+    """Complete the run once nothing of it is left to import or send."""
+    run = Run.objects.get(pk=run_id)
+    if run.state != RunState.RUNNING or run.phase != RunPhase.EXPORTING:
+        return False
+    if Export.objects.filter(run_id=run_id, state__in=[ExportState.PENDING, ExportState.PROCESSING]).exists():
+        return False
+    return bool(
+        Run.objects.filter(pk=run_id, state=RunState.RUNNING, phase=RunPhase.EXPORTING).update(
+            state=RunState.COMPLETE, phase=RunPhase.DONE, percent_complete=100, completed_at=timezone.now()
+        )
+    )

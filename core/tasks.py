@@ -1,0 +1,98 @@
+"""django-q2 entry points. Each takes ids, claims its work, calls the engine, and is safe to run
+twice (at-least-once delivery). The one recurring schedule calls `tick` every minute."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.choices import ExportState, ObjectState, RunCreator, RunPhase, RunState
+from core.models import Export, Group, Run
+
+logger = logging.getLogger(__name__)
+
+# The schedule rows' func strings; tests import each one.
+TICK_FUNC = "core.tasks.tick"
+
+
+def process_run(run_id: int) -> dict:
+    """Do or resume a run."""
+    from core.engine.runs import run_process
+
+    run = run_process(run_id)
+    return {"run": run.pk, "state": run.state}
+
+
+def send_exports(destination_id: int) -> dict:
+    """Send every due export of a destination, batch after batch, then finish finished runs."""
+    from core.engine.exports import exports_send
+    from core.engine.runs import run_finish_if_done
+
+    sent = failed = 0
+    while True:
+        summary = exports_send(destination_id=destination_id)
+        sent += summary.sent
+        failed += summary.failed
+        if not summary.claimed:
+            break
+    for run_id in Run.objects.filter(state=RunState.RUNNING, phase=RunPhase.EXPORTING).values_list("pk", flat=True):
+        run_finish_if_done(run_id)
+    return {"destination": destination_id, "sent": sent, "failed": failed}
+
+
+def enqueue_send(destination_id: int) -> None:
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task(send_exports, destination_id))
+
+
+def tick() -> dict:
+    """Every minute: start due schedules, re-drive abandoned runs, recompute relative-date
+    groups, check app refresh queries, send due export retries. Each step claims with a
+    conditional UPDATE, so two ticks at once do no duplicate work."""
+    from core.services.schedules import app_refresh_queries_check, schedules_start_due
+
+    started = schedules_start_due()
+    refreshed = app_refresh_queries_check()
+    groups = _relative_groups_due()
+    abandoned = _redrive_abandoned_runs()
+    destinations = list(
+        Export.objects.filter(state=ExportState.PENDING, send_after__lte=timezone.now())
+        .values_list("destination_id", flat=True)
+        .distinct()
+    ) + list(Export.objects.filter(state=ExportState.PENDING, send_after__isnull=True).values_list("destination_id", flat=True).distinct())
+    for did in sorted(set(destinations)):
+        enqueue_send(did)
+    return {"started": started, "refreshed": refreshed, "groups": groups, "redriven": abandoned}
+
+
+def _relative_groups_due() -> int:
+    from core.services.groups import group_recompute_enqueue
+
+    now = timezone.now()
+    count = 0
+    for group in Group.objects.filter(next_calculate_at__lte=now).exclude(state=ObjectState.DELETED):
+        # Claim: move next_calculate_at forward conditionally so two ticks start one recompute.
+        if Group.objects.filter(pk=group.pk, next_calculate_at=group.next_calculate_at).update(next_calculate_at=None):
+            group_recompute_enqueue(group=group)
+            count += 1
+    return count
+
+
+def _redrive_abandoned_runs() -> int:
+    from core.engine.runs import lease_seconds
+
+    from django_q.tasks import async_task
+
+    stale = timezone.now() - timedelta(seconds=lease_seconds())
+    ids = list(
+        Run.objects.filter(state=RunState.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True)
+    ) + list(Run.objects.filter(state=RunState.PENDING, created_at__lt=stale).values_list("pk", flat=True))
+    for run_id in ids:
+        async_task(process_run, run_id)
+    return len(ids)
+
+
+__all__ = ["process_run", "send_exports", "tick", "enqueue_send", "RunCreator"]
