@@ -340,6 +340,13 @@ def demo_configuration_ensure(*, paths: DemoPaths) -> DemoResult:
             options={"query": "SELECT id FROM users"},
         )
         ensure(m.SourceMapping, {"source": queries, "remote_key": "id"}, property=props["user_id"])
+        # A query property: {{{ user_id }}} becomes the record's key, as a bound parameter.
+        prop(
+            queries,
+            "first_purchase_at",
+            PropertyType.DATE,
+            {"query": "SELECT MIN(purchased_at) FROM purchases WHERE user_id = {{{ user_id }}}"},
+        )
 
         # Schedules: every 5 minutes, incremental over a watermark column.
         users_schedule = ensure(
