@@ -353,6 +353,8 @@ def _stage_table() -> str:
             "raw_value text, value_text text, value_number double precision, value_datetime timestamptz, "
             "value_boolean boolean, unique_value varchar(500), invalid_reason text) ON COMMIT DELETE ROWS"
         )
+        # Several batches can share one transaction (secondary sources, tests): start empty.
+        db.execute("DELETE FROM grp_stage")
     else:
         db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS grp_stage (record_id integer, property_id integer, position integer, "

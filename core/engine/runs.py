@@ -144,9 +144,59 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     schedule = Schedule.objects.filter(source=source).prefetch_related("filters").first()
     plan = source_plan(source)
     groups = model_groups(source.model_id)
-    dplans = destination_plans(source.model_id) if run.export else []
+    dplans = destination_plans(source.model_id)
     batch_size = settings.GROUPAROO_BATCH_SIZE
     source_cls = registry.get_source(source.type)
+    enrichers = _enrichers(plan) if plan.creates_records else []
+    try:
+        _import_loop(run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress)
+    finally:
+        for _, _, conn in enrichers:
+            conn.close()
+    Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(phase=RunPhase.PROCESSING)
+    if schedule and schedule.confirm_records and plan.creates_records and run.starting_watermark is None and not plan.filters:
+        _delete_unconfirmed(run, source, groups, dplans)
+    if schedule:
+        Schedule.objects.filter(pk=schedule.pk).update(
+            high_watermark=run.high_watermark, watermark_signature=watermark_signature(source),
+            last_run_at=timezone.now(),
+        )
+
+
+def _enrichers(plan):
+    """Secondary sources whose aggregates new records need at once (a new customer with no
+    purchases has purchase_count 0, not nothing): (plan, specs, open connector) for each source
+    of the model keyed by a property this source writes."""
+    written = {p.pk: p for p in [plan.key_property, *plan.row_properties]}
+    out = []
+    for other in Source.objects.filter(model_id=plan.model_id).exclude(pk=plan.source.pk).select_related("app"):
+        try:
+            oplan = source_plan(other)
+        except ValueError:
+            continue
+        if oplan.creates_records or not oplan.aggregate_properties or oplan.key_property.pk not in written:
+            continue
+        cls = registry.get_source(other.type)
+        conn = cls(other.app.connector_options(), other.connector_options())
+        out.append((oplan, [property_spec(p) for p in oplan.aggregate_properties], conn))
+    return out
+
+
+def _enrich_new_records(plan, enrichers, rows, created_keys_rows):
+    """Compute secondary-source properties of this batch's new records; returns BatchResults."""
+    results = []
+    for oplan, specs, conn in enrichers:
+        prop = oplan.key_property
+        column = plan.key_column if prop.pk == plan.key_property.pk else prop.options.get("column")
+        keys = [r.get(column) for r in created_keys_rows if r.get(column) is not None]
+        if not keys:
+            continue
+        aggregates = conn.aggregate(properties=specs, key_column=oplan.key_column, key_property=prop.key, keys=keys)
+        results.append(import_batch(plan=oplan, rows=[{oplan.key_column: k} for k in keys], aggregates=aggregates))
+    return results
+
+
+def _import_loop(run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress):
     with source_cls(source.app.connector_options(), source.connector_options()) as connector:
         if run.batches_done == 0 and run.cursor is None:
             # First batch: fix what this run reads (>= the stored watermark) and what it will store.
@@ -188,6 +238,12 @@ def _import_source(run: Run, progress: Progress | None) -> None:
                 result = import_batch(plan=plan, rows=page.rows, aggregates=aggregates)
                 changed_records = set(result.changed) | result.merged_into
                 changed_props = set().union(*result.changed.values()) if result.changed else set()
+                if enrichers and result.created:
+                    new_rows = _rows_of_records(plan, page.rows, result)
+                    for extra in _enrich_new_records(plan, enrichers, page.rows, new_rows):
+                        changed_records |= set(extra.changed)
+                        for pids in extra.changed.values():
+                            changed_props |= pids
                 if result.merged_into:
                     changed_props = None  # a merge can change anything
                 gchanges = memberships_update(
@@ -223,14 +279,28 @@ def _import_source(run: Run, progress: Progress | None) -> None:
                 progress(run)
             if len(page.rows) < batch_size:
                 break
-    Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(phase=RunPhase.PROCESSING)
-    if schedule and schedule.confirm_records and plan.creates_records and since is None and not plan.filters:
-        _delete_unconfirmed(run, source, groups, dplans)
-    if schedule:
-        Schedule.objects.filter(pk=schedule.pk).update(
-            high_watermark=run.high_watermark, watermark_signature=watermark_signature(source),
-            last_run_at=timezone.now(),
+
+
+def _rows_of_records(plan, rows, result) -> list[dict]:
+    """The rows of this batch that created records (by canonical key)."""
+    from core import values
+
+    created_keys = set(
+        db.fetchall(
+            "SELECT unique_value FROM core_recordproperty WHERE property_id = %s AND " + db.in_list("record_id", sorted(result.created))[0],
+            [plan.key_property.pk, *db.in_list("record_id", sorted(result.created))[1]],
         )
+    )
+    created_keys = {k for (k,) in created_keys}
+    out = []
+    for row in rows:
+        try:
+            key = values.canonical(plan.key_property.type, values.coerce(plan.key_property.type, row.get(plan.key_column)))
+        except ValueError:
+            continue
+        if key in created_keys:
+            out.append(row)
+    return out
 
 
 def _delete_unconfirmed(run: Run, source: Source, groups, dplans) -> None:
@@ -260,7 +330,7 @@ def _recompute_group(run: Run, progress: Progress | None) -> None:
     """Recompute one group over its model's records, in id ranges, exporting what changed."""
     group = Group.objects.get(pk=run.group_id)
     groups = [(g, specs) for g, specs in model_groups(group.model_id) if g.pk == group.pk]
-    dplans = destination_plans(group.model_id) if run.export else []
+    dplans = destination_plans(group.model_id)
     step = settings.GROUPAROO_BATCH_SIZE
     ids = Record.objects.filter(model_id=group.model_id).order_by("pk").values_list("pk", flat=True)
     total = ids.count()
@@ -350,7 +420,8 @@ def run_finish_if_done(run_id: int) -> bool:
     run = Run.objects.get(pk=run_id)
     if run.state != RunState.RUNNING or run.phase != RunPhase.EXPORTING:
         return False
-    if Export.objects.filter(run_id=run_id, state__in=[ExportState.PENDING, ExportState.PROCESSING]).exists():
+    # A run with export=False queues its exports for the clock to send; it does not wait for them.
+    if run.export and Export.objects.filter(run_id=run_id, state__in=[ExportState.PENDING, ExportState.PROCESSING]).exists():
         return False
     return bool(
         Run.objects.filter(pk=run_id, state=RunState.RUNNING, phase=RunPhase.EXPORTING).update(
