@@ -128,3 +128,16 @@ def test_the_shop_data_is_deterministic(tmp_path):
     for table in ("users", "purchases"):
         sql = f"SELECT * FROM {table} ORDER BY id"
         assert rows(a.shop, sql) == rows(b.shop, sql)
+
+
+def test_the_demo_api_key_is_printed_once_and_reads_records(tmp_path):
+    pytest.importorskip("core.services.api_keys")
+    first = load(tmp_path)
+    second = load(tmp_path)
+
+    assert "Demo API key" in first
+    assert "Demo API key" not in second
+    key = m.ApiKey.objects.get(name="demo")
+    permission = key.permissions.get(topic="records")
+    assert permission.read and not permission.write
+    assert key.hashed_key not in first
