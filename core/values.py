@@ -37,24 +37,42 @@ def _text(raw: Any) -> str:
     return text
 
 
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
 def _number(raw: Any, *, integer: bool) -> float:
     if isinstance(raw, bool):
         raise ValueError(f"{raw!r} is a boolean, not a number")
-    if isinstance(raw, (int, float, Decimal)):
-        value = float(raw)
+    if isinstance(raw, (int, Decimal)):
+        exact = Decimal(raw)
+    elif isinstance(raw, float):
+        exact = None
     else:
-        text = _text(raw).strip().replace(",", "") if isinstance(raw, str) and raw.count(",") and "." in raw else _text(raw).strip()
+        text = _text(raw).strip()
+        if _THOUSANDS.match(text):  # "1,234,567.89": thousands separators only
+            text = text.replace(",", "")
         try:
-            value = float(Decimal(text))
+            exact = Decimal(text)
         except (InvalidOperation, ValueError):
             raise ValueError(f"{_short(raw)} is not a number") from None
+    if exact is not None:
+        if not exact.is_finite():
+            raise ValueError(f"{_short(raw)} is not a finite number")
+        if integer:
+            if exact != exact.to_integral_value():
+                raise ValueError(f"{_short(raw)} is not a whole number")
+            if abs(exact) > 2**53:
+                raise ValueError(f"{_short(raw)} is too large for an integer property")
+        try:
+            value = float(exact)
+        except OverflowError:
+            raise ValueError(f"{_short(raw)} is too large a number") from None
+    else:
+        value = float(raw)
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"{_short(raw)} is not a finite number")
-    if integer:
-        if value != int(value):
-            raise ValueError(f"{_short(raw)} is not a whole number")
-        if abs(value) > 2**53:
-            raise ValueError(f"{_short(raw)} is too large for an integer property")
+    if integer and value != int(value):
+        raise ValueError(f"{_short(raw)} is not a whole number")
     return value
 
 
@@ -77,7 +95,10 @@ def _datetime(raw: Any) -> dt.datetime:
     elif isinstance(raw, dt.date):
         value = dt.datetime(raw.year, raw.month, raw.day)
     elif isinstance(raw, (int, float, Decimal)) and not isinstance(raw, bool):
-        seconds = float(raw)
+        try:
+            seconds = float(raw)
+        except OverflowError:
+            raise ValueError(f"{_short(raw)} is not a date") from None
         if abs(seconds) > 1e11:  # epoch milliseconds, as JavaScript sources write them
             seconds /= 1000
         try:
@@ -198,4 +219,4 @@ def coerce_match(property_type: str, match: str, *, many: bool = False) -> Any:
             return match  # comparing text; a partial email is a fine match value
         return coerce(property_type, match)
     except ValueError as exc:
-        raise ValueError(f"{match!r} does not suit a {property_type} property: {exc}") from None
+        raise ValueError(f"{match!r} does not suit this {property_type} property: {exc}") from None
