@@ -1,1 +1,234 @@
-"""Placeholder: replaced by the real postgres connector."""
+"""PostgreSQL: the app ("postgres"), table and query sources, and the export destination.
+Only what PostgreSQL does differently from `connectors.sql` lives here.
+
+Connections use psycopg 3 with keyword arguments (no DSN string is ever built, so none can leak
+the password). Source transactions start with `SET TRANSACTION READ ONLY` and a transaction-local
+statement_timeout. psycopg sends Python str parameters as `unknown`, so a watermark or cursor that
+came back as an ISO string compares with a timestamptz column exactly.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import errors
+from psycopg.types.json import Jsonb
+
+from connectors.base import ConnectorError, Option
+from connectors.registry import register
+from connectors.sql import (
+    Dialect,
+    Frag,
+    SqlApp,
+    SqlDestination,
+    SqlQuerySource,
+    SqlTableSource,
+    timeout_option,
+)
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+CONNECT_TIMEOUT = 10
+
+
+def _get(options: dict[str, Any], key: str, default: Any = None) -> Any:
+    value = options.get(key)
+    return default if value is None or value == "" else value
+
+
+class PostgresDialect(Dialect):
+    name = "PostgreSQL"
+    placeholder = "%s"
+    driver_errors = (psycopg.Error,)
+
+    def quote(self, ident: str) -> str:
+        return super().quote(ident).replace("%", "%%")  # statements always carry parameters
+
+    def escape_sql_text(self, sql: str) -> str:
+        return sql.replace("%", "%%")
+
+    def _regclass(self, options: dict[str, Any], table: str) -> str:
+        """The qualified name as text for to_regclass() (a parameter: no % doubling)."""
+        return f"{Dialect.quote(self, _get(options, 'schema', 'public'))}.{Dialect.quote(self, table)}"
+
+    def connect(self, options: dict[str, Any], *, read_only: bool) -> Any:
+        host = str(_get(options, "host", "localhost"))
+        try:
+            port = int(_get(options, "port", 5432))
+        except (TypeError, ValueError):
+            raise ConnectorError(f"Port {options.get('port')!r} is not a number.", permanent=True) from None
+        kwargs: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "dbname": _get(options, "database"),
+            "user": _get(options, "user"),
+            "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": "grouparoo",
+        }
+        password = _get(options, "password")
+        if password is not None:
+            kwargs["password"] = str(password)
+        if _get(options, "sslmode"):
+            kwargs["sslmode"] = options["sslmode"]
+        try:
+            conn = psycopg.connect(**kwargs)
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split()).rsplit(" failed: ", 1)[-1].removeprefix("FATAL: ").strip()
+            if password:
+                reason = reason.replace(str(password), "********")
+            permanent = any(
+                s in reason for s in ("does not exist", "authentication failed", "password", "pg_hba.conf", "SSL")
+            )
+            # `from None`: the driver's exception is not carried along, only this safe message.
+            raise ConnectorError(f"Could not connect to PostgreSQL at {host}:{port}: {reason}", permanent=permanent) from None
+        schema = str(_get(options, "schema", "public"))
+        path = Dialect.quote(self, schema) + ("" if schema == "public" else ", public")
+        conn.execute("SELECT set_config('search_path', %s, false)", [path])
+        conn.commit()
+        return conn
+
+    def begin(self, conn: Any, *, read_only: bool, timeout: float | None) -> None:
+        if read_only:
+            conn.execute("SET TRANSACTION READ ONLY")
+        if timeout:
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(timeout * 1000))])
+
+    def server_description(self, conn: Any, options: dict[str, Any]) -> str:
+        version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        return f"Connected to PostgreSQL {version}, database {database}"
+
+    def table_ref(self, options: dict[str, Any], table: str) -> str:
+        return f"{self.quote(_get(options, 'schema', 'public'))}.{self.quote(table)}"
+
+    def table_columns(self, cur: Any, options: dict[str, Any], table: str) -> list[tuple[str, str | None]]:
+        cur.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            [self._regclass(options, table)],
+        )
+        return [tuple(row) for row in cur.fetchall()]
+
+    def has_unique_index(self, cur: Any, options: dict[str, Any], table: str, column: str) -> bool:
+        cur.execute(
+            "SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indnkeyatts = 1"
+            " AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = %s",
+            [self._regclass(options, table), column],
+        )
+        return cur.fetchone() is not None
+
+    def description_types(self, cur: Any) -> list[str | None]:
+        types = cur.connection.adapters.types
+        return [getattr(types.get(d.type_code), "name", None) for d in cur.description]
+
+    def like_sql(self, expr: str) -> str:
+        return f"CAST({expr} AS TEXT) ILIKE %s ESCAPE '\\'"
+
+    def array_agg_sql(self, value: str, order: str) -> str:
+        return f"array_agg({value} ORDER BY {order})"
+
+    def array_subquery_sql(self, select_sql: str, column: str) -> str:
+        return f"ARRAY({select_sql})"
+
+    def keys_relation(self, keys: Sequence[Any]) -> Frag:
+        # A typed array, so `column = _keys._k` compares like with like.
+        if all(isinstance(k, bool) for k in keys):
+            array_type = "boolean[]"
+        elif all(isinstance(k, int) and not isinstance(k, bool) and -(2**63) <= k < 2**63 for k in keys):
+            array_type = "bigint[]"
+        elif all(isinstance(k, int | float | Decimal) and not isinstance(k, bool) for k in keys):
+            array_type = "numeric[]"
+        else:
+            array_type, keys = "text[]", [str(k) for k in keys]
+        return Frag(f"SELECT unnest(CAST(%s AS {array_type}))", [list(keys)])
+
+    def adapt_value(self, value: Any, column_type: str | None) -> Any:
+        t = (column_type or "").lower()
+        if t in ("json", "jsonb"):
+            return Jsonb(value)
+        if isinstance(value, dict):
+            return Jsonb(value)
+        if isinstance(value, list) and not t.endswith("]"):
+            return json.dumps(value, default=str)
+        return value
+
+    def translate_error(self, exc: BaseException, *, timeout: float | None) -> ConnectorError:
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        diag = getattr(exc, "diag", None)
+        primary = getattr(diag, "message_primary", None) if diag is not None else None
+        if not primary:
+            lines = str(exc).strip().splitlines()
+            primary = lines[0] if lines else type(exc).__name__
+        if isinstance(exc, errors.UndefinedTable):
+            name = primary.split('"')[1] if primary.count('"') >= 2 else primary
+            return ConnectorError(f'table "{name}" does not exist', permanent=True)
+        if isinstance(exc, errors.QueryCanceled):
+            limit = f" of {timeout:g} s" if timeout else ""
+            return ConnectorError(f"The query was cancelled after the statement timeout{limit}.")
+        if isinstance(exc, errors.ReadOnlySqlTransaction):
+            return ConnectorError(f"Sources are read-only: PostgreSQL refused a write ({primary}).", permanent=True)
+        if self.is_disconnect(exc):
+            return ConnectorError(f"Lost the connection to PostgreSQL: {primary}")
+        permanent = sqlstate[:2] in ("0A", "22", "23", "25", "28", "2B", "3D", "3F", "42", "44", "P0")
+        return ConnectorError(f"PostgreSQL error: {primary}", permanent=permanent)
+
+    def is_record_error(self, exc: BaseException) -> bool:
+        return (getattr(exc, "sqlstate", None) or "")[:2] in ("22", "23")
+
+    def is_type_mismatch(self, exc: BaseException) -> bool:
+        return getattr(exc, "sqlstate", None) in ("42883", "42804")
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        sqlstate = getattr(exc, "sqlstate", None)
+        return isinstance(exc, psycopg.OperationalError) and (sqlstate is None or sqlstate.startswith("08"))
+
+
+POSTGRES = PostgresDialect()
+
+
+@register
+class PostgresApp(SqlApp):
+    key = "postgres"
+    label = "PostgreSQL"
+    dialect = POSTGRES
+    options = (
+        Option("host", "Host", required=True, default="localhost"),
+        Option("port", "Port", type="number", default=5432),
+        Option("database", "Database", required=True),
+        Option("user", "User", required=True),
+        Option("password", "Password", type="secret"),
+        Option("schema", "Schema", default="public", help_text="Tables are read from and written to this schema."),
+        Option("sslmode", "SSL mode", type="choice", choices=tuple((m, m) for m in SSL_MODES)),
+        timeout_option(),
+    )
+
+
+@register
+class PostgresTableSource(SqlTableSource):
+    key = "postgres-table"
+    app_key = "postgres"
+    label = "PostgreSQL table"
+    aliases = ("postgres-import-table", "postgres-table-import")
+    dialect = POSTGRES
+
+
+@register
+class PostgresQuerySource(SqlQuerySource):
+    key = "postgres-query"
+    app_key = "postgres"
+    label = "PostgreSQL query"
+    aliases = ("postgres-import-query", "postgres-query-import")
+    dialect = POSTGRES
+
+
+@register
+class PostgresDestination(SqlDestination):
+    key = "postgres-export"
+    app_key = "postgres"
+    label = "PostgreSQL table export"
+    aliases = ("postgres-export-records",)
+    dialect = POSTGRES

@@ -1,0 +1,1207 @@
+"""The shared columnar SQL connectors: table and query sources and a table destination.
+
+Everything a SQL database connector does lives here, written once against a small `Dialect`
+object; a dialect module (`connectors/sqlite.py`, `connectors/postgres.py`, later MySQL and
+DuckDB) holds only what differs: how to connect, transaction setup (read only, statement
+timeout), catalog queries, a few spellings (case-insensitive LIKE, arrays, upsert) and the
+translation of driver errors into `ConnectorError`.
+
+Rules kept throughout:
+
+- Values always travel as bound parameters (`Frag` carries SQL text and its parameters in
+  order); identifiers are quoted by the dialect and checked against the live columns first, so
+  an unknown column is a permanent `ConnectorError` naming it, never an injection.
+- Sources are read only: every source call runs in its own read-only transaction with the app's
+  statement timeout (`statementTimeout`, seconds, default 30).
+- Work is set-based: a page is one SELECT, secondary-source aggregation is one statement per
+  call, and an export batch is a handful of statements (`executemany`) in one transaction.
+"""
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+from uuid import UUID
+
+from connectors.base import (
+    AppConnector,
+    Batch,
+    Column,
+    ConnectorError,
+    DestinationConnector,
+    ExportPayload,
+    ExportResult,
+    MappingOptions,
+    Option,
+    PropertySpec,
+    SourceConnector,
+    SyncOperations,
+)
+
+# --- filter operations --------------------------------------------------------------------
+
+STRING_OPS = ("eq", "ne", "exists", "notExists", "substring", "notSubstring", "in", "gt", "gte", "lt", "lte")
+ORDERED_OPS = ("eq", "ne", "exists", "notExists", "gt", "gte", "lt", "lte", "in")
+BOOLEAN_OPS = ("eq", "ne", "exists", "notExists")
+OPS_BY_TYPE = {
+    "string": STRING_OPS,
+    "integer": ORDERED_OPS,
+    "float": ORDERED_OPS,
+    "date": ORDERED_OPS,
+    "boolean": BOOLEAN_OPS,
+}
+# Older spellings users' config files still carry.
+FILTER_OP_ALIASES = {
+    "equals": "eq",
+    "does not equal": "ne",
+    "does not exist": "notExists",
+    "not exists": "notExists",
+    "greater than": "gt",
+    "greater than or equal to": "gte",
+    "less than": "lt",
+    "less than or equal to": "lte",
+    "contains": "substring",
+    "does not contain": "notSubstring",
+}
+_COMPARISON = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+# --- aggregation methods ------------------------------------------------------------------
+
+AGGREGATION_METHODS = ("exact", "average", "count", "sum", "min", "max", "most_recent", "least_recent")
+AGGREGATION_ALIASES = {
+    "avg": "average",
+    "most recent value": "most_recent",
+    "least recent value": "least_recent",
+    "most recent": "most_recent",
+    "least recent": "least_recent",
+    "mostrecent": "most_recent",
+    "leastrecent": "least_recent",
+}
+_SQL_AGGREGATES = {"average": "AVG", "count": "COUNT", "sum": "SUM", "min": "MIN", "max": "MAX"}
+
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+IN_CHUNK = 1000  # keys per IN (...) list
+
+_MUSTACHE = re.compile(r"(?P<q>'?)\{\{\{?\s*(?P<name>[^{}\s]+)\s*\}?\}\}(?P=q)")
+_DATE_LIKE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+def normalize_aggregation(value: Any) -> str:
+    """Our name for an aggregation method, accepting Grouparoo's spellings ("most recent value")."""
+    text = str(value or "exact").strip()
+    method = AGGREGATION_ALIASES.get(text.lower(), text.lower().replace(" ", "_"))
+    if method not in AGGREGATION_METHODS:
+        raise ConnectorError(
+            f"Unknown aggregation method {text!r} (one of {', '.join(AGGREGATION_METHODS)}).",
+            permanent=True,
+        )
+    return method
+
+
+# --- SQL fragments ------------------------------------------------------------------------
+
+
+class Frag:
+    """SQL text with its bound parameters, in textual order; fragments concatenate with `+`."""
+
+    __slots__ = ("sql", "params")
+
+    def __init__(self, sql: str = "", params: Iterable[Any] = ()):
+        self.sql = sql
+        self.params = list(params)
+
+    def __add__(self, other: Frag | str) -> Frag:
+        if isinstance(other, str):
+            return Frag(self.sql + other, self.params)
+        return Frag(self.sql + other.sql, self.params + other.params)
+
+    def __radd__(self, other: str) -> Frag:
+        return Frag(other + self.sql, self.params)
+
+    @staticmethod
+    def join(sep: str, parts: Iterable[Frag | str]) -> Frag:
+        out = Frag()
+        for i, part in enumerate(parts):
+            out = (out + sep + part) if i else out + part
+        return out
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"Frag({self.sql!r}, {self.params!r})"
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-serialisable form of a key or watermark that the same database compares correctly
+    when it comes back as a bound parameter (ISO strings for dates, str for Decimal/UUID)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else str(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def key_norm(value: Any) -> Any:
+    """A comparable form of a key, so a database's 5 matches the engine's "5" or Decimal("5.0")."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float | Decimal):
+        try:
+            dec = Decimal(str(value)).normalize()
+        except InvalidOperation:
+            return str(value)
+        return format(dec, "f")
+    if isinstance(value, str):
+        try:
+            dec = Decimal(value.strip()).normalize()
+        except InvalidOperation:
+            return value
+        return format(dec, "f") if dec.is_finite() else value
+    return str(jsonable(value))
+
+
+def infer_type(values: Iterable[Any]) -> str:
+    """Our column type ("integer", "float", "boolean", "date", "string") from sample values, for
+    columns whose database type is unknown (SQLite expressions, untyped columns)."""
+    seen: set[str] = set()
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            seen.add("boolean")
+        elif isinstance(value, int):
+            seen.add("integer")
+        elif isinstance(value, float | Decimal):
+            seen.add("float")
+        elif isinstance(value, datetime | date):
+            seen.add("date")
+        elif isinstance(value, str) and _DATE_LIKE.match(value):
+            seen.add("date")
+        else:
+            seen.add("string")
+    if len(seen) == 1:
+        return seen.pop()
+    if seen == {"integer", "float"}:
+        return "float"
+    return "string"
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """`moment` moved by whole calendar months, the day clamped to the target month's length."""
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def relative_moment(spec: dict[str, Any], now: datetime | None = None) -> datetime:
+    """now ± {"number", "unit", "direction"} as an aware UTC datetime."""
+    now = now or datetime.now(UTC)
+    try:
+        number = int(spec.get("number") or 0)
+    except (TypeError, ValueError):
+        raise ConnectorError(f"Relative match number {spec.get('number')!r} is not a whole number.", permanent=True) from None
+    unit = str(spec.get("unit") or "days").lower()
+    sign = 1 if str(spec.get("direction") or "subtract").lower() == "add" else -1
+    if unit in ("day", "days"):
+        return now + sign * timedelta(days=number)
+    if unit in ("week", "weeks"):
+        return now + sign * timedelta(weeks=number)
+    months = {"month": 1, "months": 1, "quarter": 3, "quarters": 3, "year": 12, "years": 12}.get(unit)
+    if months is None:
+        raise ConnectorError(f"Unknown relative match unit {unit!r}.", permanent=True)
+    return add_months(now, sign * number * months)
+
+
+def coerce_match(value: Any, column_type: str) -> Any:
+    """A filter's text match as the Python value to bind for a column of `column_type`."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if column_type == "boolean":
+        lowered = text.lower()
+        if lowered in ("true", "t", "1", "yes", "y"):
+            return True
+        if lowered in ("false", "f", "0", "no", "n"):
+            return False
+        return value
+    if column_type in ("integer", "float"):
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            return float(text)
+        except ValueError:
+            return value
+    return value
+
+
+def _opt(options: dict[str, Any], key: str, default: Any = None) -> Any:
+    value = options.get(key)
+    return default if value is None or value == "" else value
+
+
+def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- the dialect --------------------------------------------------------------------------
+
+
+class Dialect:
+    """What differs between SQL databases. The defaults are standard SQL (double-quoted
+    identifiers, `?` parameters, `LIMIT`, `INSERT ... ON CONFLICT`, `VALUES` lists); a dialect
+    module overrides only what its database spells differently."""
+
+    name: ClassVar[str] = "SQL"
+    placeholder: ClassVar[str] = "?"
+    # The driver's base exception class(es); anything else propagates untouched.
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    # -- identifiers and raw SQL text
+    def quote(self, ident: str) -> str:
+        """A quoted identifier (embedded quotes doubled)."""
+        return '"' + str(ident).replace('"', '""') + '"'
+
+    def escape_sql_text(self, sql: str) -> str:
+        """User-written SQL made safe to send with bound parameters (psycopg doubles `%`)."""
+        return sql
+
+    # -- connections and transactions
+    def connect(self, options: dict[str, Any], *, read_only: bool) -> Any:
+        """A DB-API connection, or ConnectorError (never containing a secret)."""
+        raise NotImplementedError
+
+    def begin(self, conn: Any, *, read_only: bool, timeout: float | None) -> None:
+        """Start a transaction; read only and bounded by `timeout` seconds when asked."""
+        raise NotImplementedError
+
+    def commit(self, conn: Any) -> None:
+        conn.commit()
+
+    def rollback(self, conn: Any) -> None:
+        conn.rollback()
+
+    def server_description(self, conn: Any, options: dict[str, Any]) -> str:
+        """The short success message of test_connection()."""
+        raise NotImplementedError
+
+    # -- catalog
+    def table_ref(self, options: dict[str, Any], table: str) -> str:
+        """The quoted (and, where the app says so, schema-qualified) name of `table`."""
+        return self.quote(table)
+
+    def table_columns(self, cur: Any, options: dict[str, Any], table: str) -> list[tuple[str, str | None]]:
+        """[(column, database type or None)] of a table or view; [] when it does not exist."""
+        raise NotImplementedError
+
+    def has_unique_index(self, cur: Any, options: dict[str, Any], table: str, column: str) -> bool:
+        """Whether `column` alone is the primary key or has a non-partial unique index."""
+        raise NotImplementedError
+
+    def description_types(self, cur: Any) -> list[str | None]:
+        """Database type names of the last query's result columns (None where unknown)."""
+        return [None for _ in cur.description]
+
+    def classify_type(self, type_name: str | None) -> str | None:
+        """Our column type for a database type: integer, float, boolean, date or string
+        (None: unknown, infer from values)."""
+        if not type_name:
+            return None
+        t = type_name.strip().lower()
+        if t.endswith("]"):
+            return "string"
+        if t in ("bool", "boolean"):
+            return "boolean"
+        if "date" in t or "time" in t:
+            return "date"
+        if "interval" in t or "point" in t:
+            return "string"
+        if "int" in t or "serial" in t:
+            return "integer"
+        if re.search(r"real|floa|doub|numeric|decimal|money|number", t):
+            return "float"
+        return "string"
+
+    # -- spellings
+    def limit_sql(self) -> str:
+        """A LIMIT taking one parameter."""
+        return f"LIMIT {self.placeholder}"
+
+    def limit_literal(self, n: int) -> str:
+        return f"LIMIT {int(n)}"
+
+    def like_sql(self, expr: str) -> str:
+        """A case-insensitive LIKE of `expr` against one parameter, with `\\` as escape."""
+        return f"{expr} LIKE {self.placeholder} ESCAPE '\\'"
+
+    def date_expr(self, expr: str) -> str:
+        """`expr` (a date column) as something that compares with date_param_sql()."""
+        return expr
+
+    def date_param_sql(self) -> str:
+        return self.placeholder
+
+    def date_param(self, moment: datetime) -> Any:
+        """An aware UTC datetime as the parameter date_param_sql() expects."""
+        return moment
+
+    def array_agg_sql(self, value: str, order: str) -> str:
+        """An aggregate collecting `value` ordered by `order` (the rows also arrive in order)."""
+        raise NotImplementedError
+
+    def array_subquery_sql(self, select_sql: str, column: str) -> str:
+        """A scalar expression holding every `column` value of `select_sql` (rows in order)."""
+        raise NotImplementedError
+
+    def decode_array(self, value: Any) -> list[Any]:
+        """The Python list of a value produced by array_agg_sql/array_subquery_sql."""
+        return list(value) if value is not None else []
+
+    def keys_relation(self, keys: Sequence[Any]) -> Frag:
+        """A relation body with one column, one row per key (used as `WITH _keys(_k) AS (...)`)."""
+        return Frag(
+            "VALUES " + ", ".join(f"({self.placeholder})" for _ in keys),
+            keys,
+        )
+
+    def upsert_sql(self, table_sql: str, columns: Sequence[str], key: str, update: Sequence[str]) -> str:
+        """One parameterised row insert that updates `update` columns when `key` exists
+        (does nothing when `update` is empty). Columns arrive quoted."""
+        ph = ", ".join(self.placeholder for _ in columns)
+        sql = f"INSERT INTO {table_sql} ({', '.join(columns)}) VALUES ({ph}) ON CONFLICT ({key}) DO "
+        if not update:
+            return sql + "NOTHING"
+        return sql + "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
+
+    def adapt_value(self, value: Any, column_type: str | None) -> Any:
+        """A payload value as the driver should bind it into a column of `column_type`."""
+        return value
+
+    # -- errors
+    def translate_error(self, exc: BaseException, *, timeout: float | None) -> ConnectorError:
+        """A driver error as a ConnectorError with a clear, secret-free message."""
+        return ConnectorError(f"{self.name} error: {exc}")
+
+    def is_record_error(self, exc: BaseException) -> bool:
+        """True when the error is about a row's data (a value the column rejects), so an export
+        batch can isolate the failing records instead of failing whole."""
+        return False
+
+    def is_type_mismatch(self, exc: BaseException) -> bool:
+        """True when a statement failed only because a bound key had the wrong type."""
+        return False
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """True when the connection is unusable after `exc` (it is then reopened)."""
+        return False
+
+
+# --- connection lifecycle -----------------------------------------------------------------
+
+
+class SqlConnectionMixin:
+    """One lazily opened connection per connector instance; one transaction per public call."""
+
+    dialect: ClassVar[Dialect]
+    read_only: ClassVar[bool] = True
+    app_options: dict[str, Any]
+    _conn: Any = None
+
+    def statement_timeout(self) -> float | None:
+        """Seconds a source statement may run (app option statementTimeout; 0 disables)."""
+        raw = _opt(self.app_options, "statementTimeout", DEFAULT_STATEMENT_TIMEOUT)
+        try:
+            seconds = float(raw)
+        except (TypeError, ValueError):
+            raise ConnectorError(f"statementTimeout {raw!r} is not a number of seconds.", permanent=True) from None
+        return seconds if seconds > 0 else None
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self.dialect.connect(self.app_options, read_only=self.read_only)
+        return self._conn
+
+    def close(self) -> None:
+        """Release the connection. Safe to call twice."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # closing a broken connection must not mask the real error
+                pass
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside one transaction (read only with a timeout for sources); commits on
+        success, rolls back on any error, and turns driver errors into ConnectorError."""
+        timeout = self.statement_timeout() if self.read_only else None
+        conn = self._connection()
+        try:
+            self.dialect.begin(conn, read_only=self.read_only, timeout=timeout)
+            cur = conn.cursor()
+            yield cur
+            self.dialect.commit(conn)
+        except BaseException as exc:
+            try:
+                self.dialect.rollback(conn)
+            except Exception:
+                self.close()
+            if self.dialect.driver_errors and isinstance(exc, self.dialect.driver_errors):
+                if self.dialect.is_disconnect(exc):
+                    self.close()
+                raise self.dialect.translate_error(exc, timeout=timeout) from exc
+            raise
+
+    @staticmethod
+    def execute(cur: Any, frag: Frag) -> Any:
+        cur.execute(frag.sql, frag.params)
+        return cur
+
+    @staticmethod
+    def fetch_dicts(cur: Any) -> list[dict[str, Any]]:
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+class SqlApp(AppConnector):
+    """An SQL app: its options are the connection; test_connection() connects and describes."""
+
+    dialect: ClassVar[Dialect]
+
+    def test_connection(self) -> str:
+        """Connect read-only and return e.g. "Connected to PostgreSQL 15.20, database shop".
+        Raises ConnectorError (permanent for bad credentials or a missing database/file)."""
+        conn = self.dialect.connect(self.app_options, read_only=True)
+        try:
+            return self.dialect.server_description(conn, self.app_options)
+        except self.dialect.driver_errors as exc:
+            raise self.dialect.translate_error(exc, timeout=None) from exc
+        finally:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+def timeout_option() -> Option:
+    return Option(
+        "statementTimeout",
+        "Statement timeout (seconds)",
+        type="number",
+        default=DEFAULT_STATEMENT_TIMEOUT,
+        help_text="Source queries are cancelled after this many seconds (0: no limit).",
+    )
+
+
+class SqlSource(SqlConnectionMixin, SourceConnector):
+    """What table and query sources share: the relation they read (`relation()`), its columns,
+    filters compiled to SQL, keyset-paged reads, counts and watermarks."""
+
+    def __init__(self, app_options: dict[str, Any], source_options: dict[str, Any]):
+        super().__init__(app_options, source_options)
+        self._column_cache: dict[str, Column] | None = None
+
+    # -- what a flavour provides
+    def relation(self) -> str:
+        """FROM-clause SQL of the rows this source reads (no parameters)."""
+        raise NotImplementedError
+
+    def describe(self, cur: Any) -> list[tuple[str, str | None]]:
+        """[(column, database type or None)] of relation()."""
+        self.execute(cur, Frag(f"SELECT * FROM {self.relation()} WHERE 1 = 0"))
+        names = [d[0] for d in cur.description]
+        cur.fetchall()
+        return list(zip(names, self.dialect.description_types(cur), strict=True))
+
+    # -- columns
+    def columns(self, cur: Any) -> dict[str, Column]:
+        """{name: Column} of the relation, typed (by values where the database does not say)."""
+        if self._column_cache is None:
+            described = self.describe(cur)
+            types = {name: self.dialect.classify_type(t) for name, t in described}
+            unknown = [name for name, t in types.items() if t is None]
+            if unknown:
+                sql = f"SELECT {', '.join(self.dialect.quote(n) for n in unknown)} FROM {self.relation()} {self.dialect.limit_sql()}"
+                rows = self.execute(cur, Frag(sql, [100])).fetchall()
+                for i, name in enumerate(unknown):
+                    types[name] = infer_type(row[i] for row in rows)
+            self._column_cache = {
+                name: Column(name=name, type=t or "string", filter_ops=OPS_BY_TYPE[t or "string"])
+                for name, t in types.items()
+            }
+        return self._column_cache
+
+    def column_sql(self, name: str, columns: dict[str, Column], what: str = "column") -> str:
+        """The quoted identifier of a known column; unknown → permanent ConnectorError."""
+        if name not in columns:
+            raise ConnectorError(f'Unknown {what} "{name}" (the source has: {", ".join(columns) or "no columns"}).', permanent=True)
+        return self.dialect.quote(name)
+
+    # -- filters
+    def filter_sql(self, spec: dict[str, Any], columns: dict[str, Column]) -> Frag:
+        """One filter spec {"key", "op", "match", "relative_match"?} as a boolean SQL expression."""
+        d, ph = self.dialect, self.dialect.placeholder
+        key = str(spec.get("key") or "")
+        col = self.column_sql(key, columns, "filter column")
+        column = columns[key]
+        raw_op = str(spec.get("op") or "")
+        op = FILTER_OP_ALIASES.get(raw_op, raw_op)
+        relative = spec.get("relative_match")
+        if op not in STRING_OPS:
+            raise ConnectorError(f'Unknown filter operation "{raw_op}" on column "{key}".', permanent=True)
+        if op == "exists":
+            return Frag(f"{col} IS NOT NULL")
+        if op == "notExists":
+            return Frag(f"{col} IS NULL")
+        if relative:
+            if op not in ("eq", "ne", "gt", "gte", "lt", "lte"):
+                raise ConnectorError(f'Filter "{op}" cannot take a relative date (column "{key}").', permanent=True)
+            moment = d.date_param(relative_moment(relative))
+            lhs, rhs = d.date_expr(col), d.date_param_sql()
+            if op == "ne":
+                return Frag(f"({lhs} <> {rhs} OR {col} IS NULL)", [moment])
+            return Frag(f"{lhs} {_COMPARISON[op]} {rhs}", [moment])
+        if op not in column.filter_ops:
+            raise ConnectorError(
+                f'Filter "{op}" is not available on column "{key}" ({column.type}); '
+                f"allowed: {', '.join(column.filter_ops)}.",
+                permanent=True,
+            )
+        match = spec.get("match")
+        if column.type == "date":
+            lhs, rhs = d.date_expr(col), d.date_param_sql()
+        else:
+            lhs, rhs = col, ph
+        if op in ("substring", "notSubstring"):
+            text = str(match if match is not None else "")
+            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            like = d.like_sql(col)
+            if op == "substring":
+                return Frag(like, [pattern])
+            return Frag(f"(NOT ({like}) OR {col} IS NULL)", [pattern])
+        if op == "in":
+            items = [s.strip() for s in str(match if match is not None else "").split(",") if s.strip()]
+            if not items:
+                return Frag("1 = 0")
+            values = [coerce_match(s, column.type) for s in items]
+            return Frag(f"{lhs} IN ({', '.join(rhs for _ in values)})", values)
+        value = coerce_match(match, column.type)
+        if op == "ne":
+            return Frag(f"({lhs} <> {rhs} OR {col} IS NULL)", [value])
+        return Frag(f"{lhs} {_COMPARISON[op]} {rhs}", [value])
+
+    def where_sql(self, conditions: list[Frag]) -> Frag:
+        return (Frag(" WHERE ") + Frag.join(" AND ", conditions)) if conditions else Frag()
+
+    def base_conditions(
+        self,
+        columns: dict[str, Column],
+        *,
+        watermark_column: str | None,
+        since: Any | None,
+        filters: Iterable[dict[str, Any]],
+    ) -> list[Frag]:
+        conditions = [self.filter_sql(f, columns) for f in filters]
+        if watermark_column and since is not None:
+            wm = self.column_sql(watermark_column, columns, "watermark column")
+            conditions.append(Frag(f"{wm} >= {self.dialect.placeholder}", [since]))
+        return conditions
+
+    # -- SourceConnector
+    def preview(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Up to `limit` rows of the relation, as read_batch returns them. Read only."""
+        with self.transaction() as cur:
+            self.columns(cur)  # a missing table fails here, with the same message everywhere
+            self.execute(cur, Frag(f"SELECT * FROM {self.relation()} {self.dialect.limit_sql()}", [int(limit)]))
+            return self.fetch_dicts(cur)
+
+    def list_columns(self) -> list[Column]:
+        """The relation's columns with our type (integer/float/boolean/date/string) and the
+        filter operations each allows."""
+        with self.transaction() as cur:
+            return list(self.columns(cur).values())
+
+    def read_batch(
+        self,
+        *,
+        key_column: str,
+        columns: list[str] | None,
+        watermark_column: str | None,
+        since: Any | None,
+        after: Any | None,
+        limit: int,
+        filters: list[dict[str, Any]],
+        distinct_keys: bool = False,
+    ) -> Batch:
+        """The next page ordered by key_column: `key > after`, `watermark >= since`, filters in
+        the WHERE, NULL keys left out. The page never ends inside a run of rows sharing one key
+        (it may then hold a few more than `limit` rows), so `after` loses nothing. The cursor is
+        the last key in JSON form. Read only; safe to repeat."""
+        limit = int(limit)
+        if limit < 1:
+            raise ConnectorError("read_batch limit must be at least 1.", permanent=True)
+        ph = self.dialect.placeholder
+        with self.transaction() as cur:
+            cols = self.columns(cur)
+            key = self.column_sql(key_column, cols, "key column")
+            conditions = [Frag(f"{key} IS NOT NULL")]
+            conditions += self.base_conditions(cols, watermark_column=watermark_column, since=since, filters=filters)
+            if after is not None:
+                conditions.append(Frag(f"{key} > {ph}", [after]))
+            where = self.where_sql(conditions)
+            if distinct_keys:
+                sql = Frag(f"SELECT {key} FROM {self.relation()}") + where
+                sql += f" GROUP BY {key} ORDER BY {key} {self.dialect.limit_sql()}"
+                rows = self.fetch_dicts(self.execute(cur, sql + Frag("", [limit])))
+            else:
+                wanted = list(dict.fromkeys([key_column, *(columns or [])])) if columns is not None else None
+                select = ", ".join(self.column_sql(c, cols) for c in wanted) if wanted else "*"
+                base = Frag(f"SELECT {select} FROM {self.relation()}")
+                sql = base + where + f" ORDER BY {key} {self.dialect.limit_sql()}"
+                rows = self.fetch_dicts(self.execute(cur, sql + Frag("", [limit + 1])))
+                if len(rows) > limit:
+                    peek, rows = rows[limit], rows[:limit]
+                    last = rows[-1][key_column]
+                    if peek[key_column] == last:
+                        # The page edge falls inside one key's rows: finish that key.
+                        rows = [r for r in rows if r[key_column] != last]
+                        rest = base + self.where_sql([*conditions, Frag(f"{key} = {ph}", [last])])
+                        rows += self.fetch_dicts(self.execute(cur, rest))
+        cursor = jsonable(rows[-1][key_column]) if rows else None
+        return Batch(rows=rows, cursor=cursor)
+
+    def max_watermark(self, *, watermark_column: str, filters: list[dict[str, Any]]) -> Any | None:
+        """MAX(watermark_column) over the filtered rows, JSON-serialisable (ISO strings for dates,
+        str for decimals) in a form read_batch accepts back as `since`."""
+        with self.transaction() as cur:
+            cols = self.columns(cur)
+            wm = self.column_sql(watermark_column, cols, "watermark column")
+            where = self.where_sql(self.base_conditions(cols, watermark_column=None, since=None, filters=filters))
+            row = self.execute(cur, Frag(f"SELECT MAX({wm}) FROM {self.relation()}") + where).fetchone()
+        return jsonable(row[0]) if row else None
+
+    def count(self, *, watermark_column: str | None, since: Any | None, filters: list[dict[str, Any]]) -> int:
+        """How many rows match the filters (and `watermark >= since`)."""
+        with self.transaction() as cur:
+            cols = self.columns(cur)
+            where = self.where_sql(self.base_conditions(cols, watermark_column=watermark_column, since=since, filters=filters))
+            row = self.execute(cur, Frag(f"SELECT COUNT(*) FROM {self.relation()}") + where).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- helpers for aggregate()
+    @staticmethod
+    def map_keys(keys: Sequence[Any]) -> dict[Any, Any]:
+        """{normalised key: key as the caller gave it}, to key results the caller's way."""
+        return {key_norm(k): k for k in keys}
+
+
+class SqlTableSource(SqlSource):
+    """A table (or view) read as rows; properties aggregate its rows per key."""
+
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("table", "Table", required=True, help_text="The table or view to read."),
+    )
+    property_options: ClassVar[tuple[Option, ...]] = (
+        Option("column", "Column", required=True, help_text="The column holding the value."),
+        Option(
+            "aggregationMethod",
+            "Aggregation method",
+            type="choice",
+            default="exact",
+            choices=tuple((m, m.replace("_", " ")) for m in AGGREGATION_METHODS),
+            help_text="How the rows of one record combine into the value.",
+        ),
+        Option("sortColumn", "Sort column", help_text="Orders rows for most/least recent (e.g. purchased_at)."),
+    )
+
+    def relation(self) -> str:
+        table = _opt(self.source_options, "table")
+        if not table:
+            raise ConnectorError("The source has no table.", permanent=True)
+        return self.dialect.table_ref(self.app_options, str(table))
+
+    def describe(self, cur: Any) -> list[tuple[str, str | None]]:
+        table = str(_opt(self.source_options, "table", ""))
+        described = self.dialect.table_columns(cur, self.app_options, table)
+        if not described:
+            raise ConnectorError(f'table "{table}" does not exist', permanent=True)
+        return described
+
+    def aggregate(
+        self, *, properties: list[PropertySpec], key_column: str, key_property: str, keys: list[Any]
+    ) -> dict[Any, dict[str, Any]]:
+        """All `properties` for all `keys` in ONE statement: rows of the batch's keys, each
+        property's filter as a 0/1 flag; SQL aggregates grouped by key; exact/most/least recent
+        pick the first row of a ROW_NUMBER() window per key; arrays aggregate ordered values.
+        Counts of keys without rows are 0 and arrays []. Read only; safe to repeat."""
+        if not properties or not keys:
+            return {}
+        d, ph = self.dialect, self.dialect.placeholder
+        key_map = self.map_keys(keys)
+        unique_keys = list(key_map.values())
+        with self.transaction() as cur:
+            cols = self.columns(cur)
+            key = self.column_sql(key_column, cols, "key column")
+            src: list[Frag | str] = [f"{key} AS _k"]
+            windows: list[str] = []
+            aggregates: list[str] = []
+            joins: list[str] = []
+            outputs: list[tuple[PropertySpec, str, str]] = []  # (spec, method, select expression)
+            for i, prop in enumerate(properties):
+                method = normalize_aggregation(prop.options.get("aggregationMethod"))
+                column = prop.options.get("column")
+                if not column:
+                    raise ConnectorError(f'Property "{prop.key}" has no column.', permanent=True)
+                src.append(f"{self.column_sql(str(column), cols)} AS _c{i}")
+                sort = prop.options.get("sortColumn")
+                if method in ("most_recent", "least_recent") and not sort:
+                    raise ConnectorError(
+                        f'Property "{prop.key}": {method.replace("_", " ")} needs a sortColumn.', permanent=True
+                    )
+                if sort:
+                    src.append(f"{self.column_sql(str(sort), cols, 'sort column')} AS _s{i}")
+                if prop.filters:
+                    cond = Frag.join(" AND ", [self.filter_sql(f, cols) for f in prop.filters])
+                    src.append(Frag("CASE WHEN ") + cond + f" THEN 1 ELSE 0 END AS _f{i}")
+                else:
+                    src.append(f"1 AS _f{i}")
+                nulls_last = "CASE WHEN {0} IS NULL THEN 1 ELSE 0 END, {0}"
+                if method == "exact" and prop.is_array:
+                    order = (nulls_last.format(f"_s{i}") + ", ") if sort else ""
+                    order += f"_c{i}"
+                    inner = f"SELECT _k, _c{i}{f', _s{i}' if sort else ''} FROM _src WHERE _f{i} = 1 AND _c{i} IS NOT NULL ORDER BY _k, {order}"
+                    joins.append(
+                        f"LEFT JOIN (SELECT _k, {d.array_agg_sql(f'_c{i}', order)} AS _v FROM ({inner}) _o{i} GROUP BY _k) _a{i} ON _a{i}._k = _g._k"
+                    )
+                    outputs.append((prop, "array", f"_a{i}._v"))
+                elif method in ("exact", "most_recent", "least_recent"):
+                    order = f"_f{i} DESC"
+                    if sort:
+                        direction = "ASC" if method == "least_recent" else "DESC"
+                        order += ", " + nulls_last.format(f"_s{i}") + " " + direction
+                    order += ", " + nulls_last.format(f"_c{i}")
+                    windows.append(f"ROW_NUMBER() OVER (PARTITION BY _k ORDER BY {order}) AS _r{i}")
+                    joins.append(
+                        f"LEFT JOIN (SELECT _k, _c{i} AS _v FROM _win WHERE _r{i} = 1 AND _f{i} = 1) _p{i} ON _p{i}._k = _g._k"
+                    )
+                    outputs.append((prop, method, f"_p{i}._v"))
+                else:
+                    aggregates.append(f"{_SQL_AGGREGATES[method]}(CASE WHEN _f{i} = 1 THEN _c{i} END) AS _g{i}")
+                    outputs.append((prop, method, f"_g._g{i}"))
+            in_list = Frag(f"{key} IN ({', '.join(ph for _ in unique_keys)})", unique_keys)
+            sql = Frag("WITH _src AS (SELECT ") + Frag.join(", ", src) + f" FROM {self.relation()} WHERE " + in_list + ")"
+            if windows:
+                sql += f", _win AS (SELECT _src.*, {', '.join(windows)} FROM _src)"
+            group_cols = "".join(f", {a}" for a in aggregates)
+            sql += f" SELECT _g._k, {', '.join(expr for _, _, expr in outputs)}"
+            sql += f" FROM (SELECT _k{group_cols} FROM _src GROUP BY _k) _g " + " ".join(joins)
+            rows = self.execute(cur, sql).fetchall()
+        result: dict[Any, dict[str, Any]] = {}
+        for row in rows:
+            values: dict[str, Any] = {}
+            for (prop, method, _), value in zip(outputs, row[1:], strict=True):
+                if method == "array":
+                    value = d.decode_array(value)
+                elif method == "count":
+                    value = int(value or 0)
+                if prop.is_array and method != "array":
+                    value = [] if value is None else [value]
+                values[prop.key] = value
+            result[key_map.get(key_norm(row[0]), row[0])] = values
+        # Keys without rows: counts are 0 and arrays empty (other values stay missing = NULL).
+        empty: dict[str, Any] = {}
+        for prop, method, _ in outputs:
+            if method == "count":
+                empty[prop.key] = [0] if prop.is_array else 0
+            elif prop.is_array:
+                empty[prop.key] = []
+        if empty:
+            for k in unique_keys:
+                if k not in result:
+                    result[k] = dict(empty)
+        return result
+
+
+def render_query(template: str, key_property: str, key_sql: str) -> tuple[str, int]:
+    """`template` with each {{{ key_property }}} (or {{ }}, optionally inside single quotes)
+    replaced by `key_sql`; returns (sql, number of replacements). Other names are an error:
+    only the record's key is available to a query property."""
+    others: set[str] = set()
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("name") != key_property:
+            others.add(match.group("name"))
+        return key_sql
+
+    sql, count = _MUSTACHE.subn(replace, template)
+    if others:
+        raise ConnectorError(
+            f"The query uses {', '.join('{{{ ' + n + ' }}}' for n in sorted(others))}; "
+            f"only {{{{{{ {key_property} }}}}}} (the record's key) is available.",
+            permanent=True,
+        )
+    return sql, count
+
+
+def clean_query(sql: str) -> str:
+    """A user query without trailing semicolons or whitespace (it is wrapped as a subquery)."""
+    return re.sub(r"[\s;]+$", "", str(sql or "")).strip()
+
+
+class SqlQuerySource(SqlSource):
+    """The rows of a user SELECT, wrapped as a subquery; properties are user SELECTs returning
+    one value per record key ({{{ key }}} becomes a bound parameter or the key column)."""
+
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("query", "Query", type="textarea", required=True, help_text="A SELECT returning the rows to import."),
+    )
+    property_options: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "query",
+            "Query",
+            type="textarea",
+            required=True,
+            help_text="A SELECT returning one value; {{{ key }}} is replaced by the record's key (bound).",
+        ),
+    )
+
+    def __init__(self, app_options: dict[str, Any], source_options: dict[str, Any]):
+        super().__init__(app_options, source_options)
+        self._first_columns: dict[str, str] = {}
+
+    def relation(self) -> str:
+        query = clean_query(self.source_options.get("query"))
+        if not query:
+            raise ConnectorError("The source has no query.", permanent=True)
+        if _MUSTACHE.search(query):
+            raise ConnectorError("A source query cannot use {{{ }}} placeholders; only property queries can.", permanent=True)
+        return f"({self.dialect.escape_sql_text(query)}) AS _q"
+
+    def _property_sql(self, prop: PropertySpec, key_property: str, key_sql: str) -> tuple[str, int]:
+        if prop.filters:
+            raise ConnectorError(f'Property "{prop.key}": query properties take no filters (put them in the query).', permanent=True)
+        template = clean_query(prop.options.get("query"))
+        if not template:
+            raise ConnectorError(f'Property "{prop.key}" has no query.', permanent=True)
+        return render_query(self.dialect.escape_sql_text(template), key_property, key_sql)
+
+    def _first_column(self, cur: Any, sql: str, placeholders: int) -> str:
+        """The name of the first result column of a property query (what its value is)."""
+        if sql not in self._first_columns:
+            probe = Frag(f"SELECT * FROM ({sql}) AS _u WHERE 1 = 0", [None] * placeholders)
+            self.execute(cur, probe)
+            self._first_columns[sql] = cur.description[0][0]
+            cur.fetchall()
+        return self._first_columns[sql]
+
+    def _value_sql(self, cur: Any, prop: PropertySpec, key_property: str, key_sql: str) -> tuple[str, int]:
+        ph = self.dialect.placeholder
+        probe_sql, probe_count = self._property_sql(prop, key_property, ph)
+        first = self.dialect.quote(self._first_column(cur, probe_sql, probe_count))
+        sql, count = self._property_sql(prop, key_property, key_sql)
+        if prop.is_array:
+            return self.dialect.array_subquery_sql(f"SELECT _u.{first} FROM ({sql}) AS _u", first), count
+        return f"(SELECT _u.{first} FROM ({sql}) AS _u {self.dialect.limit_literal(1)})", count
+
+    def aggregate(
+        self, *, properties: list[PropertySpec], key_column: str, key_property: str, keys: list[Any]
+    ) -> dict[Any, dict[str, Any]]:
+        """Each property query for all `keys` in ONE statement: a keys relation (a typed array
+        or a VALUES list of bound keys) with one correlated scalar subquery per property in
+        which {{{ key_property }}} is the key. Where the database rejects the key's type there,
+        falls back to one prepared execution per key with the key bound. Read only, with the
+        statement timeout; safe to repeat."""
+        if not properties or not keys:
+            return {}
+        key_map = self.map_keys(keys)
+        unique_keys = list(key_map.values())
+        d = self.dialect
+        with self.transaction() as cur:
+            exprs = [self._value_sql(cur, p, key_property, "_keys._k") for p in properties]
+            sql = Frag("WITH _keys(_k) AS (") + d.keys_relation(unique_keys) + ")"
+            sql += f" SELECT _keys._k, {', '.join(e for e, _ in exprs)} FROM _keys"
+            self.execute(cur, Frag("SAVEPOINT grouparoo_keys"))
+            try:
+                rows = [tuple(r) for r in self.execute(cur, sql).fetchall()]
+                self.execute(cur, Frag("RELEASE SAVEPOINT grouparoo_keys"))
+            except d.driver_errors as exc:
+                if not d.is_type_mismatch(exc):
+                    raise
+                self.execute(cur, Frag("ROLLBACK TO SAVEPOINT grouparoo_keys"))
+                per_key = [self._value_sql(cur, p, key_property, d.placeholder) for p in properties]
+                one = f"SELECT {', '.join(e for e, _ in per_key)}"
+                n = sum(c for _, c in per_key)
+                rows = []
+                for k in unique_keys:
+                    rows.append((k, *self.execute(cur, Frag(one, [k] * n)).fetchone()))
+        result: dict[Any, dict[str, Any]] = {}
+        for row in rows:
+            values = {}
+            for prop, value in zip(properties, row[1:], strict=True):
+                values[prop.key] = d.decode_array(value) if prop.is_array else value
+            result[key_map.get(key_norm(row[0]), row[0])] = values
+        return result
+
+
+# --- destination --------------------------------------------------------------------------
+
+
+class _Item:
+    """One payload planned for writing."""
+
+    __slots__ = ("index", "payload", "key", "old_key", "values", "delete")
+
+    def __init__(self, index: int, payload: ExportPayload, key: Any, old_key: Any, values: dict[str, Any], delete: bool):
+        self.index = index
+        self.payload = payload
+        self.key = key
+        self.old_key = old_key
+        self.values = values
+        self.delete = delete
+
+
+class SqlDestination(SqlConnectionMixin, DestinationConnector):
+    """Upserts records into a table keyed by `primaryKey`, and keeps one row per (record, group)
+    in an optional groups table. Grouparoo's postgres destination options."""
+
+    read_only: ClassVar[bool] = False
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("table", "Table", required=True, help_text="The table records are written to."),
+        Option("primaryKey", "Primary key column", required=True, help_text="Unique column matching the mapped key."),
+        Option("groupsTable", "Groups table", help_text="Optional table holding one row per (record, group)."),
+        Option("groupForeignKey", "Group foreign key", help_text="Column of the groups table holding the record's primary key."),
+        Option("groupColumnName", "Group name column", help_text="Column of the groups table holding the group name."),
+    )
+
+    def _settings(self) -> tuple[str, str, tuple[str, str, str] | None]:
+        table = _opt(self.destination_options, "table")
+        pk = _opt(self.destination_options, "primaryKey")
+        if not table or not pk:
+            raise ConnectorError("The destination needs a table and a primaryKey.", permanent=True)
+        groups_table = _opt(self.destination_options, "groupsTable")
+        if not groups_table:
+            return str(table), str(pk), None
+        fk = _opt(self.destination_options, "groupForeignKey")
+        name = _opt(self.destination_options, "groupColumnName")
+        if not fk or not name:
+            raise ConnectorError("A groupsTable needs groupForeignKey and groupColumnName.", permanent=True)
+        return str(table), str(pk), (str(groups_table), str(fk), str(name))
+
+    def mapping_options(self) -> MappingOptions:
+        """primaryKey is required; the known fields are the live table's columns with our types
+        (none when the table does not exist yet)."""
+        table, pk, _ = self._settings()
+        with self.transaction() as cur:
+            described = self.dialect.table_columns(cur, self.app_options, table)
+        known = tuple((name, self.dialect.classify_type(t) or "any") for name, t in described)
+        return MappingOptions(required=((pk, "any"),), known=known, allow_any=False)
+
+    def _columns(self, cur: Any, table: str) -> dict[str, str | None]:
+        described = self.dialect.table_columns(cur, self.app_options, table)
+        if not described:
+            raise ConnectorError(f'table "{table}" does not exist', permanent=True)
+        return dict(described)
+
+    def export_batch(self, exports: list[ExportPayload], *, operations: SyncOperations) -> list[ExportResult]:
+        """Write a batch in one transaction and return one result per payload, in order.
+
+        Rows are upserted by primaryKey (`INSERT ... ON CONFLICT`), or only updated when
+        operations.create is False (a missing row is then skipped). to_delete removes the row
+        and its group rows when operations.delete, else clears its group rows. A changed key
+        moves the row (or drops the old one when the new exists and deleting is allowed).
+        Group rows are diffed against the table (one SELECT), so repeating a payload changes
+        nothing: idempotent. A value a column rejects fails that record only (the batch is
+        retried record by record inside savepoints); a missing table fails the whole batch."""
+        if not exports:
+            return []
+        table, pk, groups = self._settings()
+        results: list[ExportResult | None] = [None] * len(exports)
+        with self.transaction() as cur:
+            columns = self._columns(cur, table)
+            if pk not in columns:
+                raise ConnectorError(f'primary key column "{pk}" does not exist in table "{table}"', permanent=True)
+            if not self.dialect.has_unique_index(cur, self.app_options, table, pk):
+                raise ConnectorError(
+                    f'column "{pk}" of table "{table}" has no unique index or primary key; '
+                    f"upserts need one (CREATE UNIQUE INDEX ON {table} ({pk})).",
+                    permanent=True,
+                )
+            if groups:
+                group_columns = self._columns(cur, groups[0])
+                for col in groups[1:]:
+                    if col not in group_columns:
+                        raise ConnectorError(f'column "{col}" does not exist in groups table "{groups[0]}"', permanent=True)
+            items: list[_Item] = []
+            for index, payload in enumerate(exports):
+                item = self._plan(index, payload, table, pk, columns)
+                if isinstance(item, ExportResult):
+                    results[index] = item
+                else:
+                    items.append(item)
+            skipped: set[int] = set()
+            if items:
+                self.execute(cur, Frag("SAVEPOINT grouparoo_batch"))
+                try:
+                    skipped = self._apply(cur, items, operations, table, pk, columns, groups)
+                    self.execute(cur, Frag("RELEASE SAVEPOINT grouparoo_batch"))
+                except self.dialect.driver_errors as exc:
+                    if not self.dialect.is_record_error(exc):
+                        raise
+                    # Some value was rejected: redo record by record to fail only those.
+                    self.execute(cur, Frag("ROLLBACK TO SAVEPOINT grouparoo_batch"))
+                    for item in items:
+                        self.execute(cur, Frag("SAVEPOINT grouparoo_record"))
+                        try:
+                            skipped |= self._apply(cur, [item], operations, table, pk, columns, groups)
+                            self.execute(cur, Frag("RELEASE SAVEPOINT grouparoo_record"))
+                        except self.dialect.driver_errors as record_exc:
+                            if not self.dialect.is_record_error(record_exc):
+                                raise
+                            self.execute(cur, Frag("ROLLBACK TO SAVEPOINT grouparoo_record"))
+                            message = self.dialect.translate_error(record_exc, timeout=None).message
+                            results[item.index] = ExportResult(payload_id(item), success=False, error=message)
+            for item in items:
+                if results[item.index] is None:
+                    results[item.index] = ExportResult(payload_id(item), success=True, skipped=item.index in skipped)
+        return [r for r in results if r is not None]
+
+    def _plan(self, index: int, payload: ExportPayload, table: str, pk: str, columns: dict[str, str | None]) -> _Item | ExportResult:
+        key = payload.new_properties.get(pk)
+        old_key = payload.old_properties.get(pk)
+        if payload.to_delete:
+            if key is None and old_key is None:
+                return ExportResult(payload.export_id, success=True, skipped=True)
+            return _Item(index, payload, key if key is not None else old_key, old_key, {}, delete=True)
+        if key is None:
+            return ExportResult(
+                payload.export_id, success=False, error=f'The record has no value for the primary key column "{pk}".', level="info"
+            )
+        unknown = [c for c in payload.new_properties if c not in columns]
+        if unknown:
+            return ExportResult(
+                payload.export_id,
+                success=False,
+                error=", ".join(f'unknown column "{c}" in table "{table}"' for c in unknown),
+            )
+        values = {c: self.dialect.adapt_value(v, columns[c]) for c, v in payload.new_properties.items() if c != pk}
+        for c in payload.old_properties:
+            if c != pk and c not in payload.new_properties and c in columns:
+                values[c] = None  # a property no longer mapped or no longer set is cleared
+        return _Item(index, payload, self.dialect.adapt_value(key, columns[pk]), old_key, values, delete=False)
+
+    def _existing(self, cur: Any, table_sql: str, pk_sql: str, keys: list[Any]) -> set[Any]:
+        found: set[Any] = set()
+        ph = self.dialect.placeholder
+        for chunk in _chunks(list({key_norm(k): k for k in keys}.values())):
+            sql = Frag(f"SELECT {pk_sql} FROM {table_sql} WHERE {pk_sql} IN ({', '.join(ph for _ in chunk)})", chunk)
+            found |= {key_norm(r[0]) for r in self.execute(cur, sql).fetchall()}
+        return found
+
+    def _delete_in(self, cur: Any, table_sql: str, column_sql: str, keys: list[Any]) -> None:
+        ph = self.dialect.placeholder
+        for chunk in _chunks(list({key_norm(k): k for k in keys}.values())):
+            self.execute(cur, Frag(f"DELETE FROM {table_sql} WHERE {column_sql} IN ({', '.join(ph for _ in chunk)})", chunk))
+
+    def _apply(
+        self,
+        cur: Any,
+        items: list[_Item],
+        ops: SyncOperations,
+        table: str,
+        pk: str,
+        columns: dict[str, str | None],
+        groups: tuple[str, str, str] | None,
+    ) -> set[int]:
+        """Apply planned items with a fixed number of statements; return the skipped indexes."""
+        d, ph, q = self.dialect, self.dialect.placeholder, self.dialect.quote
+        t, k = d.table_ref(self.app_options, table), q(pk)
+        g = fk = gname = None
+        if groups:
+            g, fk, gname = d.table_ref(self.app_options, groups[0]), q(groups[1]), q(groups[2])
+        moved = [it for it in items if it.old_key is not None and key_norm(it.old_key) != key_norm(it.key)]
+        existing: set[Any] = set()
+        if moved or not ops.create:
+            existing = self._existing(cur, t, k, [it.key for it in items] + [it.old_key for it in moved])
+
+        # Key changes: move the old row to the new key, or drop it when the new key already has a row.
+        moves: list[tuple[Any, Any]] = []
+        drops: list[Any] = []
+        for it in moved:
+            old_n, new_n = key_norm(it.old_key), key_norm(it.key)
+            if old_n not in existing:
+                continue
+            if new_n not in existing and not it.delete:
+                moves.append((it.key, it.old_key))
+                existing.discard(old_n)
+                existing.add(new_n)
+            elif ops.delete or it.delete:
+                drops.append(it.old_key)
+        if moves:
+            cur.executemany(f"UPDATE {t} SET {k} = {ph} WHERE {k} = {ph}", moves)
+            if g:
+                cur.executemany(f"UPDATE {g} SET {fk} = {ph} WHERE {fk} = {ph}", moves)
+
+        # Deletions: rows (when allowed) and group rows.
+        delete_keys = [it.key for it in items if it.delete and ops.delete] + drops
+        clear_keys = [it.key for it in items if it.delete and not ops.delete]
+        clear_keys += [it.old_key for it in items if it.delete and not ops.delete and it.old_key is not None]
+        if delete_keys:
+            self._delete_in(cur, t, k, delete_keys)
+        if g and (delete_keys or clear_keys):
+            self._delete_in(cur, g, fk, delete_keys + clear_keys)
+
+        # Writes, grouped by the set of columns so each group is one executemany.
+        skipped: set[int] = set()
+        writes = [it for it in items if not it.delete]
+        if not ops.create:
+            skipped = {it.index for it in writes if key_norm(it.key) not in existing}
+            writes = [it for it in writes if it.index not in skipped]
+        by_columns: dict[tuple[str, ...], list[_Item]] = {}
+        for it in writes:
+            by_columns.setdefault(tuple(sorted(it.values)), []).append(it)
+        for cols, group in by_columns.items():
+            quoted = [q(c) for c in cols]
+            if ops.create:
+                sql = d.upsert_sql(t, [k, *quoted], k, quoted if ops.update else [])
+                cur.executemany(sql, [[it.key, *(it.values[c] for c in cols)] for it in group])
+            elif cols and ops.update:
+                sets = ", ".join(f"{c} = {ph}" for c in quoted)
+                cur.executemany(f"UPDATE {t} SET {sets} WHERE {k} = {ph}", [[*(it.values[c] for c in cols), it.key] for it in group])
+
+        # Group rows: diff the wanted (key, group) pairs against the table.
+        if g and writes:
+            wanted: dict[Any, tuple[Any, set[str]]] = {}
+            for it in writes:
+                wanted[key_norm(it.key)] = (it.key, {str(n) for n in it.payload.new_groups})
+            have: dict[Any, set[str]] = {}
+            for chunk in _chunks([key for key, _ in wanted.values()]):
+                sql = Frag(f"SELECT {fk}, {gname} FROM {g} WHERE {fk} IN ({', '.join(ph for _ in chunk)})", chunk)
+                for row_key, name in self.execute(cur, sql).fetchall():
+                    have.setdefault(key_norm(row_key), set()).add(name)
+            removals = [(key, name) for n, (key, names) in wanted.items() for name in have.get(n, set()) - names]
+            additions = [(key, name) for n, (key, names) in wanted.items() for name in sorted(names - have.get(n, set()))]
+            if removals:
+                cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {gname} = {ph}", removals)
+            if additions:
+                cur.executemany(f"INSERT INTO {g} ({fk}, {gname}) VALUES ({ph}, {ph})", additions)
+        return skipped
+
+
+def payload_id(item: _Item) -> int:
+    return item.payload.export_id
