@@ -56,6 +56,8 @@ def _number(raw: Any, *, integer: bool) -> float:
         except (InvalidOperation, ValueError):
             raise ValueError(f"{_short(raw)} is not a number") from None
     if exact is not None:
+        if exact.is_snan():
+            raise ValueError(f"{_short(raw)} is not a number")
         if not exact.is_finite():
             raise ValueError(f"{_short(raw)} is not a finite number")
         if integer:
