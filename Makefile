@@ -37,6 +37,9 @@ help:
 # The virtualenv, and the project installed into it. Reinstalls only when pyproject.toml changed.
 venv:
 	@if [ ! -x $(PY) ]; then \
+		$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+			echo "Python 3.11 or newer is needed; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." \
+			"Run: make run PYTHON=python3.11" >&2; exit 1; }; \
 		echo ">> creating $(VENV) with $$($(PYTHON) --version)"; \
 		$(PYTHON) -m venv $(VENV); \
 	fi
@@ -70,9 +73,9 @@ setup: bootstrap
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py load_demo
-	@# Sync engine hook: once the engine lands, run the demo sync here (e.g.
-	@# `$(PY) manage.py run_schedule ...`) and start a worker next to the server in `serve`
-	@# (e.g. `$(PY) manage.py qcluster &`, stopped when the server stops).
+	@# >>> Sync engine hook: run the demo sync here (`$(PY) manage.py run_schedule --all`), and
+	@# start a worker next to the server in `serve` (`$(PY) manage.py qcluster &`, stopped when
+	@# the server stops). Not wired in yet. <<<
 
 serve: bootstrap
 	@echo ">> admin: http://$(HOST):$(PORT)/admin/  (Ctrl-C stops the server)"
