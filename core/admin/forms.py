@@ -1,0 +1,377 @@
+"""Connector options as real form fields (NetBox's `backend_` prefix trick).
+
+A connector declares its options (`connectors.base.Option`); the admin turns each into a form
+field named `opt_<key>` and packs the cleaned values back into the model: plain values into
+`options` (JSON), secret ones into `secret_options` (encrypted at rest).
+
+**Type first, then options.** Which fields a form has depends on the connector, and the
+connector on the chosen type (for a Property: on its source's type). The admin builds the form
+class per request (`ConnectorOptionsAdminMixin.get_form`) for the type found in, in order: the
+POSTed `type`, the `?type=` query parameter, the stored object. A hidden `options_for` field
+records which type's options the page showed. When a POST names a type whose options the user
+has not seen yet (the add page before a type was chosen, or a changed source), nothing is
+saved: the page comes back with that type's option fields (pre-filled with their defaults) and
+asks to fill them in. So `/admin/core/app/add/` shows the type; choose it and save; fill in the
+options that appear; save again. `/admin/core/app/add/?type=postgres` skips the first step.
+
+**Secrets never leave the server.** A secret option renders as an empty password input
+(`render_value=False`), never gets an initial value, and its help text says only whether a value
+is stored. Submitting it blank keeps the stored value. `env:NAME` is accepted and stored as typed
+(resolved from the environment at connect time).
+
+**Validation** is the connector's: `validate_options()` runs in `clean()` and each error lands
+on its option's field.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from connectors import registry
+from connectors.base import Option, validate_declared
+
+OPTION_PREFIX = "opt_"
+OPTIONS_FOR_FIELD = "options_for"
+KEEP_SECRET_HELP = "A value is stored: leave blank to keep the stored value."
+ENV_SECRET_HELP = "env:NAME reads the value from the server's environment variable NAME."
+BLANK_CHOICE = ("", "---------")
+
+
+def option_field_name(key: str) -> str:
+    return f"{OPTION_PREFIX}{key}"
+
+
+class NumberField(forms.DecimalField):
+    """A number option. Cleans to an int when whole, else a float: JSON has no Decimal."""
+
+    def clean(self, value: Any) -> int | float | None:
+        number = super().clean(value)
+        if number is None:
+            return None
+        assert isinstance(number, Decimal)
+        return int(number) if number == number.to_integral_value() else float(number)
+
+
+def option_field(option: Option) -> forms.Field:
+    """The form field for one declared option (secret fields get their stored state later)."""
+    common: dict[str, Any] = {
+        "label": option.label,
+        "help_text": option.help_text,
+        "required": option.required,
+    }
+    if option.type == "boolean":
+        return forms.BooleanField(**{**common, "required": False})
+    if option.type == "number":
+        return NumberField(**common)
+    if option.type == "textarea":
+        return forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "cols": 80}), **common)
+    if option.type == "choice":
+        choices = list(option.choices)
+        if not option.required:
+            choices.insert(0, BLANK_CHOICE)
+        return forms.ChoiceField(choices=choices, **common)
+    if option.secret:
+        return forms.CharField(
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+            strip=False,
+            **{**common, "help_text": " ".join(filter(None, [option.help_text, ENV_SECRET_HELP]))},
+        )
+    return forms.CharField(**common)
+
+
+def _initial_text(value: Any) -> str | None:
+    """A default as form data (for pre-filling fields the user has not seen yet)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "on"
+    return str(value)
+
+
+class ConnectorOptionsForm(forms.ModelForm):
+    """Base of the App, Source, Destination and Property admin forms.
+
+    Subclasses are built per request by `connector_options_form()`, which declares one field per
+    option of the chosen connector and sets the class attributes below.
+    """
+
+    # Set by connector_options_form().
+    connector: ClassVar[type | None] = None
+    connector_key: ClassVar[str] = ""
+    declared_options: ClassVar[tuple[Option, ...]] = ()
+    # The model field holding the connector type key, replaced by a choice field (None: none).
+    connector_type_field: ClassVar[str | None] = "type"
+    # The encrypted model field for secret options (None: the model has none).
+    secret_options_field: ClassVar[str | None] = "secret_options"
+
+    options_for = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_type_field()
+        marker = self.add_prefix(OPTIONS_FOR_FIELD)
+        self.options_shown_for: str | None = None
+        if self.is_bound:
+            self.options_shown_for = self.data.get(marker, "")
+            data = self.data.copy()
+            data[marker] = self.connector_key
+            if self.needs_options_round_trip():
+                # Show the new type's fields with their defaults, not as blanks.
+                for option in self.declared_options:
+                    if not option.secret:
+                        value = _initial_text(option.default)
+                        if value is not None:
+                            data[self.add_prefix(option_field_name(option.key))] = value
+            self.data = data
+        else:
+            self.initial[OPTIONS_FOR_FIELD] = self.connector_key
+        stored_plain = dict(self.instance.options or {})
+        stored_secrets = self.stored_secrets()
+        for option in self.declared_options:
+            name = option_field_name(option.key)
+            field = self.fields[name]
+            if option.secret:
+                if stored_secrets.get(option.key) not in (None, ""):
+                    field.required = False
+                    field.help_text = " ".join(filter(None, [KEEP_SECRET_HELP, field.help_text]))
+            elif name not in self.initial:
+                self.initial[name] = stored_plain.get(option.key, option.default)
+
+    # -- hooks for subclasses -------------------------------------------------------------
+
+    def type_choices(self) -> list[tuple[str, Any]]:
+        """Registered connector types for the type select (grouped or flat)."""
+        return []
+
+    def validate_connector_options(self, options: dict[str, Any]) -> dict[str, str]:
+        """{option key: message} from the connector's own validation."""
+        assert self.connector is not None
+        return self.connector.validate_options(options)
+
+    # -- machinery ------------------------------------------------------------------------
+
+    def stored_secrets(self) -> dict[str, Any]:
+        if not self.secret_options_field:
+            return {}
+        return dict(getattr(self.instance, self.secret_options_field, None) or {})
+
+    def needs_options_round_trip(self) -> bool:
+        """True when the POST chose a type whose option fields the user has not seen."""
+        return (
+            self.is_bound
+            and self.connector is not None
+            and bool(self.declared_options)
+            and self.options_shown_for != self.connector_key
+        )
+
+    def _setup_type_field(self) -> None:
+        name = self.connector_type_field
+        if not name or name not in self.fields:
+            return
+        old = self.fields[name]
+        choices = list(self.type_choices())
+        stored = self.initial.get(name) or getattr(self.instance, name, "")
+        if stored and stored not in _choice_keys(choices):
+            canonical = registry.canonical(stored)
+            suffix = (
+                f"alias of {canonical}" if canonical in _choice_keys(choices) else "not installed"
+            )
+            choices.append((stored, f"{stored} ({suffix})"))
+        help_text = old.help_text
+        if not self.instance.pk and self.connector is None:
+            help_text = "Choose the type and save: its options then appear below to fill in."
+        self.fields[name] = forms.ChoiceField(
+            choices=[BLANK_CHOICE, *choices], label=old.label, help_text=help_text, required=True
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.connector is None:
+            # Unknown or not chosen yet: leave the stored options alone; the model's clean()
+            # reports an unknown type.
+            return cleaned
+        if self.needs_options_round_trip():
+            for option in self.declared_options:
+                self._errors.pop(option_field_name(option.key), None)
+            label = getattr(self.connector, "label", self.connector_key)
+            raise ValidationError(
+                f"Fill in the options of {label} below, then save again.", code="options_needed"
+            )
+        plain: dict[str, Any] = {}
+        secret_keys = {o.key for o in self.declared_options if o.secret}
+        secrets = {k: v for k, v in self.stored_secrets().items() if k in secret_keys}
+        for option in self.declared_options:
+            name = option_field_name(option.key)
+            if name in self._errors:
+                continue
+            value = cleaned.get(name)
+            if option.secret:
+                if value not in (None, ""):
+                    secrets[option.key] = value
+            elif value is not None and value != "":
+                plain[option.key] = value
+        for key, message in self.validate_connector_options({**plain, **secrets}).items():
+            name = option_field_name(key)
+            if name in self.fields:
+                if name not in self._errors:
+                    self.add_error(name, message)
+            else:
+                self.add_error(None, message)
+        self.instance.options = plain
+        if self.secret_options_field:
+            setattr(self.instance, self.secret_options_field, secrets)
+        return cleaned
+
+
+def _choice_keys(choices: Sequence[tuple[str, Any]]) -> set[str]:
+    keys: set[str] = set()
+    for key, label in choices:
+        if isinstance(label, (list, tuple)):
+            keys.update(k for k, _ in label)
+        else:
+            keys.add(key)
+    return keys
+
+
+def _grouped_by_app(choices: list[tuple[str, str]], app_key_of) -> list[tuple[str, Any]]:
+    """[(app label, [(type key, label), ...]), ...]: source/destination types under their app."""
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for key, label in choices:
+        groups[app_key_of(key)].append((key, label))
+    grouped = []
+    for app_key in sorted(groups):
+        try:
+            app_label = registry.get_app(app_key).label
+        except registry.UnknownConnector:
+            app_label = app_key
+        grouped.append((app_label, groups[app_key]))
+    return grouped
+
+
+class AppForm(ConnectorOptionsForm):
+    def type_choices(self) -> list[tuple[str, Any]]:
+        return registry.app_choices()
+
+
+class SourceForm(ConnectorOptionsForm):
+    def type_choices(self) -> list[tuple[str, Any]]:
+        return _grouped_by_app(registry.source_choices(), lambda k: registry.get_source(k).app_key)
+
+
+class DestinationForm(ConnectorOptionsForm):
+    def type_choices(self) -> list[tuple[str, Any]]:
+        return _grouped_by_app(
+            registry.destination_choices(), lambda k: registry.get_destination(k).app_key
+        )
+
+
+class PropertyForm(ConnectorOptionsForm):
+    """A property's options are declared by its source's connector (`property_options`)."""
+
+    connector_type_field = None
+    # Property has no encrypted column; a connector should not declare secret property options.
+    secret_options_field = None
+
+    def validate_connector_options(self, options: dict[str, Any]) -> dict[str, str]:
+        validate = getattr(self.connector, "validate_property_options", None)
+        if callable(validate):
+            return validate(options)
+        return validate_declared(self.declared_options, options)
+
+
+def connector_options_form(
+    base: type[ConnectorOptionsForm],
+    *,
+    key: str,
+    connector: type | None,
+    options: Sequence[Option],
+) -> type[ConnectorOptionsForm]:
+    """A subclass of `base` declaring one `opt_<key>` field per option of `connector`."""
+    attrs: dict[str, Any] = {option_field_name(o.key): option_field(o) for o in options}
+    attrs.update(
+        connector=connector, connector_key=key if connector else "", declared_options=tuple(options)
+    )
+    return type(base)(base.__name__, (base,), attrs)
+
+
+class ConnectorOptionsAdminMixin:
+    """Wires the connector-options form into a ModelAdmin (see the module docstring).
+
+    Subclasses set `form` (a ConnectorOptionsForm subclass) and implement `lookup_connector`.
+    """
+
+    options_attr: ClassVar[str] = "options"  # or "property_options"
+
+    def connector_key(self, request: HttpRequest, obj: Any) -> str:
+        """The connector type to build fields for: POSTed, else ?type=, else stored."""
+        params = request.POST if request.method == "POST" else request.GET
+        return params.get("type") or (getattr(obj, "type", "") if obj is not None else "")
+
+    def lookup_connector(self, key: str) -> type:
+        raise NotImplementedError
+
+    def resolve_connector(
+        self, request: HttpRequest, obj: Any
+    ) -> tuple[str, type | None, tuple[Option, ...]]:
+        key = self.connector_key(request, obj)
+        if not key:
+            return "", None, ()
+        try:
+            connector = self.lookup_connector(key)
+        except registry.UnknownConnector:
+            return key, None, ()
+        return key, connector, tuple(getattr(connector, self.options_attr, ()))
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        key, connector, options = self.resolve_connector(request, obj)
+        kwargs["form"] = connector_options_form(
+            self.form, key=key, connector=connector, options=options
+        )
+        return super().get_form(request, obj, change, **kwargs)
+
+    def _can_edit(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.has_change_permission(request, obj)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None):
+        fieldsets = [(name, dict(opts)) for name, opts in super().get_fieldsets(request, obj)]
+        if not self._can_edit(request, obj):
+            fieldsets.append(("Options", {"fields": ["options_summary"]}))
+            return fieldsets
+        key, connector, options = self.resolve_connector(request, obj)
+        first = fieldsets[0][1]
+        first["fields"] = [*first["fields"], OPTIONS_FOR_FIELD]
+        if connector is None and obj is not None:
+            # The connector is not installed: show what is stored, edit nothing.
+            fieldsets.append(("Options", {"fields": ["options_summary"]}))
+        if options:
+            label = getattr(connector, "label", key)
+            fieldsets.append(
+                (f"{label} options", {"fields": [option_field_name(o.key) for o in options]})
+            )
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if "options_summary" not in readonly:
+            readonly.append("options_summary")
+        return readonly
+
+    def options_summary(self, obj: Any) -> str:
+        """Plain options as `key: value` lines; secret ones only say whether they are set."""
+        if obj is None:
+            return "-"
+        lines = [f"{k}: {v}" for k, v in sorted((obj.options or {}).items())]
+        secrets = getattr(obj, "secret_options", None) or {}
+        lines += [f"{k}: ******** (set)" for k in sorted(secrets)]
+        return "\n".join(lines) or "-"
+
+    options_summary.short_description = "Options"  # type: ignore[attr-defined]
