@@ -87,6 +87,7 @@ DEFAULT_STATEMENT_TIMEOUT = 30.0
 IN_CHUNK = 1000  # keys per IN (...) list
 
 _MUSTACHE = re.compile(r"(?P<q>'?)\{\{\{?\s*(?P<name>[^{}\s]+)\s*\}?\}\}(?P=q)")
+_CANONICAL_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
 _DATE_LIKE = re.compile(
     r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 )
@@ -162,11 +163,10 @@ def key_norm(value: Any) -> Any:
             return str(value)
         return format(dec, "f")
     if isinstance(value, str):
-        try:
-            dec = Decimal(value.strip()).normalize()
-        except InvalidOperation:
-            return value
-        return format(dec, "f") if dec.is_finite() else value
+        # Only canonical numbers ("5", "-2.50") meet numeric keys; "05" stays a distinct text key.
+        if _CANONICAL_NUMBER.match(value):
+            return format(Decimal(value).normalize(), "f")
+        return value
     return str(jsonable(value))
 
 
@@ -555,7 +555,12 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
 
     # -- filters
     def filter_sql(self, spec: dict[str, Any], columns: dict[str, Column]) -> Frag:
-        """One filter spec {"key", "op", "match", "relative_match"?} as a boolean SQL expression."""
+        """One filter spec {"key", "op", "match", "relative_match"?} as a boolean SQL expression.
+
+        The match is bound, typed by the column (numbers, booleans); "in" takes a comma list;
+        substring is case-insensitive with LIKE wildcards taken literally; "ne" and
+        "notSubstring" keep rows where the column is NULL (a missing value does not equal),
+        as group rules do. A relative match compares the column with now ± the interval."""
         d, ph = self.dialect, self.dialect.placeholder
         key = str(spec.get("key") or "")
         col = self.column_sql(key, columns, "filter column")
@@ -620,7 +625,7 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
         conditions = [self.filter_sql(f, columns) for f in filters]
         if watermark_column and since is not None:
             wm = self.column_sql(watermark_column, columns, "watermark column")
-            conditions.append(Frag(f"{wm} >= {self.dialect.placeholder}", [since]))
+            conditions.append(Frag(f"{wm} >= {self.dialect.placeholder}", [self.dialect.adapt_value(since, None)]))
         return conditions
 
     # -- SourceConnector
@@ -663,7 +668,7 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
             conditions = [Frag(f"{key} IS NOT NULL")]
             conditions += self.base_conditions(cols, watermark_column=watermark_column, since=since, filters=filters)
             if after is not None:
-                conditions.append(Frag(f"{key} > {ph}", [after]))
+                conditions.append(Frag(f"{key} > {ph}", [self.dialect.adapt_value(after, None)]))
             where = self.where_sql(conditions)
             if distinct_keys:
                 sql = Frag(f"SELECT {key} FROM {self.relation()}") + where
@@ -750,6 +755,7 @@ class SqlTableSource(SqlSource):
         property's filter as a 0/1 flag; SQL aggregates grouped by key; exact/most/least recent
         pick the first row of a ROW_NUMBER() window per key; arrays aggregate ordered values.
         Counts of keys without rows are 0 and arrays []. Read only; safe to repeat."""
+        keys = [k for k in keys if k is not None]
         if not properties or not keys:
             return {}
         d, ph = self.dialect, self.dialect.placeholder
@@ -927,6 +933,7 @@ class SqlQuerySource(SqlSource):
         which {{{ key_property }}} is the key. Where the database rejects the key's type there,
         falls back to one prepared execution per key with the key bound. Read only, with the
         statement timeout; safe to repeat."""
+        keys = [k for k in keys if k is not None]
         if not properties or not keys:
             return {}
         key_map = self.map_keys(keys)
@@ -1075,10 +1082,10 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                                 raise
                             self.execute(cur, Frag("ROLLBACK TO SAVEPOINT grouparoo_record"))
                             message = self.dialect.translate_error(record_exc, timeout=None).message
-                            results[item.index] = ExportResult(payload_id(item), success=False, error=message)
+                            results[item.index] = ExportResult(item.payload.export_id, success=False, error=message)
             for item in items:
                 if results[item.index] is None:
-                    results[item.index] = ExportResult(payload_id(item), success=True, skipped=item.index in skipped)
+                    results[item.index] = ExportResult(item.payload.export_id, success=True, skipped=item.index in skipped)
         return [r for r in results if r is not None]
 
     def _plan(self, index: int, payload: ExportPayload, table: str, pk: str, columns: dict[str, str | None]) -> _Item | ExportResult:
@@ -1201,7 +1208,3 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
             if additions:
                 cur.executemany(f"INSERT INTO {g} ({fk}, {gname}) VALUES ({ph}, {ph})", additions)
         return skipped
-
-
-def payload_id(item: _Item) -> int:
-    return item.payload.export_id

@@ -497,3 +497,14 @@ def test_query_source_times_out(world):
     assert source.aggregate(properties=[fast], key_column="id", key_property="id", keys=[1]) == {1: {"n": 3}}
     source.close()
     source.close()  # closing twice is fine
+
+
+def test_text_keys_with_leading_zeros_stay_distinct(world):
+    world.run("CREATE TABLE visits (zip TEXT, n INTEGER)")
+    world.run("INSERT INTO visits VALUES ('01234', 1), ('01234', 2), ('1234', 10)")
+    source = world.source("table", table="visits")
+    out = source.aggregate(properties=[spec("total", "sum", "n", sort=None)], key_column="zip",
+                           key_property="zip", keys=["01234", "1234", None])
+    assert {k: num(v["total"]) for k, v in out.items()} == {"01234": 3.0, "1234": 10.0}
+    rows = read_all(source, key_column="zip", limit=1, distinct_keys=True)
+    assert rows == [{"zip": "01234"}, {"zip": "1234"}]

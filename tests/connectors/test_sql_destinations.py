@@ -1,0 +1,199 @@
+"""The SQL export destinations (sqlite-export, postgres-export) against real databases."""
+from __future__ import annotations
+
+import pytest
+
+from connectors.base import ConnectorError, ExportPayload, MappingOptions, SyncOperations
+
+SYNC = SyncOperations.for_mode("sync")
+ADDITIVE = SyncOperations.for_mode("additive")
+ENRICH = SyncOperations.for_mode("enrich")
+
+_ids = iter(range(1, 1_000_000))
+
+
+def payload(new=None, old=None, groups=(), old_groups=(), delete=False, record_id=0):
+    return ExportPayload(
+        export_id=next(_ids),
+        record_id=record_id,
+        old_properties=dict(old or {}),
+        new_properties=dict(new or {}),
+        old_groups=list(old_groups),
+        new_groups=list(groups),
+        to_delete=delete,
+    )
+
+
+@pytest.fixture
+def dest(world):
+    return world.destination(
+        table="people", primaryKey="id", groupsTable="people_groups",
+        groupForeignKey="person_id", groupColumnName="group_name",
+    )
+
+
+def people(world):
+    return world.run("SELECT id, email, name, score FROM people ORDER BY id")
+
+
+def memberships(world):
+    return world.run("SELECT person_id, group_name FROM people_groups ORDER BY person_id, group_name")
+
+
+def ok(results, n):
+    assert len(results) == n
+    assert all(r.success and not r.error for r in results), results
+    return results
+
+
+def test_mapping_options_read_the_live_table(world, dest):
+    options = dest.mapping_options()
+    assert isinstance(options, MappingOptions)
+    assert options.required == (("id", "any"),)
+    assert dict(options.known) == {"id": "integer", "email": "string", "name": "string", "score": "integer"}
+    missing = world.destination(table="not_there", primaryKey="id").mapping_options()
+    assert missing.known == () and missing.required == (("id", "any"),)
+
+
+def test_upsert_creates_then_updates(world, dest):
+    ok(dest.export_batch([
+        payload({"id": 1, "email": "a@x.test", "name": "Ann"}, groups=["vip", "new"]),
+        payload({"id": 2, "email": "b@x.test", "name": "Ben"}, groups=["new"]),
+    ], operations=SYNC), 2)
+    assert people(world) == [(1, "a@x.test", "Ann", None), (2, "b@x.test", "Ben", None)]
+    assert memberships(world) == [(1, "new"), (1, "vip"), (2, "new")]
+
+    ok(dest.export_batch([
+        payload({"id": 1, "email": "a@x.test", "name": "Annie", "score": 3},
+                old={"id": 1, "email": "a@x.test", "name": "Ann"}, groups=["vip", "old"], old_groups=["vip", "new"]),
+    ], operations=SYNC), 1)
+    assert people(world)[0] == (1, "a@x.test", "Annie", 3)
+    assert memberships(world) == [(1, "old"), (1, "vip"), (2, "new")]
+
+
+def test_sending_the_same_batch_twice_equals_once(world, dest):
+    batch = [
+        payload({"id": 1, "email": "a@x.test", "name": "Ann"}, groups=["vip"]),
+        payload({"id": 5, "email": "e@x.test"}, old={"id": 4, "email": "e@x.test"}, groups=["new"]),
+        payload({"id": 2, "email": "b@x.test"}, groups=["gone"], delete=True),
+    ]
+    world.run("INSERT INTO people (id, email) VALUES (2, 'b@x.test'), (4, 'e@x.test')")
+    ok(dest.export_batch(batch, operations=SYNC), 3)
+    once = (people(world), memberships(world))
+    ok(dest.export_batch(batch, operations=SYNC), 3)
+    assert (people(world), memberships(world)) == once
+    assert once == ([(1, "a@x.test", "Ann", None), (5, "e@x.test", None, None)], [(1, "vip"), (5, "new")])
+
+
+def test_removed_property_is_cleared(world, dest):
+    ok(dest.export_batch([payload({"id": 1, "email": "a@x.test", "name": "Ann"})], operations=SYNC), 1)
+    ok(dest.export_batch([payload({"id": 1, "email": "a@x.test"}, old={"id": 1, "email": "a@x.test", "name": "Ann"})],
+                         operations=SYNC), 1)
+    assert people(world) == [(1, "a@x.test", None, None)]
+
+
+def test_delete_in_sync_mode_removes_row_and_groups(world, dest):
+    ok(dest.export_batch([payload({"id": 1}, groups=["a", "b"]), payload({"id": 2}, groups=["a"])], operations=SYNC), 2)
+    ok(dest.export_batch([payload({"id": 1}, old={"id": 1}, old_groups=["a", "b"], delete=True)], operations=SYNC), 1)
+    assert [r[0] for r in people(world)] == [2]
+    assert memberships(world) == [(2, "a")]
+
+
+def test_leaving_record_without_delete_only_loses_its_groups(world, dest):
+    ok(dest.export_batch([payload({"id": 1, "name": "Ann"}, groups=["a", "b"])], operations=SYNC), 1)
+    for mode in (ADDITIVE, ENRICH):
+        ok(dest.export_batch([payload({"id": 1, "name": "Ann"}, old_groups=["a", "b"], delete=True)], operations=mode), 1)
+        assert people(world) == [(1, None, "Ann", None)]
+        assert memberships(world) == []
+
+
+def test_enrich_updates_existing_rows_and_skips_missing_ones(world, dest):
+    world.run("INSERT INTO people (id, email, name) VALUES (1, 'a@x.test', 'Ann')")
+    results = dest.export_batch([
+        payload({"id": 1, "name": "Annie"}, groups=["vip"]),
+        payload({"id": 2, "name": "Ghost"}, groups=["vip"]),
+    ], operations=ENRICH)
+    ok(results, 2)
+    assert [r.skipped for r in results] == [False, True]
+    assert people(world) == [(1, "a@x.test", "Annie", None)]
+    assert memberships(world) == [(1, "vip")]
+
+
+def test_changed_key_moves_the_row_and_its_groups(world, dest):
+    ok(dest.export_batch([payload({"id": 1, "email": "a@x.test"}, groups=["vip"])], operations=SYNC), 1)
+    ok(dest.export_batch([payload({"id": 10, "email": "a@x.test"}, old={"id": 1, "email": "a@x.test"},
+                                  groups=["vip", "moved"], old_groups=["vip"])], operations=ENRICH), 1)
+    assert people(world) == [(10, "a@x.test", None, None)]
+    assert memberships(world) == [(10, "moved"), (10, "vip")]
+
+
+def test_changed_key_onto_an_existing_row_drops_the_old_one_when_deleting_is_allowed(world, dest):
+    world.run("INSERT INTO people (id, email) VALUES (1, 'old@x.test'), (10, 'new@x.test'), (3, 'c@x.test'),"
+              " (30, 'c2@x.test')")
+    ok(dest.export_batch([payload({"id": 10, "email": "a@x.test"}, old={"id": 1})], operations=SYNC), 1)
+    ok(dest.export_batch([payload({"id": 30, "email": "c@x.test"}, old={"id": 3})], operations=ADDITIVE), 1)
+    assert people(world) == [(3, "c@x.test", None, None), (10, "a@x.test", None, None), (30, "c@x.test", None, None)]
+
+
+def test_unknown_column_fails_only_that_record(world, dest):
+    results = dest.export_batch([
+        payload({"id": 1, "email": "a@x.test", "nickname": "A", 'x"; DROP TABLE people; --': 1}),
+        payload({"id": 2, "email": "b@x.test"}),
+    ], operations=SYNC)
+    assert [r.success for r in results] == [False, True]
+    assert 'unknown column "nickname" in table "people"' in results[0].error
+    assert people(world) == [(2, "b@x.test", None, None)]
+
+
+def test_value_the_table_rejects_fails_only_that_record(world, dest):
+    results = dest.export_batch([
+        payload({"id": 1, "email": "a@x.test", "score": 5}, groups=["a"]),
+        payload({"id": 2, "email": "b@x.test", "score": -1}, groups=["a"]),  # CHECK (score >= 0)
+        payload({"id": 3, "email": "c@x.test", "score": 7}, groups=["a"]),
+    ], operations=SYNC)
+    assert [r.success for r in results] == [True, False, True]
+    assert results[1].error and results[1].level == "error"
+    assert [r[0] for r in people(world)] == [1, 3]
+    assert memberships(world) == [(1, "a"), (3, "a")]
+
+
+def test_record_without_key_is_a_final_failure(dest):
+    [result] = dest.export_batch([payload({"email": "a@x.test"})], operations=SYNC)
+    assert not result.success and result.level == "info" and '"id"' in result.error
+
+
+def test_missing_table_fails_the_batch_permanently(world):
+    destination = world.destination(table="not_there", primaryKey="id")
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    assert info.value.permanent and info.value.message == 'table "not_there" does not exist'
+    groups_missing = world.destination(table="people", primaryKey="id", groupsTable="nope_groups",
+                                       groupForeignKey="person_id", groupColumnName="group_name")
+    with pytest.raises(ConnectorError) as info:
+        groups_missing.export_batch([payload({"id": 1})], operations=SYNC)
+    assert info.value.permanent and '"nope_groups"' in info.value.message
+    assert people(world) == []
+
+
+def test_key_without_unique_index_is_explained(world):
+    destination = world.destination(table="no_key", primaryKey="id")
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1, "email": "a@x.test"})], operations=SYNC)
+    assert info.value.permanent and "unique index" in info.value.message and '"id"' in info.value.message
+    world.run("CREATE UNIQUE INDEX no_key_id ON no_key (id)")
+    ok(destination.export_batch([payload({"id": 1, "email": "a@x.test"})], operations=SYNC), 1)
+    ok(destination.export_batch([payload({"id": 1, "email": "b@x.test"})], operations=SYNC), 1)
+    assert world.run("SELECT id, email FROM no_key") == [(1, "b@x.test")]
+
+
+def test_text_keys_and_many_rows(world):
+    world.run("CREATE TABLE contacts (email TEXT PRIMARY KEY, n INTEGER)")
+    world.run("CREATE TABLE contact_groups (email TEXT, grp TEXT)")
+    destination = world.destination(table="contacts", primaryKey="email", groupsTable="contact_groups",
+                                    groupForeignKey="email", groupColumnName="grp")
+    batch = [payload({"email": f"u{i}@x.test", "n": i}, groups=["all"] + (["even"] if i % 2 == 0 else []))
+             for i in range(1500)]
+    ok(destination.export_batch(batch, operations=SYNC), 1500)
+    assert world.run("SELECT COUNT(*), SUM(n) FROM contacts") == [(1500, sum(range(1500)))]
+    assert world.run("SELECT COUNT(*) FROM contact_groups") == [(2250,)]
+    destination.close()
