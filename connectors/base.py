@@ -13,7 +13,7 @@ contains a secret, a connection string with a password, or a stack trace.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 OPTION_TYPES = ("text", "textarea", "number", "boolean", "choice", "secret")
@@ -137,7 +137,7 @@ class SourceConnector(abc.ABC):
     def validate_options(cls, options: dict[str, Any]) -> dict[str, str]:
         return validate_declared(cls.options, options)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Release connections. Safe to call twice."""
 
     def __enter__(self):
@@ -261,7 +261,7 @@ class DestinationConnector(abc.ABC):
     def validate_options(cls, options: dict[str, Any]) -> dict[str, str]:
         return validate_declared(cls.options, options)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Release connections. Safe to call twice."""
 
     def __enter__(self):

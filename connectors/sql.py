@@ -476,10 +476,24 @@ class SqlConnectionMixin:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-class SqlApp(AppConnector):
+class SqlApp(SqlConnectionMixin, AppConnector):
     """An SQL app: its options are the connection; test_connection() connects and describes."""
 
     dialect: ClassVar[Dialect]
+
+    def refresh_query(self, query: str) -> str | None:
+        """Run an App Refresh Query read-only with the statement timeout; return the first
+        column of the first row as text (dates in ISO 8601), None for no row or NULL."""
+        try:
+            with self.transaction() as cur:
+                cur.execute(query)
+                row = cur.fetchone()
+        finally:
+            self.close()
+        if not row or row[0] is None:
+            return None
+        value = row[0]
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
     def test_connection(self) -> str:
         """Connect read-only and return e.g. "Connected to PostgreSQL 15.20, database shop".

@@ -82,9 +82,9 @@ def _relative_groups_due() -> int:
 
 
 def _redrive_abandoned_runs() -> int:
-    from core.engine.runs import lease_seconds
-
     from django_q.tasks import async_task
+
+    from core.engine.runs import lease_seconds
 
     stale = timezone.now() - timedelta(seconds=lease_seconds())
     ids = list(

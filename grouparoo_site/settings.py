@@ -74,6 +74,10 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'grouparoo.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The default file lives under var/ (git-ignored); make sure its folder exists.
+    _name = str(DATABASES["default"].get("NAME", ""))
+    if _name and _name != ":memory:" and not _name.startswith("file:"):
+        Path(_name).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the admin read while a worker writes; a busy timeout instead of "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

@@ -326,9 +326,10 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
                 from core.engine.runs import run_add_errors
 
                 errs: dict[str, int] = {}
-                for eid, (kind, message, level, retry_after, skipped) in outcomes.items():
+                for eid, (kind, message, _level, retry_after, _skipped) in outcomes.items():
                     if runs[eid] == run_id and kind != "ok" and retry_after is None:
-                        errs[f"export to {destination.name}: {message}"] = errs.get(f"export to {destination.name}: {message}", 0) + 1
+                        text = f"export to {destination.name}: {message}"
+                        errs[text] = errs.get(text, 0) + 1
                 run_add_errors(run_id, errs)
     return summary
 

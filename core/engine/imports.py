@@ -91,7 +91,8 @@ def source_plan(source: Source) -> SourcePlan:
     own = list(
         source.properties.filter(state__in=["ready", "draft"]).exclude(pk=key_property.pk).prefetch_related("filters")
     )
-    creates = key_property.source_id == source.pk
+    # Only sources that own a unique property create records (DESIGN.md section 3, Identity).
+    creates = key_property.source_id == source.pk or any(p.unique for p in own)
     row_props, agg_props = [], []
     for prop in own:
         opts = prop.options or {}

@@ -26,7 +26,13 @@ from connectors.base import ConnectorError
 from core.choices import ExportState, RecordState, RunPhase, RunState
 from core.engine import db
 from core.engine.exports import destination_plans, exports_build, exports_send
-from core.engine.groups import GroupChanges, group_finish, memberships_leave, memberships_update, model_groups
+from core.engine.groups import (
+    GroupChanges,
+    group_finish,
+    memberships_leave,
+    memberships_update,
+    model_groups,
+)
 from core.engine.imports import import_batch, property_spec, read_columns, source_plan
 from core.models import Destination, Export, Group, Import, Record, Run, Schedule, Source
 from core.settings_registry import setting_number

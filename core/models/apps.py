@@ -36,7 +36,7 @@ class AppRefreshQuery(TimeStampedModel):
 
     app = models.OneToOneField(App, on_delete=models.CASCADE, related_name="refresh_query")
     query = models.TextField()
-    value = models.TextField(blank=True, null=True)
+    value = models.TextField(blank=True, null=True)  # noqa: DJ001 - NULL means "no value"
     recurring_frequency = models.PositiveIntegerField(default=60, help_text="Seconds between checks")
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_changed_at = models.DateTimeField(null=True, blank=True)

@@ -35,14 +35,14 @@ class RecordProperty(models.Model):
     record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="properties")
     property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="record_properties")
     position = models.PositiveIntegerField(default=0)
-    raw_value = models.TextField(null=True, blank=True)
-    value_text = models.TextField(null=True, blank=True)
+    raw_value = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL means "no value"
+    value_text = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL means "no value"
     value_number = models.FloatField(null=True, blank=True)
     value_datetime = models.DateTimeField(null=True, blank=True)
     value_boolean = models.BooleanField(null=True, blank=True)
-    unique_value = models.CharField(max_length=500, null=True, blank=True)
+    unique_value = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001 - NULL means "no value"
     state = models.CharField(max_length=10, choices=RecordPropertyState.choices, default=RecordPropertyState.READY)
-    invalid_reason = models.TextField(null=True, blank=True)
+    invalid_reason = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL means "no value"
     changed_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
 

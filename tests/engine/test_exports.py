@@ -7,7 +7,7 @@ from core import models as m
 from core.choices import DestinationCollection, ExportState, RunState, SyncMode
 from core.engine.exports import exports_send
 from tests.engine import fakes
-from tests.engine.helpers import sync, sync_all
+from tests.engine.helpers import sync
 
 pytestmark = pytest.mark.django_db
 

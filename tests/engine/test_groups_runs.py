@@ -1,0 +1,138 @@
+"""Group recomputes, relative-date groups on the clock, triggers and task idempotency."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from core import models as m
+from core import tasks
+from core.choices import RuleOp, RunState
+from core.engine.runs import run_process
+from core.services.groups import group_recompute_enqueue
+from core.services.runs import run_create
+from tests.engine.helpers import sync, sync_all
+
+pytestmark = pytest.mark.django_db
+
+
+def members(group) -> set[int]:
+    return set(m.GroupMember.objects.filter(group=group, left_at__isnull=True).values_list("record_id", flat=True))
+
+
+def test_new_group_recompute_run_adds_members_and_exports(shop, django_capture_on_commit_callbacks):
+    sync_all(shop)
+    low = m.Group.objects.create(model=shop.model, name="Low value")
+    m.GroupRule.objects.create(group=low, property=shop.props["ltv"], op=RuleOp.LT, match="200")
+    m.DestinationGroupMembership.objects.create(destination=shop.destination, group=low, remote_key="low")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = group_recompute_enqueue(group=low)
+    run.refresh_from_db()
+    assert run.state == RunState.COMPLETE, run.error
+    assert run.groups_changed == 2
+    low.refresh_from_db()
+    assert low.member_count == 2 and low.calculated_at is not None
+    assert {g for _, g in shop.dst_groups() if g == "low"} == {"low"}
+    assert {c for c, g in shop.dst_groups() if g == "low"} == {"2", "4"}
+
+
+def test_group_rule_change_moves_members_out(shop):
+    sync_all(shop)
+    assert len(members(shop.high_value)) == 2
+    m.GroupRule.objects.filter(group=shop.high_value).update(match="800")
+    run, _ = run_create(group=shop.high_value, enqueue=False)
+    run = run_process(run.pk, wait_for_exports=True)
+    assert run.state == RunState.COMPLETE
+    assert len(members(shop.high_value)) == 1
+    left = m.GroupMember.objects.get(group=shop.high_value, left_at__isnull=False)
+    assert left.joined_at <= left.left_at
+    assert shop.dst_groups() == {("1", "high-value")}
+
+
+def test_relative_date_group_is_recomputed_on_the_clock(shop, django_capture_on_commit_callbacks):
+    recent = m.Group.objects.create(model=shop.model, name="Recent buyers")
+    m.GroupRule.objects.create(group=recent, property=shop.props["last_purchase_at"], op=RuleOp.IN_LAST,
+                               relative_match_number=30, relative_match_unit="days")
+    now = timezone.now()
+    shop.src_sql("UPDATE purchases SET purchased_at = ?", ((now - dt.timedelta(days=2)).isoformat(),))
+    sync_all(shop)
+    assert len(members(recent)) == 2
+    # Time passes: the purchases age out of the window without any source change.
+    shop.src_sql("UPDATE purchases SET purchased_at = ?", ((now - dt.timedelta(days=40)).isoformat(),))
+    m.Schedule.objects.update(recurring=False)
+    sync(shop.purchases_schedule, full=True)
+    assert len(members(recent)) == 0  # the property change itself moved them
+    # And the clock: a group whose window moved is recomputed when due.
+    shop.src_sql("UPDATE purchases SET purchased_at = ?", ((now - dt.timedelta(days=29, hours=23)).isoformat(),))
+    sync(shop.purchases_schedule, full=True)
+    assert len(members(recent)) == 2
+    m.Group.objects.filter(pk=recent.pk).update(next_calculate_at=now - dt.timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        result = tasks.tick()
+    assert result["groups"] == 1
+    assert m.Run.objects.filter(group=recent, state=RunState.COMPLETE).exists()
+    recent.refresh_from_db()
+    assert recent.next_calculate_at is not None and recent.next_calculate_at > now
+
+
+def test_tick_starts_due_schedules_once(shop, django_capture_on_commit_callbacks):
+    m.Schedule.objects.filter(pk=shop.users_schedule.pk).update(recurring=True, recurring_frequency=600,
+                                                                 next_run_at=timezone.now() - dt.timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = tasks.tick()
+    with django_capture_on_commit_callbacks(execute=True):
+        second = tasks.tick()
+    assert first["started"] == 1 and second["started"] == 0
+    runs = m.Run.objects.filter(source=shop.users)
+    assert runs.count() == 1 and runs.get().state == RunState.COMPLETE
+    assert m.Schedule.objects.get(pk=shop.users_schedule.pk).next_run_at > timezone.now()
+
+
+def test_process_run_task_twice_does_the_work_once(shop):
+    run, _ = run_create(source=shop.users, schedule=shop.users_schedule, enqueue=False)
+    tasks.process_run(run.pk)
+    tasks.process_run(run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.COMPLETE and run.records_created == 4 and run.batches_done == 1
+    assert m.Import.objects.filter(run=run).count() == 1
+
+
+def test_two_triggers_of_one_schedule_make_one_run(shop):
+    a, created_a = run_create(source=shop.users, schedule=shop.users_schedule, enqueue=False)
+    b, created_b = run_create(source=shop.users, schedule=shop.users_schedule, enqueue=False)
+    assert created_a and not created_b and a.pk == b.pk
+
+
+def test_stopped_run_stops_at_the_next_batch(shop, settings):
+    from core.services.runs import run_stop
+
+    settings.GROUPAROO_BATCH_SIZE = 1
+    run, _ = run_create(source=shop.users, schedule=shop.users_schedule, enqueue=False)
+    calls = []
+
+    def progress(r):
+        calls.append(r.rows_read)
+        if len(calls) == 2:
+            run_stop(run=r)
+
+    result = run_process(run.pk, progress=progress)
+    assert result.state == RunState.STOPPED
+    assert result.rows_read == 2
+    assert m.Record.objects.count() == 2
+
+
+def test_app_refresh_query_starts_refresh_enabled_schedules(shop, django_capture_on_commit_callbacks):
+    from core.services.schedules import app_refresh_query_run
+
+    arq = m.AppRefreshQuery.objects.create(app=shop.users.app, query="SELECT MAX(updated_at) FROM users")
+    assert app_refresh_query_run(refresh_query=arq) == 0  # first value is the baseline
+    arq.refresh_from_db()
+    assert arq.value == "2026-01-03T00:00:00"
+    shop.src_sql("UPDATE users SET updated_at = '2026-09-09' WHERE id = 1")
+    m.Schedule.objects.filter(pk=shop.purchases_schedule.pk).update(refresh_enabled=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = app_refresh_query_run(refresh_query=arq)
+    assert started == 1
+    assert m.Run.objects.filter(source=shop.users).count() == 1
+    assert not m.Run.objects.filter(source=shop.purchases).exists()
