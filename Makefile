@@ -4,7 +4,8 @@
 # with its dev tools when pyproject.toml changed since the last install (a hash in a stamp file
 # under .venv), and write .env with freshly generated keys if it does not exist yet.
 #
-#   make run                  migrate, ensure an admin user, load the demo, serve on 127.0.0.1:8000
+#   make run                  migrate, ensure an admin user, load and sync the demo, serve the
+#                             admin on 127.0.0.1:8000 with a worker beside it
 #   make run SERVE=0          the same without starting the server (CI, scripts)
 #   make run PORT=8001        serve on another port
 #   make test                 the test suite on SQLite
@@ -73,13 +74,16 @@ setup: bootstrap
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py load_demo
-	@# >>> Sync engine hook: run the demo sync here (`$(PY) manage.py run_schedule --all`), and
-	@# start a worker next to the server in `serve` (`$(PY) manage.py qcluster &`, stopped when
-	@# the server stops). Not wired in yet. <<<
+	$(PY) manage.py run_schedule --all
 
+# The admin and, beside it, a worker (django-q2: the minute clock, runs, export retries).
+# The worker stops when the server does; its log is var/worker.log.
 serve: bootstrap
-	@echo ">> admin: http://$(HOST):$(PORT)/admin/  (Ctrl-C stops the server)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@echo ">> worker: manage.py qcluster (log: var/worker.log)"
+	@echo ">> admin: http://$(HOST):$(PORT)/admin/  (Ctrl-C stops the server and the worker)"
+	@$(PY) manage.py qcluster >> var/worker.log 2>&1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null || true' EXIT INT TERM; \
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 run: setup
 	@if [ "$(SERVE)" = "0" ]; then \

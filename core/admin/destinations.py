@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from connectors import registry
 from core import models as m
@@ -118,6 +119,18 @@ class DestinationAdmin(SensitivePostAdminMixin, ConnectorOptionsAdminMixin, Grou
             with service_errors(request, destination):
                 count = exports_retry_failed(destination=destination)
                 messages.success(request, f"{destination}: {count} failed export(s) queued again.")
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """A changed mapping, group list or tracked collection re-exports what differs."""
+        super().save_related(request, form, formsets, change)
+        if form.has_changed() or any(fs.has_changed() for fs in formsets):
+            from core.services.destinations import destination_resync_enqueue
+
+            with service_errors(request, form.instance):
+                run = destination_resync_enqueue(destination=form.instance)
+                messages.info(
+                    request, format_html("Re-export run {} started.", admin_link(run, f"#{run.pk}"))
+                )
 
 
 @admin.register(m.DestinationMapping)

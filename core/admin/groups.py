@@ -93,6 +93,18 @@ class GroupAdmin(GrouparooModelAdmin):
                     ),
                 )
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """A new or edited group (or its rules) starts a recompute, which exports what moved."""
+        super().save_related(request, form, formsets, change)
+        if form.has_changed() or any(fs.has_changed() for fs in formsets):
+            from core.services.groups import group_recompute_enqueue
+
+            with service_errors(request, form.instance):
+                run = group_recompute_enqueue(group=form.instance)
+                messages.info(
+                    request, format_html("Recompute run {} started.", admin_link(run, f"#{run.pk}"))
+                )
+
 
 @admin.register(m.GroupRule)
 class GroupRuleAdmin(GrouparooModelAdmin):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from connectors import registry
 from core import models as m
-from core.admin.base import GrouparooModelAdmin, admin_link, count_of
+from core.admin.base import GrouparooModelAdmin, admin_link, count_of, service_errors
 from core.admin.forms import ConnectorOptionsAdminMixin, PropertyForm
 from core.admin.inlines import PropertyFilterInline
 
@@ -79,6 +79,19 @@ class PropertyAdmin(ConnectorOptionsAdminMixin, GrouparooModelAdmin):
     @admin.display(description="filters", ordering="n_filters")
     def filter_count(self, obj: Any) -> int:
         return obj.n_filters
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """A new or changed property starts a full run of its source, so every record gets it."""
+        super().save_related(request, form, formsets, change)
+        if form.has_changed() or any(fs.has_changed() for fs in formsets):
+            from core.services.sources import property_changed
+
+            with service_errors(request, form.instance):
+                property_changed(prop=form.instance)
+                messages.info(
+                    request,
+                    f"A full run of {form.instance.source} was started to compute {form.instance.key}.",
+                )
 
 
 @admin.register(m.PropertyFilter)

@@ -3,6 +3,7 @@
 Python moves rows in bulk (COPY on PostgreSQL, executemany on SQLite); the statements that
 decide anything are set-based SQL over a whole batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence

@@ -12,6 +12,7 @@ PostgreSQL), commits the claim, calls the connector once for the batch, and reco
 outcome in one executemany. A worker that dies mid-send leaves `processing` rows whose lease
 expires; they are sent again with the same content (destinations upsert, so that is harmless).
 """
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,10 @@ def destination_plans(model_id: int) -> list[DestinationPlan]:
         plans.append(
             DestinationPlan(
                 destination=d,
-                mapping=[(m.remote_key, m.property_id, m.property.type, m.property.is_array) for m in d.mappings.all()],
+                mapping=[
+                    (m.remote_key, m.property_id, m.property.type, m.property.is_array)
+                    for m in d.mappings.all()
+                ],
                 groups={gm.group_id: gm.remote_key for gm in d.group_memberships.all()},
                 collection=d.collection,
                 tracked_group_id=d.group_id,
@@ -98,7 +102,14 @@ def _typed(row: tuple) -> Any:
     return None
 
 
-def exports_build(*, model_id: int, record_ids: list[int], run_id: int | None, plans: list[DestinationPlan] | None = None, now=None) -> int:
+def exports_build(
+    *,
+    model_id: int,
+    record_ids: list[int],
+    run_id: int | None,
+    plans: list[DestinationPlan] | None = None,
+    now=None,
+) -> int:
     """Create exports for `record_ids` wherever a destination's snapshot changed. Returns the
     number created. Runs inside the caller's transaction; idempotent: a second call with nothing
     changed creates nothing."""
@@ -118,10 +129,13 @@ def exports_build(*, model_id: int, record_ids: list[int], run_id: int | None, p
             f"FROM core_recordproperty WHERE {cond_r} AND {cond_p} ORDER BY record_id, property_id, position",
             [*params_r, *params_p],
         ):
-            values_by_record.setdefault(rid, {}).setdefault(pid, []).append(_typed((text, number, when, boolean)))
+            values_by_record.setdefault(rid, {}).setdefault(pid, []).append(
+                _typed((text, number, when, boolean))
+            )
     members: dict[int, set[int]] = {}
     for rid, gid in db.fetchall(
-        f"SELECT record_id, group_id FROM core_groupmember WHERE {cond_r} AND left_at IS NULL", params_r
+        f"SELECT record_id, group_id FROM core_groupmember WHERE {cond_r} AND left_at IS NULL",
+        params_r,
     ):
         members.setdefault(rid, set()).add(gid)
     cond_id, params_id = db.in_list("id", record_ids)
@@ -156,7 +170,9 @@ def exports_build(*, model_id: int, record_ids: list[int], run_id: int | None, p
             mine = members.get(rid, set())
             tracked = state != RecordState.DELETED and (
                 plan.collection == DestinationCollection.MODEL
-                or (plan.collection == DestinationCollection.GROUP and plan.tracked_group_id in mine)
+                or (
+                    plan.collection == DestinationCollection.GROUP and plan.tracked_group_id in mine
+                )
             )
             last = newest.get((did, rid))
             done = newest_complete.get((did, rid))
@@ -166,7 +182,9 @@ def exports_build(*, model_id: int, record_ids: list[int], run_id: int | None, p
                 rvals = values_by_record.get(rid, {})
                 props = {}
                 for remote, pid, ptype, is_array in plan.mapping:
-                    vals = [values.export_value(ptype, v) for v in rvals.get(pid, []) if v is not None]
+                    vals = [
+                        values.export_value(ptype, v) for v in rvals.get(pid, []) if v is not None
+                    ]
                     props[remote] = vals if is_array else (vals[0] if vals else None)
                 groups = sorted(plan.groups[g] for g in mine if g in plan.groups)
                 if last is not None and not last[4] and last[2] == props and last[3] == groups:
@@ -183,11 +201,32 @@ def exports_build(*, model_id: int, record_ids: list[int], run_id: int | None, p
         cond, params = db.in_list("record_id", rids)
         db.execute(
             f"UPDATE core_export SET state = %s, updated_at = %s, error_message = %s WHERE destination_id = %s AND state = %s AND {cond}",
-            [ExportState.CANCELED, ts, "superseded by a newer export", did, ExportState.PENDING, *params],
+            [
+                ExportState.CANCELED,
+                ts,
+                "superseded by a newer export",
+                did,
+                ExportState.PENDING,
+                *params,
+            ],
         )
     rows = [
-        (did, rid, run_id, json.dumps(op, default=str), json.dumps(np, default=str), json.dumps(og), json.dumps(ng),
-         to_delete, ExportState.PENDING, 0, "", "", ts, ts)
+        (
+            did,
+            rid,
+            run_id,
+            json.dumps(op, default=str),
+            json.dumps(np, default=str),
+            json.dumps(og),
+            json.dumps(ng),
+            to_delete,
+            ExportState.PENDING,
+            0,
+            "",
+            "",
+            ts,
+            ts,
+        )
         for did, rid, run_id, op, np, og, ng, to_delete in to_insert
     ]
     db.bulk_insert("core_export", EXPORT_COLUMNS, rows)
@@ -226,7 +265,16 @@ def _claim(destination_id: int, limit: int, now) -> list[tuple]:
             "WHERE p.destination_id = e.destination_id AND p.record_id = e.record_id AND p.state = %s) "
             f"ORDER BY e.id LIMIT %s{lock}) "
             "RETURNING id, record_id, run_id, old_properties, new_properties, old_groups, new_groups, to_delete, attempts",
-            [ExportState.PROCESSING, ts, ts, destination_id, ExportState.PENDING, ts, ExportState.PROCESSING, limit],
+            [
+                ExportState.PROCESSING,
+                ts,
+                ts,
+                destination_id,
+                ExportState.PENDING,
+                ts,
+                ExportState.PROCESSING,
+                limit,
+            ],
         )
 
 
@@ -263,25 +311,50 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
     try:
         cls = registry.get_destination(destination.type)
         with cls(destination.app.connector_options(), destination.connector_options()) as connector:
-            results = connector.export_batch(payloads, operations=SyncOperations.for_mode(destination.sync_mode))
+            results = connector.export_batch(
+                payloads, operations=SyncOperations.for_mode(destination.sync_mode)
+            )
         for r in results:
             outcomes[r.export_id] = (
                 "ok" if r.success else "fail",
-                r.error if not r.skipped else (r.error or "not sent: the record does not exist at the destination"),
+                r.error
+                if not r.skipped
+                else (r.error or "not sent: the record does not exist at the destination"),
                 r.level,
                 r.retry_after,
                 r.skipped,
             )
         for p in payloads:
-            outcomes.setdefault(p.export_id, ("fail", "the destination returned no result for this record", ErrorLevel.ERROR, None, False))
+            outcomes.setdefault(
+                p.export_id,
+                (
+                    "fail",
+                    "the destination returned no result for this record",
+                    ErrorLevel.ERROR,
+                    None,
+                    False,
+                ),
+            )
     except ConnectorError as exc:
         level = ErrorLevel.ERROR
         for p in payloads:
-            outcomes[p.export_id] = ("fatal" if exc.permanent else "fail", exc.message, level, exc.retry_after, False)
+            outcomes[p.export_id] = (
+                "fatal" if exc.permanent else "fail",
+                exc.message,
+                level,
+                exc.retry_after,
+                False,
+            )
     except Exception as exc:  # a connector bug must not leave rows claimed forever
         logger.exception("destination %s failed to export a batch", destination_id)
         for p in payloads:
-            outcomes[p.export_id] = ("fail", f"unexpected error: {type(exc).__name__}", ErrorLevel.ERROR, None, False)
+            outcomes[p.export_id] = (
+                "fail",
+                f"unexpected error: {type(exc).__name__}",
+                ErrorLevel.ERROR,
+                None,
+                False,
+            )
 
     max_attempts = int(setting_number("exports-max-attempts"))
     base = setting_number("exports-retry-base-seconds")
@@ -293,13 +366,35 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
         att = attempts[eid]
         run_id = runs[eid]
         if kind == "ok":
-            updates.append((ExportState.COMPLETE, att + 1, message if skipped else "", ErrorLevel.INFO if skipped else "", None, ts, ts, eid))
+            updates.append(
+                (
+                    ExportState.COMPLETE,
+                    att + 1,
+                    message if skipped else "",
+                    ErrorLevel.INFO if skipped else "",
+                    None,
+                    ts,
+                    ts,
+                    eid,
+                )
+            )
             summary.sent += 1
             if run_id:
                 per_run.setdefault(run_id, [0, 0])[0] += 1
         elif retry_after is not None and kind != "fatal":
             send_after = _ts(done_at + timedelta(seconds=float(retry_after)))
-            updates.append((ExportState.PENDING, att, f"throttled: {message}", ErrorLevel.ERROR, send_after, None, ts, eid))
+            updates.append(
+                (
+                    ExportState.PENDING,
+                    att,
+                    f"throttled: {message}",
+                    ErrorLevel.ERROR,
+                    send_after,
+                    None,
+                    ts,
+                    eid,
+                )
+            )
             summary.throttled += 1
         elif kind == "fatal" or level == ErrorLevel.INFO or att + 1 >= max_attempts:
             updates.append((ExportState.FAILED, att + 1, message, level, None, ts, ts, eid))
@@ -308,7 +403,18 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
                 per_run.setdefault(run_id, [0, 0])[1] += 1
         else:
             delay = base * (2**att)
-            updates.append((ExportState.PENDING, att + 1, message, level, _ts(done_at + timedelta(seconds=delay)), None, ts, eid))
+            updates.append(
+                (
+                    ExportState.PENDING,
+                    att + 1,
+                    message,
+                    level,
+                    _ts(done_at + timedelta(seconds=delay)),
+                    None,
+                    ts,
+                    eid,
+                )
+            )
             summary.retried += 1
     with transaction.atomic():
         with connection.cursor() as cursor:

@@ -6,6 +6,7 @@ one UPDATE for leavers, with the rules compiled to SQL by core.rules. A full rec
 edited group, or the clock for relative-date rules) runs the same two statements over the
 model's records in id ranges.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,7 +38,11 @@ class GroupChanges:
 
 
 def model_groups(model_id: int) -> list[tuple[Group, list[rules.RuleSpec]]]:
-    groups = Group.objects.filter(model_id=model_id).exclude(state=ObjectState.DELETED).prefetch_related("rules__property")
+    groups = (
+        Group.objects.filter(model_id=model_id)
+        .exclude(state=ObjectState.DELETED)
+        .prefetch_related("rules__property")
+    )
     return [(g, rules.rule_specs(g)) for g in groups]
 
 
@@ -67,9 +72,13 @@ def memberships_update(
         scope, scope_params = db.in_list("r.id", record_ids)
         mscope, mscope_params = db.in_list("record_id", record_ids)
     for group, specs in groups:
-        if changed_properties is not None and not ({s.property_id for s in specs} & changed_properties):
+        if changed_properties is not None and not (
+            {s.property_id for s in specs} & changed_properties
+        ):
             continue
-        expr, expr_params = rules.rules_sql(specs, group.match_type, vendor=connection.vendor, now=now, record_alias="r")
+        expr, expr_params = rules.rules_sql(
+            specs, group.match_type, vendor=connection.vendor, now=now, record_alias="r"
+        )
         joined = db.fetchall(
             "INSERT INTO core_groupmember (group_id, record_id, joined_at, left_at) "
             f"SELECT %s, r.id, %s, NULL FROM core_record r WHERE r.model_id = %s AND r.state <> %s AND {scope} AND ({expr}) "
@@ -81,7 +90,15 @@ def memberships_update(
             "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
             f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
             f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",
-            [_ts(now), group.pk, *mscope_params, group.model_id, RecordState.DELETED, *scope_params, *expr_params],
+            [
+                _ts(now),
+                group.pk,
+                *mscope_params,
+                group.model_id,
+                RecordState.DELETED,
+                *scope_params,
+                *expr_params,
+            ],
         )
         if joined:
             changes.joined[group.pk] = {r[0] for r in joined}
@@ -89,7 +106,10 @@ def memberships_update(
             changes.left[group.pk] = {r[0] for r in left}
         delta = len(joined) - len(left)
         if delta:
-            db.execute("UPDATE core_group SET member_count = member_count + %s WHERE id = %s", [delta, group.pk])
+            db.execute(
+                "UPDATE core_group SET member_count = member_count + %s WHERE id = %s",
+                [delta, group.pk],
+            )
     return changes
 
 
@@ -107,7 +127,9 @@ def memberships_leave(*, record_ids: list[int], now=None) -> GroupChanges:
     for gid, rid in rows:
         changes.left.setdefault(gid, set()).add(rid)
     for gid, rids in changes.left.items():
-        db.execute("UPDATE core_group SET member_count = member_count - %s WHERE id = %s", [len(rids), gid])
+        db.execute(
+            "UPDATE core_group SET member_count = member_count - %s WHERE id = %s", [len(rids), gid]
+        )
     return changes
 
 
@@ -123,4 +145,6 @@ def group_finish(group: Group, *, now=None) -> None:
     next_at = None
     if rules.has_relative_rules(specs):
         next_at = now + timedelta(minutes=setting_number("groups-relative-recompute-minutes"))
-    Group.objects.filter(pk=group.pk).update(member_count=count, calculated_at=now, next_calculate_at=next_at)
+    Group.objects.filter(pk=group.pk).update(
+        member_count=count, calculated_at=now, next_calculate_at=next_at
+    )

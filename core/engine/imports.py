@@ -13,6 +13,7 @@ Per batch, whatever its size, a fixed number of statements:
 A value that does not parse for its property type is kept raw with an invalid reason; the run
 goes on. Merges (two records that turn out to be one customer) are rare and handled pair by pair.
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,7 +74,9 @@ class BatchResult:
     invalid_records: set[int] = field(default_factory=set)
     skipped: int = 0
     merged: int = 0
-    merged_into: set[int] = field(default_factory=set)  # survivors of merges: re-evaluate everything
+    merged_into: set[int] = field(
+        default_factory=set
+    )  # survivors of merges: re-evaluate everything
     errors: dict[str, int] = field(default_factory=dict)
 
     def error(self, message: str) -> None:
@@ -85,11 +88,15 @@ def source_plan(source: Source) -> SourcePlan:
     source cannot be read (no mapping)."""
     mapping = source.mappings.select_related("property").first()
     if mapping is None:
-        raise ValueError(f"Source {source.name!r} has no mapping: map a source column to a unique property.")
+        raise ValueError(
+            f"Source {source.name!r} has no mapping: map a source column to a unique property."
+        )
     key_property = mapping.property
     is_query = source.type.endswith("-query") or "query" in (source.options or {})
     own = list(
-        source.properties.filter(state__in=["ready", "draft"]).exclude(pk=key_property.pk).prefetch_related("filters")
+        source.properties.filter(state__in=["ready", "draft"])
+        .exclude(pk=key_property.pk)
+        .prefetch_related("filters")
     )
     # Only sources that own a unique property create records (DESIGN.md section 3, Identity).
     creates = key_property.source_id == source.pk or any(p.unique for p in own)
@@ -219,11 +226,19 @@ def import_batch(
         staged.append((rid, key_prop.pk, 0, *stage_value(key_prop, raw_by_key[key])))
         for prop in plan.row_properties:
             staged.append((rid, prop.pk, 0, *stage_value(prop, row.get(prop.options["column"]))))
-        agg = aggregates.get(_agg_key(row.get(plan.key_column)), {}) if plan.aggregate_properties else {}
+        agg = (
+            aggregates.get(_agg_key(row.get(plan.key_column)), {})
+            if plan.aggregate_properties
+            else {}
+        )
         for prop in plan.aggregate_properties:
             value = agg.get(prop.key)
             if prop.is_array:
-                items = list(value) if isinstance(value, (list, tuple)) else ([] if value is None else [value])
+                items = (
+                    list(value)
+                    if isinstance(value, (list, tuple))
+                    else ([] if value is None else [value])
+                )
                 if not items:
                     staged.append((rid, prop.pk, 0, None, None, None, None, None, None, None))
                 for pos, item in enumerate(items):
@@ -278,12 +293,18 @@ def _create_records(model_id: int, count: int, now) -> list[int]:
             "INSERT INTO core_record (model_id, state, invalid, created_at, updated_at) "
             "SELECT %s, %s, 0, %s, %s FROM n RETURNING id"
         )
-    params = [model_id, RecordState.PENDING, ts, ts, count] if db.is_postgres() else [count, model_id, RecordState.PENDING, ts, ts]
+    params = (
+        [model_id, RecordState.PENDING, ts, ts, count]
+        if db.is_postgres()
+        else [count, model_id, RecordState.PENDING, ts, ts]
+    )
     ids = sorted(r[0] for r in db.fetchall(sql, params))
     return ids
 
 
-def _resolve_unique_conflicts(plan: SourcePlan, staged: list[tuple], result: BatchResult, key_to_record) -> list[tuple]:
+def _resolve_unique_conflicts(
+    plan: SourcePlan, staged: list[tuple], result: BatchResult, key_to_record
+) -> list[tuple]:
     """Unique values (other than the key) already held by another record, or twice in the batch.
 
     Policy: if the other record has its own value for this source's key property, the two are
@@ -304,7 +325,11 @@ def _resolve_unique_conflicts(plan: SourcePlan, staged: list[tuple], result: Bat
             [*params_p, *params_v],
         )
     }
-    conflicts = {(r[0], holders[(r[1], r[8])]) for r in unique_rows if holders.get((r[1], r[8]), r[0]) != r[0]}
+    conflicts = {
+        (r[0], holders[(r[1], r[8])])
+        for r in unique_rows
+        if holders.get((r[1], r[8]), r[0]) != r[0]
+    }
     remap: dict[int, int] = {}
     if conflicts:
         from core.services.records import records_merge
@@ -321,7 +346,9 @@ def _resolve_unique_conflicts(plan: SourcePlan, staged: list[tuple], result: Bat
         for mine, other in sorted(conflicts):
             if other in keyed or mine in remap:
                 continue
-            survivor = records_merge(record_ids=(mine, other), reason=f"source {plan.source.name!r}")
+            survivor = records_merge(
+                record_ids=(mine, other), reason=f"source {plan.source.name!r}"
+            )
             loser = other if survivor == mine else mine
             remap[loser] = survivor
             result.merged += 1
@@ -342,7 +369,11 @@ def _resolve_unique_conflicts(plan: SourcePlan, staged: list[tuple], result: Bat
             first = seen.setdefault((r[1], r[8]), r[0])
             if holder != r[0] or first != r[0]:
                 other = holder if holder != r[0] else first
-                r = (*r[:8], None, f"duplicate unique value {r[3]!r}: already held by record {other}")
+                r = (
+                    *r[:8],
+                    None,
+                    f"duplicate unique value {r[3]!r}: already held by record {other}",
+                )
         out.append(r)
     return out
 
@@ -375,11 +406,29 @@ def _upsert_from_stage(now) -> list[tuple[int, int]]:
     ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
     distinct = " OR ".join(
         f"core_recordproperty.{c} IS DISTINCT FROM excluded.{c}"
-        for c in ("raw_value", "value_text", "value_number", "value_datetime", "value_boolean", "unique_value", "invalid_reason")
+        for c in (
+            "raw_value",
+            "value_text",
+            "value_number",
+            "value_datetime",
+            "value_boolean",
+            "unique_value",
+            "invalid_reason",
+        )
     )
     sets = ", ".join(
         f"{c} = excluded.{c}"
-        for c in ("raw_value", "value_text", "value_number", "value_datetime", "value_boolean", "unique_value", "invalid_reason", "changed_at", "confirmed_at")
+        for c in (
+            "raw_value",
+            "value_text",
+            "value_number",
+            "value_datetime",
+            "value_boolean",
+            "unique_value",
+            "invalid_reason",
+            "changed_at",
+            "confirmed_at",
+        )
     )
     cols = ", ".join(STAGE_COLUMNS)
     sql = (
@@ -391,7 +440,9 @@ def _upsert_from_stage(now) -> list[tuple[int, int]]:
     return [tuple(r) for r in db.fetchall(sql, [ts, ts])]
 
 
-def _delete_stale_positions(property_ids: list[int], record_ids: list[int]) -> list[tuple[int, int]]:
+def _delete_stale_positions(
+    property_ids: list[int], record_ids: list[int]
+) -> list[tuple[int, int]]:
     cond_p, params_p = db.in_list("property_id", property_ids)
     cond_r, params_r = db.in_list("record_id", record_ids)
     sql = (

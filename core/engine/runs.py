@@ -5,6 +5,7 @@ lease -> running, taken over). Each batch commits its data together with the run
 counters, so a run interrupted at any point resumes after its last committed batch. The
 schedule's high watermark moves only when the whole run has read everything.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,7 +63,9 @@ def run_claim(run_id: int) -> bool:
         state=RunState.RUNNING, started_at=now, heartbeat_at=now
     )
     if not claimed:
-        claimed = Run.objects.filter(pk=run_id, state=RunState.RUNNING, heartbeat_at__lt=stale).update(heartbeat_at=now)
+        claimed = Run.objects.filter(
+            pk=run_id, state=RunState.RUNNING, heartbeat_at__lt=stale
+        ).update(heartbeat_at=now)
         if claimed:
             logger.warning("run %s: lease expired, taken over by %s", run_id, worker_name())
     return bool(claimed)
@@ -84,7 +87,9 @@ def run_add_errors(run_id: int, errors: dict[str, int]) -> None:
 def _beat(run: Run, **counters) -> None:
     """Commit progress together with the batch: conditional on the run still being ours."""
     updates = {k: F(k) + v for k, v in counters.items() if v}
-    updated = Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(heartbeat_at=timezone.now(), **updates)
+    updated = Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
+        heartbeat_at=timezone.now(), **updates
+    )
     if not updated:
         raise RunStopped(f"run {run.pk} is no longer running")
 
@@ -102,7 +107,9 @@ def watermark_signature(source: Source) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_process(run_id: int, *, progress: Progress | None = None, wait_for_exports: bool = False) -> Run:
+def run_process(
+    run_id: int, *, progress: Progress | None = None, wait_for_exports: bool = False
+) -> Run:
     """Do (or resume) the run's work. Safe to call twice and concurrently: only the claimer works.
 
     wait_for_exports: keep sending until no export of this run is pending (sleeping through
@@ -123,7 +130,9 @@ def run_process(run_id: int, *, progress: Progress | None = None, wait_for_expor
                 _recompute_group(run, progress)
             elif run.destination_id:
                 _export_destination_everything(run, progress)
-            Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(phase=RunPhase.EXPORTING, percent_complete=90)
+            Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
+                phase=RunPhase.EXPORTING, percent_complete=90
+            )
             run.refresh_from_db()
         if run.export:
             _send_run_exports(run, progress, wait=wait_for_exports)
@@ -155,16 +164,25 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     source_cls = registry.get_source(source.type)
     enrichers = _enrichers(plan) if plan.creates_records else []
     try:
-        _import_loop(run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress)
+        _import_loop(
+            run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress
+        )
     finally:
         for _, _, conn in enrichers:
             conn.close()
     Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(phase=RunPhase.PROCESSING)
-    if schedule and schedule.confirm_records and plan.creates_records and run.starting_watermark is None and not plan.filters:
+    if (
+        schedule
+        and schedule.confirm_records
+        and plan.creates_records
+        and run.starting_watermark is None
+        and not plan.filters
+    ):
         _delete_unconfirmed(run, source, groups, dplans)
     if schedule:
         Schedule.objects.filter(pk=schedule.pk).update(
-            high_watermark=run.high_watermark, watermark_signature=watermark_signature(source),
+            high_watermark=run.high_watermark,
+            watermark_signature=watermark_signature(source),
             last_run_at=timezone.now(),
         )
 
@@ -175,12 +193,20 @@ def _enrichers(plan):
     of the model keyed by a property this source writes."""
     written = {p.pk: p for p in [plan.key_property, *plan.row_properties]}
     out = []
-    for other in Source.objects.filter(model_id=plan.model_id).exclude(pk=plan.source.pk).select_related("app"):
+    for other in (
+        Source.objects.filter(model_id=plan.model_id)
+        .exclude(pk=plan.source.pk)
+        .select_related("app")
+    ):
         try:
             oplan = source_plan(other)
         except ValueError:
             continue
-        if oplan.creates_records or not oplan.aggregate_properties or oplan.key_property.pk not in written:
+        if (
+            oplan.creates_records
+            or not oplan.aggregate_properties
+            or oplan.key_property.pk not in written
+        ):
             continue
         cls = registry.get_source(other.type)
         conn = cls(other.app.connector_options(), other.connector_options())
@@ -197,12 +223,20 @@ def _enrich_new_records(plan, enrichers, rows, created_keys_rows):
         keys = [r.get(column) for r in created_keys_rows if r.get(column) is not None]
         if not keys:
             continue
-        aggregates = conn.aggregate(properties=specs, key_column=oplan.key_column, key_property=prop.key, keys=keys)
-        results.append(import_batch(plan=oplan, rows=[{oplan.key_column: k} for k in keys], aggregates=aggregates))
+        aggregates = conn.aggregate(
+            properties=specs, key_column=oplan.key_column, key_property=prop.key, keys=keys
+        )
+        results.append(
+            import_batch(
+                plan=oplan, rows=[{oplan.key_column: k} for k in keys], aggregates=aggregates
+            )
+        )
     return results
 
 
-def _import_loop(run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress):
+def _import_loop(
+    run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress
+):
     with source_cls(source.app.connector_options(), source.connector_options()) as connector:
         if run.batches_done == 0 and run.cursor is None:
             # First batch: fix what this run reads (>= the stored watermark) and what it will store.
@@ -213,11 +247,17 @@ def _import_loop(run, source, schedule, plan, groups, dplans, batch_size, source
                     since = schedule.high_watermark
             high = None
             if plan.watermark_column:
-                high = connector.max_watermark(watermark_column=plan.watermark_column, filters=plan.filters)
+                high = connector.max_watermark(
+                    watermark_column=plan.watermark_column, filters=plan.filters
+                )
             total = connector.count(
-                watermark_column=plan.watermark_column if since is not None else None, since=since, filters=plan.filters
+                watermark_column=plan.watermark_column if since is not None else None,
+                since=since,
+                filters=plan.filters,
             )
-            Run.objects.filter(pk=run.pk).update(starting_watermark=since, high_watermark=high, rows_total=total)
+            Run.objects.filter(pk=run.pk).update(
+                starting_watermark=since, high_watermark=high, rows_total=total
+            )
             run.refresh_from_db()
         since = run.starting_watermark
         agg_specs = [property_spec(p) for p in plan.aggregate_properties]
@@ -238,7 +278,10 @@ def _import_loop(run, source, schedule, plan, groups, dplans, batch_size, source
             if agg_specs:
                 keys = [r[plan.key_column] for r in page.rows if r.get(plan.key_column) is not None]
                 aggregates = connector.aggregate(
-                    properties=agg_specs, key_column=plan.key_column, key_property=plan.key_property.key, keys=keys
+                    properties=agg_specs,
+                    key_column=plan.key_column,
+                    key_property=plan.key_property.key,
+                    keys=keys,
                 )
             with transaction.atomic():
                 result = import_batch(plan=plan, rows=page.rows, aggregates=aggregates)
@@ -253,31 +296,45 @@ def _import_loop(run, source, schedule, plan, groups, dplans, batch_size, source
                 if result.merged_into:
                     changed_props = None  # a merge can change anything
                 gchanges = memberships_update(
-                    groups=groups, record_ids=sorted(changed_records), changed_properties=changed_props
+                    groups=groups,
+                    record_ids=sorted(changed_records),
+                    changed_properties=changed_props,
                 )
                 exported = 0
                 if dplans:
                     exported = exports_build(
-                        model_id=source.model_id, record_ids=sorted(changed_records | gchanges.records),
-                        run_id=run.pk, plans=dplans,
+                        model_id=source.model_id,
+                        record_ids=sorted(changed_records | gchanges.records),
+                        run_id=run.pk,
+                        plans=dplans,
                     )
                 batch_no = run.batches_done + 1
                 Import.objects.create(
-                    run=run, source=source, batch=batch_no, rows_read=len(page.rows),
+                    run=run,
+                    source=source,
+                    batch=batch_no,
+                    rows_read=len(page.rows),
                     records_created=len(result.created),
                     records_updated=len(set(result.changed) - result.created),
-                    records_skipped=result.skipped, record_ids=result.record_ids,
-                    watermark_from=run.cursor, watermark_to=page.cursor,
+                    records_skipped=result.skipped,
+                    record_ids=result.record_ids,
+                    watermark_from=run.cursor,
+                    watermark_to=page.cursor,
                 )
                 run_add_errors(run.pk, result.errors)
                 read = run.rows_read + len(page.rows)
                 percent = min(89, int(90 * read / run.rows_total)) if run.rows_total else 0
                 _beat(
-                    run, rows_read=len(page.rows), records_created=len(result.created),
+                    run,
+                    rows_read=len(page.rows),
+                    records_created=len(result.created),
                     records_updated=len(set(result.changed) - result.created),
                     records_invalid=len(result.invalid_records & set(result.changed)),
-                    records_skipped=result.skipped, records_merged=result.merged,
-                    groups_changed=gchanges.count, exports_created=exported, batches_done=1,
+                    records_skipped=result.skipped,
+                    records_merged=result.merged,
+                    groups_changed=gchanges.count,
+                    exports_created=exported,
+                    batches_done=1,
                 )
                 Run.objects.filter(pk=run.pk).update(cursor=page.cursor, percent_complete=percent)
             run.refresh_from_db()
@@ -293,7 +350,8 @@ def _rows_of_records(plan, rows, result) -> list[dict]:
 
     created_keys = set(
         db.fetchall(
-            "SELECT unique_value FROM core_recordproperty WHERE property_id = %s AND " + db.in_list("record_id", sorted(result.created))[0],
+            "SELECT unique_value FROM core_recordproperty WHERE property_id = %s AND "
+            + db.in_list("record_id", sorted(result.created))[0],
             [plan.key_property.pk, *db.in_list("record_id", sorted(result.created))[1]],
         )
     )
@@ -301,7 +359,10 @@ def _rows_of_records(plan, rows, result) -> list[dict]:
     out = []
     for row in rows:
         try:
-            key = values.canonical(plan.key_property.type, values.coerce(plan.key_property.type, row.get(plan.key_column)))
+            key = values.canonical(
+                plan.key_property.type,
+                values.coerce(plan.key_property.type, row.get(plan.key_column)),
+            )
         except ValueError:
             continue
         if key in created_keys:
@@ -326,10 +387,23 @@ def _delete_unconfirmed(run: Run, source: Source, groups, dplans) -> None:
     for i in range(0, len(gone), step):
         chunk = gone[i : i + step]
         with transaction.atomic():
-            Record.objects.filter(pk__in=chunk).update(state=RecordState.DELETED, updated_at=timezone.now())
+            Record.objects.filter(pk__in=chunk).update(
+                state=RecordState.DELETED, updated_at=timezone.now()
+            )
             changes = memberships_leave(record_ids=chunk)
-            exported = exports_build(model_id=source.model_id, record_ids=chunk, run_id=run.pk, plans=dplans) if dplans else 0
-            _beat(run, records_deleted=len(chunk), groups_changed=changes.count, exports_created=exported)
+            exported = (
+                exports_build(
+                    model_id=source.model_id, record_ids=chunk, run_id=run.pk, plans=dplans
+                )
+                if dplans
+                else 0
+            )
+            _beat(
+                run,
+                records_deleted=len(chunk),
+                groups_changed=changes.count,
+                exports_created=exported,
+            )
 
 
 def _recompute_group(run: Run, progress: Progress | None) -> None:
@@ -350,16 +424,32 @@ def _recompute_group(run: Run, progress: Progress | None) -> None:
         with transaction.atomic():
             if groups:
                 changes = memberships_update(
-                    groups=groups, record_ids=[], changed_properties=None, id_range=(chunk[0], chunk[-1])
+                    groups=groups,
+                    record_ids=[],
+                    changed_properties=None,
+                    id_range=(chunk[0], chunk[-1]),
                 )
             else:  # the group was deleted: everyone leaves
                 changes = GroupChanges()
             exported = 0
             if dplans and changes.records:
-                exported = exports_build(model_id=group.model_id, record_ids=sorted(changes.records), run_id=run.pk, plans=dplans)
+                exported = exports_build(
+                    model_id=group.model_id,
+                    record_ids=sorted(changes.records),
+                    run_id=run.pk,
+                    plans=dplans,
+                )
             done += len(chunk)
-            _beat(run, rows_read=len(chunk), groups_changed=changes.count, exports_created=exported, batches_done=1)
-            Run.objects.filter(pk=run.pk).update(cursor=chunk[-1], percent_complete=min(89, int(90 * done / max(total, 1))))
+            _beat(
+                run,
+                rows_read=len(chunk),
+                groups_changed=changes.count,
+                exports_created=exported,
+                batches_done=1,
+            )
+            Run.objects.filter(pk=run.pk).update(
+                cursor=chunk[-1], percent_complete=min(89, int(90 * done / max(total, 1)))
+            )
         last = chunk[-1]
         run.refresh_from_db()
         if progress:
@@ -370,16 +460,28 @@ def _recompute_group(run: Run, progress: Progress | None) -> None:
 def _export_destination_everything(run: Run, progress: Progress | None) -> None:
     """A destination's mapping or tracked collection changed: re-evaluate every record."""
     destination = Destination.objects.get(pk=run.destination_id)
-    dplans = [p for p in destination_plans(destination.model_id) if p.destination.pk == destination.pk]
+    dplans = [
+        p for p in destination_plans(destination.model_id) if p.destination.pk == destination.pk
+    ]
     step = settings.GROUPAROO_BATCH_SIZE
-    ids = Record.objects.filter(model_id=destination.model_id).order_by("pk").values_list("pk", flat=True)
+    ids = (
+        Record.objects.filter(model_id=destination.model_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     last = run.cursor or 0
     while True:
         chunk = list(ids.filter(pk__gt=last)[:step])
         if not chunk:
             break
         with transaction.atomic():
-            exported = exports_build(model_id=destination.model_id, record_ids=chunk, run_id=run.pk, plans=dplans) if dplans else 0
+            exported = (
+                exports_build(
+                    model_id=destination.model_id, record_ids=chunk, run_id=run.pk, plans=dplans
+                )
+                if dplans
+                else 0
+            )
             _beat(run, rows_read=len(chunk), exports_created=exported, batches_done=1)
             Run.objects.filter(pk=run.pk).update(cursor=chunk[-1])
         last = chunk[-1]
@@ -390,7 +492,9 @@ def _send_run_exports(run: Run, progress: Progress | None, *, wait: bool) -> Non
     does not stop the others). With wait=True, sleep through retry delays until none is left."""
     while True:
         dest_ids = list(
-            Export.objects.filter(run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING])
+            Export.objects.filter(
+                run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING]
+            )
             .values_list("destination_id", flat=True)
             .distinct()
         )
@@ -411,12 +515,16 @@ def _send_run_exports(run: Run, progress: Progress | None, *, wait: bool) -> Non
             return
         if not progressed:
             due = (
-                Export.objects.filter(run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING])
+                Export.objects.filter(
+                    run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING]
+                )
                 .order_by("send_after")
                 .values_list("send_after", flat=True)
                 .first()
             )
-            delay = 0.2 if due is None else max(0.05, min(5.0, (due - timezone.now()).total_seconds()))
+            delay = (
+                0.2 if due is None else max(0.05, min(5.0, (due - timezone.now()).total_seconds()))
+            )
             _beat(run)
             time.sleep(delay)
 
@@ -427,10 +535,18 @@ def run_finish_if_done(run_id: int) -> bool:
     if run.state != RunState.RUNNING or run.phase != RunPhase.EXPORTING:
         return False
     # A run with export=False queues its exports for the clock to send; it does not wait for them.
-    if run.export and Export.objects.filter(run_id=run_id, state__in=[ExportState.PENDING, ExportState.PROCESSING]).exists():
+    if (
+        run.export
+        and Export.objects.filter(
+            run_id=run_id, state__in=[ExportState.PENDING, ExportState.PROCESSING]
+        ).exists()
+    ):
         return False
     return bool(
         Run.objects.filter(pk=run_id, state=RunState.RUNNING, phase=RunPhase.EXPORTING).update(
-            state=RunState.COMPLETE, phase=RunPhase.DONE, percent_complete=100, completed_at=timezone.now()
+            state=RunState.COMPLETE,
+            phase=RunPhase.DONE,
+            percent_complete=100,
+            completed_at=timezone.now(),
         )
     )

@@ -1,4 +1,5 @@
 """App services."""
+
 from __future__ import annotations
 
 from connectors import registry

@@ -1,4 +1,5 @@
 """Export services."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,7 +11,9 @@ from core.choices import ExportState
 from core.models import Destination, Export
 
 
-def exports_retry_failed(*, destination: Destination, since: datetime | None = None, until: datetime | None = None) -> int:
+def exports_retry_failed(
+    *, destination: Destination, since: datetime | None = None, until: datetime | None = None
+) -> int:
     """Put failed exports of the destination (optionally created in [since, until]) back in the
     queue with fresh attempts, unless a newer export of the same record exists. Returns how many.
     Idempotent: a second call finds nothing failed left to retry."""
@@ -25,7 +28,12 @@ def exports_retry_failed(*, destination: Destination, since: datetime | None = N
         destination=OuterRef("destination"), record=OuterRef("record"), pk__gt=OuterRef("pk")
     ).exclude(state=ExportState.CANCELED)
     count = qs.exclude(Exists(newer)).update(
-        state=ExportState.PENDING, attempts=0, send_after=None, error_message="", error_level="", updated_at=timezone.now()
+        state=ExportState.PENDING,
+        attempts=0,
+        send_after=None,
+        error_message="",
+        error_level="",
+        updated_at=timezone.now(),
     )
     if count:
         enqueue_send(destination.pk)

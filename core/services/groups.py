@@ -1,4 +1,5 @@
 """Group services."""
+
 from __future__ import annotations
 
 from core.choices import RunCreator

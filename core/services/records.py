@@ -8,6 +8,7 @@ Merge policy (deterministic, documented in the admin help and DESIGN.md):
     exports are recomputed by the batch that triggered the merge (its properties changed);
   - every merge is logged (logger "core.merge") with both ids and the reason.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,11 @@ def records_merge(*, record_ids: tuple[int, int], reason: str) -> int:
     if a == b:
         return a
     with transaction.atomic():
-        rows = list(Record.objects.filter(pk__in=[a, b]).order_by("created_at", "pk").values_list("pk", flat=True))
+        rows = list(
+            Record.objects.filter(pk__in=[a, b])
+            .order_by("created_at", "pk")
+            .values_list("pk", flat=True)
+        )
         if len(rows) < 2:
             return rows[0] if rows else a
         survivor, loser = rows

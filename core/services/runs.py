@@ -1,4 +1,5 @@
 """Run services: start runs (idempotently: one active run per source or group) and stop them."""
+
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
@@ -44,8 +45,14 @@ def run_create(
     try:
         with transaction.atomic():
             run = Run.objects.create(
-                source=source, group=group, destination=destination, schedule=schedule, property=property,
-                creator_type=creator_type, full=full, export=export,
+                source=source,
+                group=group,
+                destination=destination,
+                schedule=schedule,
+                property=property,
+                creator_type=creator_type,
+                full=full,
+                export=export,
             )
     except IntegrityError:  # another trigger won the race: one run, no duplicate work
         return active.first(), False
@@ -54,9 +61,21 @@ def run_create(
     return run, True
 
 
-def run_enqueue(*, schedule: Schedule, full: bool = False, export: bool = True, creator_type: str = RunCreator.MANUAL) -> Run:
+def run_enqueue(
+    *,
+    schedule: Schedule,
+    full: bool = False,
+    export: bool = True,
+    creator_type: str = RunCreator.MANUAL,
+) -> Run:
     """Start a run of the schedule's source (what the admin's "Run now" and the API call)."""
-    run, _ = run_create(source=schedule.source, schedule=schedule, creator_type=creator_type, full=full, export=export)
+    run, _ = run_create(
+        source=schedule.source,
+        schedule=schedule,
+        creator_type=creator_type,
+        full=full,
+        export=export,
+    )
     return run
 
 

@@ -1,4 +1,5 @@
 """Schedule services: which schedules are due, and App Refresh Queries."""
+
 from __future__ import annotations
 
 import logging
@@ -34,7 +35,9 @@ def schedules_start_due(*, now: datetime | None = None) -> int:
     for schedule in due:
         if schedule.next_run_at is None:
             # First sight of a schedule: due now.
-            Schedule.objects.filter(pk=schedule.pk, next_run_at__isnull=True).update(next_run_at=now)
+            Schedule.objects.filter(pk=schedule.pk, next_run_at__isnull=True).update(
+                next_run_at=now
+            )
             schedule.next_run_at = now
         if schedule.next_run_at > now:
             continue
@@ -42,7 +45,9 @@ def schedules_start_due(*, now: datetime | None = None) -> int:
             next_run_at=schedule_next_run_at(schedule, after=now)
         )
         if claimed:
-            _, created = run_create(source=schedule.source, schedule=schedule, creator_type=RunCreator.SCHEDULE)
+            _, created = run_create(
+                source=schedule.source, schedule=schedule, creator_type=RunCreator.SCHEDULE
+            )
             started += int(created)
     return started
 
@@ -52,9 +57,14 @@ def app_refresh_queries_check(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     started = 0
     for arq in AppRefreshQuery.objects.select_related("app").filter(state=ObjectState.READY):
-        if arq.last_checked_at and arq.last_checked_at + timedelta(seconds=arq.recurring_frequency) > now:
+        if (
+            arq.last_checked_at
+            and arq.last_checked_at + timedelta(seconds=arq.recurring_frequency) > now
+        ):
             continue
-        claimed = AppRefreshQuery.objects.filter(pk=arq.pk, last_checked_at=arq.last_checked_at).update(last_checked_at=now)
+        claimed = AppRefreshQuery.objects.filter(
+            pk=arq.pk, last_checked_at=arq.last_checked_at
+        ).update(last_checked_at=now)
         if not claimed:
             continue
         started += app_refresh_query_run(refresh_query=arq, now=now)
@@ -66,7 +76,9 @@ def app_refresh_query_run(*, refresh_query: AppRefreshQuery, now: datetime | Non
     now = now or timezone.now()
     app = refresh_query.app
     try:
-        value = registry.get_app(app.type)(app.connector_options()).refresh_query(refresh_query.query)
+        value = registry.get_app(app.type)(app.connector_options()).refresh_query(
+            refresh_query.query
+        )
     except ConnectorError as exc:
         logger.warning("refresh query of app %s failed: %s", app.pk, exc.message)
         return 0
@@ -78,7 +90,11 @@ def app_refresh_query_run(*, refresh_query: AppRefreshQuery, now: datetime | Non
     if first:
         return 0  # the first value is a baseline, not a change
     started = 0
-    for schedule in Schedule.objects.filter(source__app=app, refresh_enabled=True).select_related("source"):
-        _, created = run_create(source=schedule.source, schedule=schedule, creator_type=RunCreator.SCHEDULE)
+    for schedule in Schedule.objects.filter(source__app=app, refresh_enabled=True).select_related(
+        "source"
+    ):
+        _, created = run_create(
+            source=schedule.source, schedule=schedule, creator_type=RunCreator.SCHEDULE
+        )
         started += int(created)
     return started

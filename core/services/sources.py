@@ -1,4 +1,5 @@
 """Source services: preview and column listing (read-only, for the admin and API)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -136,3 +136,16 @@ def test_app_refresh_query_starts_refresh_enabled_schedules(shop, django_capture
     assert started == 1
     assert m.Run.objects.filter(source=shop.users).count() == 1
     assert not m.Run.objects.filter(source=shop.purchases).exists()
+
+
+def test_destination_mapping_change_re_exports_every_record(shop):
+    from core.services.destinations import destination_resync_enqueue
+
+    sync_all(shop)
+    shop.dst_rows()
+    m.DestinationMapping.objects.filter(destination=shop.destination, remote_key="first_name").delete()
+    run = destination_resync_enqueue(destination=shop.destination)
+    run = run_process(run.pk, wait_for_exports=True)
+    assert run.state == RunState.COMPLETE
+    assert run.exports_created == 4
+    assert all(r["first_name"] is None for r in shop.dst_rows())
