@@ -154,6 +154,13 @@ class PostgresDialect(Dialect):
             return Jsonb(value)
         if isinstance(value, list) and not t.endswith("]"):
             return json.dumps(value, default=str)
+        if value is not None and not isinstance(value, str) and _is_text_type(t):
+            # psycopg binds Python numbers as numeric types: a text key column needs text.
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            if isinstance(value, float) and value.is_integer():
+                return str(int(value))
+            return str(value)
         return value
 
     def translate_error(self, exc: BaseException, *, timeout: float | None) -> ConnectorError:
@@ -232,3 +239,7 @@ class PostgresDestination(SqlDestination):
     label = "PostgreSQL table export"
     aliases = ("postgres-export-records",)
     dialect = POSTGRES
+
+
+def _is_text_type(column_type: str) -> bool:
+    return column_type in ("text", "citext", "name") or column_type.startswith(("character", "varchar", "char"))

@@ -1105,7 +1105,10 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
     def _plan(self, index: int, payload: ExportPayload, table: str, pk: str, columns: dict[str, str | None]) -> _Item | ExportResult:
         key = payload.new_properties.get(pk)
         old_key = payload.old_properties.get(pk)
+        if old_key is not None:
+            old_key = self.dialect.adapt_value(old_key, columns.get(pk))
         if payload.to_delete:
+            key = None if key is None else self.dialect.adapt_value(key, columns.get(pk))
             if key is None and old_key is None:
                 return ExportResult(payload.export_id, success=True, skipped=True)
             return _Item(index, payload, key if key is not None else old_key, old_key, {}, delete=True)
