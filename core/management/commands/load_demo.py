@@ -48,4 +48,4 @@ class Command(BaseCommand):
             self.stdout.write("Demo configuration already loaded; nothing to do.")
         if result.api_key:
             self.stdout.write(f"Demo API key (read records; shown only once): {result.api_key}")
-        self.stdout.write("Sync the demo by hand with: manage.py run_schedule --all")
+        self.stdout.write("Sync it with: manage.py run_schedule --all (make run does this next)")
