@@ -82,7 +82,10 @@ serve: bootstrap
 	@echo ">> worker: manage.py qcluster (log: var/worker.log)"
 	@echo ">> admin: http://$(HOST):$(PORT)/admin/  (Ctrl-C stops the server and the worker)"
 	@$(PY) manage.py qcluster >> var/worker.log 2>&1 & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null || true' EXIT INT TERM; \
+	stop_worker() { kill -TERM $$worker 2>/dev/null || return 0; \
+		for _ in 1 2 3 4 5; do kill -0 $$worker 2>/dev/null || return 0; sleep 1; done; \
+		kill -KILL $$worker 2>/dev/null || true; }; \
+	trap stop_worker EXIT INT TERM; \
 	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 run: setup
