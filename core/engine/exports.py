@@ -417,12 +417,7 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
             )
             summary.retried += 1
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE core_export SET state = %s, attempts = %s, error_message = %s, error_level = %s, "
-                "send_after = %s, completed_at = %s, updated_at = %s, started_at = NULL WHERE id = %s AND state = %s",
-                [(*u, ExportState.PROCESSING) for u in updates],
-            )
+        _record_outcomes(updates)
         for run_id, (sent, failed) in per_run.items():
             db.execute(
                 "UPDATE core_run SET exports_sent = exports_sent + %s, exports_failed = exports_failed + %s WHERE id = %s",
@@ -438,6 +433,30 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
                         errs[text] = errs.get(text, 0) + 1
                 run_add_errors(run_id, errs)
     return summary
+
+
+def _record_outcomes(updates: list[tuple]) -> None:
+    """Write every outcome of a sent batch: one UPDATE ... FROM unnest(arrays) on PostgreSQL,
+    one executemany on SQLite. Only rows still `processing` (ours) are touched."""
+    if not updates:
+        return
+    if db.is_postgres():
+        cols = list(zip(*updates, strict=True))  # state, attempts, message, level, after, done, ts, id
+        db.execute(
+            "UPDATE core_export e SET state = v.state, attempts = v.attempts, error_message = v.msg, "
+            "error_level = v.lvl, send_after = v.after, completed_at = v.done, updated_at = v.ts, started_at = NULL "
+            "FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+            "%s::timestamptz[], %s::bigint[]) AS v(state, attempts, msg, lvl, after, done, ts, id) "
+            "WHERE e.id = v.id AND e.state = %s",
+            [*(list(c) for c in cols), ExportState.PROCESSING],
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "UPDATE core_export SET state = %s, attempts = %s, error_message = %s, error_level = %s, "
+            "send_after = %s, completed_at = %s, updated_at = %s, started_at = NULL WHERE id = %s AND state = %s",
+            [(*u, ExportState.PROCESSING) for u in updates],
+        )
 
 
 def next_due(destination_ids: list[int]) -> Any:

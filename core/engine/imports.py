@@ -293,10 +293,11 @@ def _create_records(model_id: int, count: int, now) -> list[int]:
             "INSERT INTO core_record (model_id, state, invalid, created_at, updated_at) "
             "SELECT %s, %s, 0, %s, %s FROM n RETURNING id"
         )
+    # Created ready: their properties are written in the same transaction, nobody sees them before.
     params = (
-        [model_id, RecordState.PENDING, ts, ts, count]
+        [model_id, RecordState.READY, ts, ts, count]
         if db.is_postgres()
-        else [count, model_id, RecordState.PENDING, ts, ts]
+        else [count, model_id, RecordState.READY, ts, ts]
     )
     ids = sorted(r[0] for r in db.fetchall(sql, params))
     return ids
@@ -455,21 +456,24 @@ def _delete_stale_positions(
 
 
 def _refresh_records(record_ids: list[int], creates: bool, changed_ids: list[int], now) -> None:
+    """One UPDATE: records whose values changed get their invalid flag recomputed, and a
+    record-creating source revives records it reads again after they were deleted. Rows whose
+    flags would not change are not written."""
+    targets = sorted(set(changed_ids) | (set(record_ids) if creates else set()))
+    if not targets:
+        return
     ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
-    if changed_ids:
-        cond, params = db.in_list("id", changed_ids)
-        db.execute(
-            "UPDATE core_record SET updated_at = %s, invalid = EXISTS (SELECT 1 FROM core_recordproperty rp "
-            "WHERE rp.record_id = core_record.id AND rp.invalid_reason IS NOT NULL) "
-            f"WHERE {cond}",
-            [ts, *params],
-        )
-    if creates and record_ids:
-        cond, params = db.in_list("id", record_ids)
-        db.execute(
-            f"UPDATE core_record SET state = %s, updated_at = %s WHERE {cond} AND state <> %s",
-            [RecordState.READY, ts, *params, RecordState.READY],
-        )
+    cond, params = db.in_list("id", targets)
+    invalid = (
+        "EXISTS (SELECT 1 FROM core_recordproperty rp WHERE rp.record_id = core_record.id "
+        "AND rp.invalid_reason IS NOT NULL)"
+    )
+    state = "CASE WHEN %s THEN %s ELSE state END"
+    db.execute(
+        f"UPDATE core_record SET updated_at = %s, invalid = {invalid}, state = {state} "
+        f"WHERE {cond} AND (invalid IS DISTINCT FROM {invalid} OR ({state}) <> state)",
+        [ts, creates, RecordState.READY, *params, creates, RecordState.READY],
+    )
 
 
 def group_by_key(rows: list[dict], key_column: str) -> dict[Any, list[dict]]:

@@ -338,6 +338,7 @@ def _import_loop(
                 )
                 Run.objects.filter(pk=run.pk).update(cursor=page.cursor, percent_complete=percent)
             run.refresh_from_db()
+            db.analyze_hot_tables(run.batches_done)
             if progress:
                 progress(run)
             if len(page.rows) < batch_size:

@@ -67,11 +67,22 @@ class RecordProperty(models.Model):
                 name="core_recordproperty_at_most_one_typed_value",
             ),
         ]
+        # Partial: a row enters only the index of its own typed column, so a write maintains
+        # one typed index instead of four (group rules always test a non-null typed value).
         indexes = [
-            models.Index(fields=["property", "value_text"], name="core_rp_prop_text"),
-            models.Index(fields=["property", "value_number"], name="core_rp_prop_number"),
-            models.Index(fields=["property", "value_datetime"], name="core_rp_prop_datetime"),
-            models.Index(fields=["property", "value_boolean"], name="core_rp_prop_boolean"),
+            models.Index(
+                fields=["property", "value_text"], name="core_rp_prop_text", condition=models.Q(value_text__isnull=False)
+            ),
+            models.Index(
+                fields=["property", "value_number"], name="core_rp_prop_number", condition=models.Q(value_number__isnull=False)
+            ),
+            models.Index(
+                fields=["property", "value_datetime"], name="core_rp_prop_datetime",
+                condition=models.Q(value_datetime__isnull=False),
+            ),
+            models.Index(
+                fields=["property", "value_boolean"], name="core_rp_prop_boolean", condition=models.Q(value_boolean__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
