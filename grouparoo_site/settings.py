@@ -107,19 +107,40 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 
 REST_FRAMEWORK = {
+    # An API key (Authorization: Bearer grp_...) first; without one, an admin session (with CSRF).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "core.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Every view declares its api_topic; keys need the topic's read/write, sessions staff.
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasTopicPermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Grouparoo API",
+    "DESCRIPTION": (
+        "Every concept of Grouparoo over REST. Authenticate with an API key: "
+        "`Authorization: Bearer grp_<prefix>.<secret>`. Each key has per-topic read/write "
+        "permissions. Errors are JSON: `{\"message\": ..., \"errors\": {field: [...]}}`."
+    ),
     "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ObjectStateEnum": "core.choices.ObjectState",
+        "RunStateEnum": "core.choices.RunState",
+        "ExportStateEnum": "core.choices.ExportState",
+        "RecordStateEnum": "core.choices.RecordState",
+        "FilterOpEnum": "core.choices.FilterOp",
+        "RuleOpEnum": "core.choices.RuleOp",
+    },
 }
 
 # django-q2: the clock and the workers. Work state lives in our own tables; tasks take ids.

@@ -1,0 +1,93 @@
+"""Who may call what.
+
+`HasTopicPermission`: every API view declares `api_topic` (an `ApiTopic` value, or `ANY_TOPIC`
+for the API root and the schema pages, which hold no data). A view without one raises
+ImproperlyConfigured when the class is defined (see views.ApiViewMixin) and, for any other view,
+on its first request. An API key needs the topic's `read` for reading (GET, HEAD, OPTIONS) and
+its `write` for anything else; a view or action may declare `api_access = "read"` for a POST
+that changes nothing (a source preview). Without a key, an active staff user's session passes
+(SessionAuthentication enforces CSRF), so the browsable API works for admin users; anyone else
+gets 401 (no credentials) or 403 (credentials without the permission).
+
+`NotManagedByConfigFile`: objects whose `locked_by` names a config file are changed by that
+file and `manage.py apply`, not through the API: PUT, PATCH and DELETE on them answer 409 with a
+message naming the file. Views whose rows belong to a locked parent (a refresh query and its
+app) point at the parent with `lock_holder()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+
+from core.api.exceptions import Locked
+from core.choices import ApiTopic
+from core.models import ApiKey
+from core.services.api_keys import api_key_has_permission
+
+ANY_TOPIC = "*"
+LOCKED_ACTIONS = frozenset({"update", "partial_update", "destroy"})
+
+
+def view_topic(view: Any) -> str:
+    """The view's declared topic; raises ImproperlyConfigured when it has none (or a bad one)."""
+    name = view.__name__ if isinstance(view, type) else type(view).__name__
+    topic = getattr(view, "api_topic", None)
+    if not topic:
+        raise ImproperlyConfigured(f"{name} declares no api_topic")
+    if topic != ANY_TOPIC and topic not in ApiTopic.values:
+        raise ImproperlyConfigured(f"{name}.api_topic {topic!r} is not an ApiTopic")
+    return topic
+
+
+def needs_write(request: Request, view: Any) -> bool:
+    access = getattr(view, "api_access", None)
+    if access in ("read", "write"):
+        return access == "write"
+    return request.method not in SAFE_METHODS
+
+
+class HasTopicPermission(BasePermission):
+    """Reads need the topic's read permission, writes its write permission (see module doc)."""
+
+    message = "Permission denied."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        topic = view_topic(view)
+        if isinstance(request.auth, ApiKey):
+            if topic == ANY_TOPIC:
+                return True
+            write = needs_write(request, view)
+            if api_key_has_permission(api_key=request.auth, topic=topic, write=write):
+                return True
+            self.message = f"This API key has no {'write' if write else 'read'} permission on {topic}."
+            return False
+        user = request.user
+        if user is not None and user.is_authenticated:
+            self.message = "Only active staff users may use the API with a session."
+            return bool(user.is_active and user.is_staff)
+        return False  # DRF answers 401: no authenticator succeeded
+
+
+def raise_if_locked(obj: models.Model | None) -> None:
+    """Raise Locked (409) when `obj` is managed by a config file."""
+    path = getattr(obj, "locked_by", "") if obj is not None else ""
+    if path:
+        raise Locked(
+            f"{obj._meta.verbose_name.capitalize()} “{obj}” is managed by config file {path}; "
+            f"change the file and run manage.py apply."
+        )
+
+
+class NotManagedByConfigFile(BasePermission):
+    """Refuses PUT/PATCH/DELETE of an object (or its lock holder) that has `locked_by` set."""
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        if getattr(view, "action", None) in LOCKED_ACTIONS:
+            holder = view.lock_holder(obj) if hasattr(view, "lock_holder") else obj
+            raise_if_locked(holder)
+        return True
