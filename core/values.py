@@ -171,9 +171,12 @@ def raw_text(raw: Any) -> str | None:
         return raw.isoformat()
     if isinstance(raw, bool):
         return "true" if raw else "false"
-    if isinstance(raw, float) and raw == int(raw) and abs(raw) < 2**53:
+    if isinstance(raw, float) and raw.is_integer() and abs(raw) < 2**53:
         return str(int(raw))
-    return _text(raw)
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    # Never raises: a NUL (which PostgreSQL text cannot hold) is kept visible as U+FFFD.
+    return str(raw).replace("\x00", "\ufffd")
 
 
 def canonical(property_type: str, value: Any) -> str | None:

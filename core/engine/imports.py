@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from connectors.base import PropertySpec
 from core import values
-from core.choices import AggregationMethod, RecordState
+from core.choices import AggregationMethod, PropertyType, RecordState
 from core.engine import db
 from core.models import Property, Source
 
@@ -167,6 +167,68 @@ def stage_value(prop: Property, raw: Any) -> tuple:
     return tuple(out)
 
 
+_EMPTY = (None, None, None, None, None, None, None)
+
+
+def stager(prop: Property):
+    """A function raw -> stage_value(prop, raw), with fast paths for the values drivers usually
+    hand over (str for text, int, Decimal, aware datetime). Anything else takes the general path,
+    so results are identical (tests/engine/test_stager.py checks that)."""
+    from decimal import Decimal
+
+    ptype, unique, pg = prop.type, prop.unique, db.is_postgres()
+
+    def slow(raw):
+        return stage_value(prop, raw)
+
+    if ptype == PropertyType.STRING:
+
+        def fast(raw):
+            if raw.__class__ is str and raw and len(raw) <= values.MAX_TEXT and "\x00" not in raw:
+                return (raw, raw, None, None, None, raw if unique else None, None)
+            return _EMPTY if raw is None else slow(raw)
+
+    elif ptype == PropertyType.EMAIL:
+        match = values._EMAIL.match
+
+        def fast(raw):
+            if raw.__class__ is str:
+                text = raw.strip()
+                if text and match(text):
+                    return (raw, text, None, None, None, text if unique else None, None)
+            return _EMPTY if raw is None else slow(raw)
+
+    elif ptype in (PropertyType.INTEGER, PropertyType.FLOAT):
+        integer = ptype == PropertyType.INTEGER
+
+        def fast(raw):
+            cls = raw.__class__
+            if cls is int and -(2**53) <= raw <= 2**53:
+                text = str(raw)
+                return (text, None, float(raw), None, None, text if unique else None, None)
+            if cls is Decimal and not integer and not unique and raw.is_finite():
+                number = float(raw)
+                if -1e308 < number < 1e308:
+                    return (str(raw), None, number, None, None, None, None)
+            return _EMPTY if raw is None else slow(raw)
+
+    elif ptype == PropertyType.DATE:
+        utc = values.dt.UTC
+
+        def fast(raw):
+            if raw.__class__ is values.dt.datetime and raw.tzinfo is not None and not unique:
+                when = raw.astimezone(utc)
+                return (raw.isoformat(), None, None, when if pg else _adapt_datetime(when), None, None, None)
+            return _EMPTY if raw is None else slow(raw)
+
+    else:
+
+        def fast(raw):
+            return _EMPTY if raw is None else slow(raw)
+
+    return fast
+
+
 def import_batch(
     *, plan: SourcePlan, rows: list[dict], aggregates: dict[Any, dict[str, Any]], now=None
 ) -> BatchResult:
@@ -221,17 +283,20 @@ def import_batch(
     # 2. Unpivot into staging rows, coercing each value to its property's type.
     staged: list[tuple] = []
     key_to_record = {k: found[k] for k in by_key}
+    stage_key = stager(key_prop)
+    row_stagers = [(prop.pk, prop.options["column"], stager(prop)) for prop in plan.row_properties]
+    agg_stagers = [(prop, stager(prop)) for prop in plan.aggregate_properties]
     for key, row in by_key.items():
         rid = key_to_record[key]
-        staged.append((rid, key_prop.pk, 0, *stage_value(key_prop, raw_by_key[key])))
-        for prop in plan.row_properties:
-            staged.append((rid, prop.pk, 0, *stage_value(prop, row.get(prop.options["column"]))))
+        staged.append((rid, key_prop.pk, 0, *stage_key(raw_by_key[key])))
+        for pid, column, stage in row_stagers:
+            staged.append((rid, pid, 0, *stage(row.get(column))))
         agg = (
             aggregates.get(_agg_key(row.get(plan.key_column)), {})
             if plan.aggregate_properties
             else {}
         )
-        for prop in plan.aggregate_properties:
+        for prop, stage in agg_stagers:
             value = agg.get(prop.key)
             if prop.is_array:
                 items = (
@@ -240,13 +305,13 @@ def import_batch(
                     else ([] if value is None else [value])
                 )
                 if not items:
-                    staged.append((rid, prop.pk, 0, None, None, None, None, None, None, None))
+                    staged.append((rid, prop.pk, 0, *_EMPTY))
                 for pos, item in enumerate(items):
-                    staged.append((rid, prop.pk, pos, *stage_value(prop, item)))
+                    staged.append((rid, prop.pk, pos, *stage(item)))
             else:
                 if value is None and prop.aggregation_method == AggregationMethod.COUNT:
                     value = 0
-                staged.append((rid, prop.pk, 0, *stage_value(prop, value)))
+                staged.append((rid, prop.pk, 0, *stage(value)))
 
     # 3. Unique values held by other records: merge, or flag as duplicates.
     staged = _resolve_unique_conflicts(plan, staged, result, key_to_record)
