@@ -1,0 +1,195 @@
+"""Reading a config directory: every `.json` file (parsed as JSON5: comments, trailing commas,
+unquoted keys) and every `.js` file (evaluated with Node.js), recursively, in path order.
+
+A file holds one object or an array of objects. A `.js` file is a CommonJS module exporting an
+object, an array, or a (possibly async) function returning one of them — also under
+`exports.default`, as Grouparoo 0.9 allowed. Node.js is looked up on PATH; without it each `.js`
+file is reported as skipped (with the reason) and the objects it would define are unknown: apply
+then leaves the objects those files own untouched instead of deleting them.
+
+Nothing here touches the database. Grouparoo 0.9 did the same (core/src/modules/configLoaders/
+index.ts `loadConfigFile`): a `.json` file whose text holds no `{` is empty; null entries in an
+array are errors; empty objects are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import json5
+
+from core.config.problems import ERROR, WARNING, Problem, Problems
+
+NODE_TIMEOUT_SECONDS = 60
+SKIPPED_DIRS = frozenset({"node_modules"})
+
+# Evaluates one CommonJS config file and prints its objects as JSON. `require` resolves relative
+# requires from the file's own directory; a function export is called with an empty object where
+# Grouparoo passed its actionhero `config`.
+NODE_SCRIPT = r"""
+const path = require("path");
+(async () => {
+  const file = path.resolve(process.argv[1]);
+  let payload = require(file);
+  if (payload && typeof payload === "object" && !Array.isArray(payload)) {
+    const keys = Object.keys(payload);
+    if (keys.length === 1 && keys[0] === "default") payload = payload.default;
+  }
+  if (typeof payload === "function") payload = await payload({});
+  if (payload === undefined) payload = null;
+  process.stdout.write(JSON.stringify(payload, (k, v) => (v === undefined ? null : v)));
+})().catch((error) => {
+  process.stderr.write(String((error && error.message) || error));
+  process.exit(1);
+});
+"""
+
+
+@dataclass
+class RawObject:
+    """One object as written in a file. `file` is relative to the config directory (POSIX
+    separators); `index` is its position in the file's array (None for a single object)."""
+
+    file: str
+    index: int | None
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str | None:
+        value = self.data.get("id")
+        if value is None or value == "":
+            return None
+        return str(value)
+
+    @property
+    def class_name(self) -> str:
+        value = self.data.get("class")
+        return str(value).strip() if value is not None else ""
+
+
+@dataclass
+class LoadResult:
+    directory: Path
+    objects: list[RawObject] = field(default_factory=list)
+    problems: Problems = field(default_factory=Problems)
+    files: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
+
+
+def node_executable() -> str | None:
+    """The `node` program on PATH, or None when Node.js is not installed."""
+    return shutil.which("node")
+
+
+def config_files(directory: Path) -> list[Path]:
+    """Every `.json` and `.js` file under `directory`, in path order (hidden directories and
+    node_modules are left out)."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
+        for name in files:
+            if name.endswith((".json", ".js")) and not name.startswith("."):
+                found.append(Path(root) / name)
+    return sorted(found, key=lambda p: p.relative_to(directory).as_posix())
+
+
+def _parse_json(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if "{" not in text:
+        return {}
+    return json5.loads(text)
+
+
+def _evaluate_js(path: Path, node: str) -> Any:
+    try:
+        completed = subprocess.run(
+            [node, "-e", NODE_SCRIPT, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=NODE_TIMEOUT_SECONDS,
+            cwd=str(path.parent),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"Node.js did not finish within {NODE_TIMEOUT_SECONDS} s") from None
+    except OSError as exc:
+        raise ValueError(f"Node.js could not be started ({exc.strerror or exc})") from None
+    if completed.returncode != 0:
+        message = (completed.stderr or "").strip().splitlines()
+        raise ValueError(
+            "Node.js could not evaluate it: " + (message[0] if message else "unknown error")
+        )
+    return json.loads(completed.stdout or "null")
+
+
+def load_directory(directory: str | Path) -> LoadResult:
+    """Read every config file under `directory`. Parse failures and malformed payloads become
+    problems naming the file; reading never raises for a bad file."""
+    base = Path(directory).resolve()
+    result = LoadResult(directory=base)
+    if not base.is_dir():
+        result.problems.add(Problem(ERROR, str(directory), "is not a directory"))
+        return result
+    node = node_executable()
+    for path in config_files(base):
+        rel = path.relative_to(base).as_posix()
+        result.files.append(rel)
+        if path.suffix == ".js":
+            if node is None:
+                result.skipped_files.append(rel)
+                result.problems.add(
+                    Problem(
+                        WARNING,
+                        rel,
+                        "skipped: .js config files are evaluated with Node.js, and no `node` "
+                        "program was found on PATH (install Node.js or convert the file to .json)",
+                    )
+                )
+                continue
+            try:
+                payload = _evaluate_js(path, node)
+            except ValueError as exc:
+                result.problems.add(Problem(ERROR, rel, str(exc)))
+                continue
+        else:
+            try:
+                payload = _parse_json(path)
+            except ValueError as exc:
+                result.problems.add(Problem(ERROR, rel, f"is not valid JSON5: {exc}"))
+                continue
+            except UnicodeDecodeError:
+                result.problems.add(Problem(ERROR, rel, "is not UTF-8 text"))
+                continue
+        _collect(result, rel, payload)
+    return result
+
+
+def _collect(result: LoadResult, rel: str, payload: Any) -> None:
+    if isinstance(payload, list):
+        entries = list(enumerate(payload))
+    else:
+        entries = [(None, payload)]
+    nulls = 0
+    for index, entry in entries:
+        if entry is None:
+            nulls += 1
+            continue
+        if not isinstance(entry, dict):
+            where = f"entry {index}" if index is not None else "the file"
+            result.problems.add(
+                Problem(ERROR, rel, f"{where} is a {type(entry).__name__}, not an object")
+            )
+            continue
+        if not entry:
+            continue  # Grouparoo skipped empty objects
+        result.objects.append(RawObject(file=rel, index=index, data=entry))
+    if nulls:
+        result.problems.add(
+            Problem(ERROR, rel, f"has {nulls} null or undefined top-level config object(s)")
+        )
