@@ -130,29 +130,9 @@ def export_states(record_id: int) -> dict[str, str]:
     return out
 
 
-class BaseViewSet(ApiViewMixin, viewsets.GenericViewSet):
-    """Pagination, filters, ordering, topic and config-file lock for every resource; writes are
-    atomic and may start work (`after_save`)."""
-
-    abstract_view = True
-    permission_classes = [HasTopicPermission, NotManagedByConfigFile]
-    pagination_class = Pagination
-    filter_backends = [DjangoFilterBackend, OrderingFilter]
-    ordering_fields = ["id", "created_at", "updated_at"]
-    ordering = ["id"]
-
-    def parent_object(self, model: type[m.Record] | type[m.Group]) -> Any:
-        """The object of a nested list action (whose `queryset` is the listed rows' one)."""
-        obj = get_object_or_404(model.objects.all(), pk=self.kwargs["pk"])
-        self.check_object_permissions(self.request, obj)
-        return obj
-
-    def paginated(self, queryset: QuerySet, serializer_class: type) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(queryset))
-        return self.get_paginated_response(
-            serializer_class(page, many=True, context=self.get_serializer_context()).data
-        )
-
+class WriteHooksMixin:
+    """Writes are atomic and may start work (`after_save`). Listed before DRF's mixins so that
+    its perform_* methods are the ones used."""
 
     def perform_create(self, serializer: serializers.Serializer) -> None:
         with transaction.atomic():
@@ -176,7 +156,30 @@ class BaseViewSet(ApiViewMixin, viewsets.GenericViewSet):
         """Start the work a save implies (nothing by default)."""
 
 
-class ConfigViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+class BaseViewSet(ApiViewMixin, viewsets.GenericViewSet):
+    """Pagination, filters, ordering, topic and config-file lock for every resource."""
+
+    abstract_view = True
+    permission_classes = [HasTopicPermission, NotManagedByConfigFile]
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    ordering_fields = ["id", "created_at", "updated_at"]
+    ordering = ["id"]
+
+    def parent_object(self, model: type[m.Record] | type[m.Group]) -> Any:
+        """The object of a nested list action (whose `queryset` is the listed rows' one)."""
+        obj = get_object_or_404(model.objects.all(), pk=self.kwargs["pk"])
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+    def paginated(self, queryset: QuerySet, serializer_class: type) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(queryset))
+        return self.get_paginated_response(
+            serializer_class(page, many=True, context=self.get_serializer_context()).data
+        )
+
+
+class ConfigViewSet(WriteHooksMixin, mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
                     mixins.DestroyModelMixin, mixins.ListModelMixin, BaseViewSet):
     """CRUD of a configuration object."""
 
@@ -384,7 +387,7 @@ class DestinationViewSet(ConfigViewSet):
 # --- records and logs -----------------------------------------------------------------------
 
 
-class RecordViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, mixins.DestroyModelMixin,
+class RecordViewSet(WriteHooksMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, mixins.DestroyModelMixin,
                     BaseViewSet):
     """Records with their properties and current groups. Records are written by sources:
     `POST /records/import/` imports one now by a unique value."""
@@ -561,7 +564,7 @@ class ApiKeyViewSet(ConfigViewSet):
         return Response(s.ApiKeySerializer(api_key, context=self.get_serializer_context()).data)
 
 
-class SettingViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.ListModelMixin,
+class SettingViewSet(WriteHooksMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.ListModelMixin,
                      BaseViewSet):
     """Runtime settings: read them, change their value."""
 

@@ -88,9 +88,10 @@ class Keys:
 
     plaintexts: list[str] = field(default_factory=list)
 
-    def make(self, *, read=(), write=(), all_read=False, all_write=False, **fields: Any) -> str:
+    def make(self, *, read=(), write=(), all_read=False, all_write=False, name: str = "",
+             **fields: Any) -> str:
         api_key, key = api_key_create(
-            name=f"key{len(self.plaintexts)}-{timezone.now().timestamp()}",
+            name=name or f"key{len(self.plaintexts)}-{timezone.now().timestamp()}",
             permission_all_read=all_read, permission_all_write=all_write, **fields,
         )
         api_key_set_permissions(api_key=api_key, read=read, write=write)
