@@ -1,10 +1,12 @@
 """The shared columnar SQL connectors: table and query sources and a table destination.
 
 Everything a SQL database connector does lives here, written once against a small `Dialect`
-object; a dialect module (`connectors/sqlite.py`, `connectors/postgres.py`, later MySQL and
-DuckDB) holds only what differs: how to connect, transaction setup (read only, statement
-timeout), catalog queries, a few spellings (case-insensitive LIKE, arrays, upsert) and the
-translation of driver errors into `ConnectorError`.
+object; a dialect module (`connectors/sqlite.py`, `connectors/postgres.py`, `connectors/mysql.py`,
+`connectors/duckdb.py`) holds only what differs: how to connect, transaction setup (read only,
+statement timeout), catalog queries, a few spellings (case-insensitive LIKE, arrays, upsert), a
+few capability flags (savepoints, outer references inside derived tables, connection reuse) and
+the translation of driver errors into `ConnectorError`. A new SQL database takes one such module:
+subclass `Dialect`, then declare the app, sources and destination as five small classes.
 
 Rules kept throughout:
 
@@ -269,6 +271,17 @@ class Dialect:
     placeholder: ClassVar[str] = "?"
     # The driver's base exception class(es); anything else propagates untouched.
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # SAVEPOINT / ROLLBACK TO SAVEPOINT inside a transaction. Without them a query property
+    # whose key type the database rejects is not retried key by key, and an export batch cannot
+    # isolate a failing record (SQL destinations need them).
+    supports_savepoints: ClassVar[bool] = True
+    # A subquery may reference a column of the outer query from inside a derived table
+    # (`FROM (SELECT ... WHERE x = outer.k) AS t`). Where it may not (MariaDB), query properties
+    # run once per key with the key bound, exactly as the user wrote them.
+    correlated_derived_tables: ClassVar[bool] = True
+    # Keep one connection per connector instance across calls. False: connect for each call and
+    # close after it (embedded databases, whose open file would block writers elsewhere).
+    persistent_connections: ClassVar[bool] = True
 
     # -- identifiers and raw SQL text
     def quote(self, ident: str) -> str:
@@ -278,6 +291,11 @@ class Dialect:
     def escape_sql_text(self, sql: str) -> str:
         """User-written SQL made safe to send with bound parameters (psycopg doubles `%`)."""
         return sql
+
+    def check_user_sql(self, sql: str) -> None:
+        """Raise a permanent ConnectorError for user-written SQL (a source query, a query
+        property, an App Refresh Query) this database could not be trusted to run read only.
+        The default accepts everything: the read-only transaction is the guard."""
 
     # -- connections and transactions
     def connect(self, options: dict[str, Any], *, read_only: bool) -> Any:
@@ -464,6 +482,9 @@ class SqlConnectionMixin:
                     self.close()
                 raise self.dialect.translate_error(exc, timeout=timeout) from exc
             raise
+        finally:
+            if not self.dialect.persistent_connections:
+                self.close()
 
     @staticmethod
     def execute(cur: Any, frag: Frag) -> Any:
@@ -484,6 +505,7 @@ class SqlApp(SqlConnectionMixin, AppConnector):
     def refresh_query(self, query: str) -> str | None:
         """Run an App Refresh Query read-only with the statement timeout; return the first
         column of the first row as text (dates in ISO 8601), None for no row or NULL."""
+        self.dialect.check_user_sql(query)
         try:
             with self.transaction() as cur:
                 cur.execute(query)
@@ -911,6 +933,7 @@ class SqlQuerySource(SqlSource):
             raise ConnectorError("The source has no query.", permanent=True)
         if _MUSTACHE.search(query):
             raise ConnectorError("A source query cannot use {{{ }}} placeholders; only property queries can.", permanent=True)
+        self.dialect.check_user_sql(query)
         return f"({self.dialect.escape_sql_text(query)}) AS _q"
 
     def _property_sql(self, prop: PropertySpec, key_property: str, key_sql: str) -> tuple[str, int]:
@@ -919,6 +942,7 @@ class SqlQuerySource(SqlSource):
         template = clean_query(prop.options.get("query"))
         if not template:
             raise ConnectorError(f'Property "{prop.key}" has no query.', permanent=True)
+        self.dialect.check_user_sql(template)
         return render_query(self.dialect.escape_sql_text(template), key_property, key_sql)
 
     def _first_column(self, cur: Any, sql: str, placeholders: int) -> str:
@@ -945,8 +969,11 @@ class SqlQuerySource(SqlSource):
         """Each property query for all `keys` in ONE statement: a keys relation (a typed array
         or a VALUES list of bound keys) with one correlated scalar subquery per property in
         which {{{ key_property }}} is the key. Where the database rejects the key's type there,
-        falls back to one prepared execution per key with the key bound. Read only, with the
-        statement timeout; safe to repeat."""
+        falls back to one prepared execution per key with the key bound. Where the database
+        cannot correlate into a derived table (`Dialect.correlated_derived_tables`), each query
+        runs once per key as written, the key bound. Every key is in the result (None, or []
+        for arrays, when its query returned no row). Read only, with the statement timeout;
+        safe to repeat."""
         keys = [k for k in keys if k is not None]
         if not properties or not keys:
             return {}
@@ -954,23 +981,10 @@ class SqlQuerySource(SqlSource):
         unique_keys = list(key_map.values())
         d = self.dialect
         with self.transaction() as cur:
-            exprs = [self._value_sql(cur, p, key_property, "_keys._k") for p in properties]
-            sql = Frag("WITH _keys(_k) AS (") + d.keys_relation(unique_keys) + ")"
-            sql += f" SELECT _keys._k, {', '.join(e for e, _ in exprs)} FROM _keys"
-            self.execute(cur, Frag("SAVEPOINT grouparoo_keys"))
-            try:
-                rows = [tuple(r) for r in self.execute(cur, sql).fetchall()]
-                self.execute(cur, Frag("RELEASE SAVEPOINT grouparoo_keys"))
-            except d.driver_errors as exc:
-                if not d.is_type_mismatch(exc):
-                    raise
-                self.execute(cur, Frag("ROLLBACK TO SAVEPOINT grouparoo_keys"))
-                per_key = [self._value_sql(cur, p, key_property, d.placeholder) for p in properties]
-                one = f"SELECT {', '.join(e for e, _ in per_key)}"
-                n = sum(c for _, c in per_key)
-                rows = []
-                for k in unique_keys:
-                    rows.append((k, *self.execute(cur, Frag(one, [k] * n)).fetchone()))
+            if not d.correlated_derived_tables:
+                rows = self._rows_per_key(cur, properties, key_property, unique_keys)
+            else:
+                rows = self._rows_in_one_statement(cur, properties, key_property, unique_keys)
         result: dict[Any, dict[str, Any]] = {}
         for row in rows:
             values = {}
@@ -978,6 +992,50 @@ class SqlQuerySource(SqlSource):
                 values[prop.key] = d.decode_array(value) if prop.is_array else value
             result[key_map.get(key_norm(row[0]), row[0])] = values
         return result
+
+    def _rows_in_one_statement(
+        self, cur: Any, properties: list[PropertySpec], key_property: str, keys: list[Any]
+    ) -> list[tuple[Any, ...]]:
+        d = self.dialect
+        exprs = [self._value_sql(cur, p, key_property, "_keys._k") for p in properties]
+        sql = Frag("WITH _keys(_k) AS (") + d.keys_relation(keys) + ")"
+        sql += f" SELECT _keys._k, {', '.join(e for e, _ in exprs)} FROM _keys"
+        if not d.supports_savepoints:
+            return [tuple(r) for r in self.execute(cur, sql).fetchall()]
+        self.execute(cur, Frag("SAVEPOINT grouparoo_keys"))
+        try:
+            rows = [tuple(r) for r in self.execute(cur, sql).fetchall()]
+            self.execute(cur, Frag("RELEASE SAVEPOINT grouparoo_keys"))
+        except d.driver_errors as exc:
+            if not d.is_type_mismatch(exc):
+                raise
+            self.execute(cur, Frag("ROLLBACK TO SAVEPOINT grouparoo_keys"))
+            per_key = [self._value_sql(cur, p, key_property, d.placeholder) for p in properties]
+            one = f"SELECT {', '.join(e for e, _ in per_key)}"
+            n = sum(c for _, c in per_key)
+            rows = []
+            for k in keys:
+                rows.append((k, *self.execute(cur, Frag(one, [k] * n)).fetchone()))
+        return rows
+
+    def _rows_per_key(
+        self, cur: Any, properties: list[PropertySpec], key_property: str, keys: list[Any]
+    ) -> list[tuple[Any, ...]]:
+        """Each property's query exactly as written (so its ORDER BY and LIMIT hold) once per
+        key, the key bound: the first column of the first row, or of every row for arrays."""
+        ph = self.dialect.placeholder
+        rendered = [self._property_sql(p, key_property, ph) for p in properties]
+        rows: list[tuple[Any, ...]] = []
+        for k in keys:
+            values: list[Any] = []
+            for prop, (sql, count) in zip(properties, rendered, strict=True):
+                found = self.execute(cur, Frag(sql, [k] * count)).fetchall()
+                if prop.is_array:
+                    values.append([r[0] for r in found])
+                else:
+                    values.append(found[0][0] if found else None)
+            rows.append((k, *values))
+        return rows
 
 
 # --- destination --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""A tiny shop database, built for real on SQLite (a temp file) and PostgreSQL (a scratch
-database), so every SQL connector test runs against both dialects without mocks."""
+"""A tiny shop database, built for real on SQLite (a temp file), PostgreSQL and MariaDB (scratch
+databases) and DuckDB (a temp file), so every SQL connector test runs against each dialect
+without mocks. DuckDB is a source only: destination tests use `DESTINATION_KINDS`."""
 from __future__ import annotations
 
 import sqlite3
@@ -10,8 +11,12 @@ from typing import Any
 import pytest
 
 from connectors import registry
+from tests.connectors.servers import scratch_mysql  # noqa: F401 - a fixture
 
 registry.load_builtins()
+
+SOURCE_KINDS = ("sqlite", "postgres", "mysql", "duckdb")
+DESTINATION_KINDS = ("sqlite", "postgres", "mysql")
 
 USERS = [
     # id, email, first_name, ltv, vip, updated_at, version
@@ -57,7 +62,26 @@ DDL = {
         "CREATE FUNCTION bump() RETURNS integer LANGUAGE sql AS"
         " 'UPDATE users SET version = version + 1 RETURNING 1'",
     ],
+    "mysql": [
+        "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(255), first_name VARCHAR(255), ltv DECIMAL(10, 2),"
+        " vip BOOLEAN, updated_at DATETIME, version INT)",
+        "CREATE TABLE purchases (id INT PRIMARY KEY, user_id INT, amount DECIMAL(10, 2), category VARCHAR(255),"
+        " purchased_at DATETIME)",
+        "CREATE TABLE people (id INT PRIMARY KEY, email VARCHAR(255), name VARCHAR(255), score INT CHECK (score >= 0))",
+        "CREATE TABLE people_groups (person_id INT, group_name VARCHAR(255))",
+        "CREATE TABLE no_key (id INT, email VARCHAR(255))",
+        "CREATE FUNCTION bump() RETURNS INT MODIFIES SQL DATA BEGIN UPDATE users SET version = version + 1;"
+        " RETURN 1; END",
+    ],
+    "duckdb": [
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR, first_name VARCHAR, ltv DECIMAL(10, 2),"
+        " vip BOOLEAN, updated_at TIMESTAMP, version INTEGER)",
+        "CREATE TABLE purchases (id INTEGER PRIMARY KEY, user_id INTEGER, amount DECIMAL(10, 2), category VARCHAR,"
+        " purchased_at TIMESTAMP)",
+    ],
 }
+# A column type that can be a primary key holding text.
+TEXT_KEY = {"sqlite": "TEXT", "postgres": "TEXT", "mysql": "VARCHAR(255)", "duckdb": "VARCHAR"}
 
 
 @dataclass
@@ -70,16 +94,49 @@ class SqlWorld:
 
     @property
     def ph(self) -> str:
-        return "?" if self.kind == "sqlite" else "%s"
+        return "?" if self.kind in ("sqlite", "duckdb") else "%s"
+
+    @property
+    def text_key(self) -> str:
+        return TEXT_KEY[self.kind]
 
     def run(self, sql: str, params: Any = ()) -> list[tuple]:
-        """Run SQL on a separate autocommit connection (setup and assertions)."""
+        """Run SQL on a separate autocommit connection (setup and assertions). DuckDB: a
+        read-write connection for this call only, as the connectors open the file read only."""
         sql = sql.replace("?", self.ph)
+        if self.kind == "duckdb":
+            import duckdb
+
+            with duckdb.connect(self.app_options["path"]) as conn:
+                cur = conn.execute(sql, list(params))
+                rows = cur.fetchall() if cur.description else []
+            return [tuple(r) for r in rows]
+        if self.kind == "mysql":
+            with self._conn.cursor() as cur:
+                cur.execute(sql, list(params) or None)
+                rows = list(cur.fetchall()) if cur.description else []
+            return [tuple(r) for r in rows]
         cur = self._conn.execute(sql, list(params))
         rows = cur.fetchall() if cur.description else []
         if self.kind == "sqlite":
             self._conn.commit()
         return [tuple(r) for r in rows]
+
+    def runmany(self, sql: str, rows: Any) -> None:
+        sql = sql.replace("?", self.ph)
+        if self.kind == "duckdb":
+            import duckdb
+
+            with duckdb.connect(self.app_options["path"]) as conn:
+                conn.executemany(sql, [list(r) for r in rows])
+            return
+        if self.kind == "sqlite":
+            self._conn.executemany(sql, rows)
+            self._conn.commit()
+            return
+        cur = self._conn.cursor()
+        cur.executemany(sql, [list(r) for r in rows])
+        cur.close()
 
     def source(self, flavour: str, app: dict[str, Any] | None = None, **options: Any):
         cls = registry.get_source(f"{self.kind}-{flavour}")
@@ -92,30 +149,39 @@ class SqlWorld:
         return registry.get_app(self.kind)({**self.app_options, **overrides})
 
     def ts(self, text: str) -> Any:
-        """A timestamp as max_watermark would report it on this dialect."""
-        return text if self.kind == "sqlite" else text.replace(" ", "T") + "+00:00"
+        """A timestamp as max_watermark would report it on this dialect (naive on MySQL's
+        DATETIME and DuckDB's TIMESTAMP, UTC on PostgreSQL's timestamptz, text on SQLite)."""
+        if self.kind == "sqlite":
+            return text
+        if self.kind == "postgres":
+            return text.replace(" ", "T") + "+00:00"
+        return text.replace(" ", "T")
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
 def _load(world: SqlWorld) -> None:
     for statement in DDL[world.kind]:
-        world._conn.execute(statement)
+        world.run(statement)
     ph = world.ph
-    world._conn.cursor().executemany(f"INSERT INTO users VALUES ({', '.join([ph] * 7)})", USERS)
-    world._conn.cursor().executemany(f"INSERT INTO purchases VALUES ({', '.join([ph] * 5)})", PURCHASES)
-    if world.kind == "sqlite":
-        world._conn.commit()
+    world.runmany(f"INSERT INTO users VALUES ({', '.join([ph] * 7)})", USERS)
+    world.runmany(f"INSERT INTO purchases VALUES ({', '.join([ph] * 5)})", PURCHASES)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def world(request, tmp_path) -> Iterator[SqlWorld]:
-    """The shop database on each dialect (PostgreSQL: a scratch database dropped afterwards)."""
-    if request.param == "sqlite":
+def make_world(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> SqlWorld:
+    """The shop database on `kind` (server dialects: a scratch database dropped afterwards)."""
+    if kind == "sqlite":
         path = tmp_path / "shop.db"
         conn = sqlite3.connect(path)
         w = SqlWorld("sqlite", {"path": str(path), "statementTimeout": 5}, conn)
+    elif kind == "duckdb":
+        w = SqlWorld("duckdb", {"path": str(tmp_path / "shop.duckdb"), "statementTimeout": 5})
+    elif kind == "mysql":
+        my = request.getfixturevalue("scratch_mysql")
+        options = {k: my[k] for k in ("host", "port", "user", "password", "database")}
+        w = SqlWorld("mysql", {**options, "statementTimeout": 5}, my["conn"])
     else:
         import psycopg
 
@@ -133,5 +199,13 @@ def world(request, tmp_path) -> Iterator[SqlWorld]:
         }
         w = SqlWorld("postgres", options, conn)
     _load(w)
+    return w
+
+
+@pytest.fixture(params=SOURCE_KINDS)
+def world(request, tmp_path) -> Iterator[SqlWorld]:
+    """The shop database on each dialect with SQL sources."""
+    w = make_world(request.param, request, tmp_path)
     yield w
-    w.close()
+    if w.kind != "mysql":  # scratch_mysql closes its own connection
+        w.close()

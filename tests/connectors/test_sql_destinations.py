@@ -1,9 +1,11 @@
-"""The SQL export destinations (sqlite-export, postgres-export) against real databases."""
+"""The SQL export destinations (sqlite-export, postgres-export, mysql-export) against real
+databases."""
 from __future__ import annotations
 
 import pytest
 
 from connectors.base import ConnectorError, ExportPayload, MappingOptions, SyncOperations
+from tests.connectors.conftest import DESTINATION_KINDS, make_world
 
 SYNC = SyncOperations.for_mode("sync")
 ADDITIVE = SyncOperations.for_mode("additive")
@@ -22,6 +24,15 @@ def payload(new=None, old=None, groups=(), old_groups=(), delete=False, record_i
         new_groups=list(groups),
         to_delete=delete,
     )
+
+
+@pytest.fixture(params=DESTINATION_KINDS)
+def world(request, tmp_path):
+    """The shop database on each dialect that has a destination (DuckDB is a source only)."""
+    w = make_world(request.param, request, tmp_path)
+    yield w
+    if w.kind != "mysql":
+        w.close()
 
 
 @pytest.fixture
@@ -187,8 +198,8 @@ def test_key_without_unique_index_is_explained(world):
 
 
 def test_text_keys_and_many_rows(world):
-    world.run("CREATE TABLE contacts (email TEXT PRIMARY KEY, n INTEGER)")
-    world.run("CREATE TABLE contact_groups (email TEXT, grp TEXT)")
+    world.run(f"CREATE TABLE contacts (email {world.text_key} PRIMARY KEY, n INTEGER)")
+    world.run(f"CREATE TABLE contact_groups (email {world.text_key}, grp {world.text_key})")
     destination = world.destination(table="contacts", primaryKey="email", groupsTable="contact_groups",
                                     groupForeignKey="email", groupColumnName="grp")
     batch = [payload({"email": f"u{i}@x.test", "n": i}, groups=["all"] + (["even"] if i % 2 == 0 else []))

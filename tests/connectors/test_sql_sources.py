@@ -1,4 +1,5 @@
-"""SQL table and query sources, against real SQLite files and real PostgreSQL databases."""
+"""SQL table and query sources, against real SQLite and DuckDB files and real PostgreSQL and
+MariaDB databases."""
 from __future__ import annotations
 
 import json
@@ -62,6 +63,10 @@ def num(value):
         ("sqlite-table-import", "sqlite-table"),
         ("sqlite-import-query", "sqlite-query"),
         ("sqlite-query-import", "sqlite-query"),
+        ("mysql-import-table", "mysql-table"),
+        ("mysql-import-query", "mysql-query"),
+        ("duckdb-import-table", "duckdb-table"),
+        ("duckdb-query-import", "duckdb-query"),
     ],
 )
 def test_grouparoo_source_names_are_aliases(alias, key):
@@ -81,6 +86,12 @@ def test_test_connection_describes_the_database(world):
     if world.kind == "sqlite":
         assert message.startswith("Connected to SQLite 3.")
         assert "shop.db" in message
+    elif world.kind == "duckdb":
+        assert message.startswith("Connected to DuckDB v")
+        assert message.endswith("shop.duckdb (2 tables)")
+    elif world.kind == "mysql":
+        assert message.startswith(("Connected to MariaDB ", "Connected to MySQL "))
+        assert message.endswith(f"database {world.app_options['database']}")
     else:
         assert message.startswith("Connected to PostgreSQL ")
         assert message.endswith(f"database {world.app_options['database']}")
@@ -468,11 +479,13 @@ def test_query_source_cannot_write(world, statement):
 
 
 def test_query_source_transaction_is_read_only(world):
-    if world.kind == "sqlite":
-        # A SELECT cannot reach a write in SQLite; the file itself is opened read only.
-        conn = world.source("query", query="SELECT 1")._connection()
-        with pytest.raises(Exception, match="readonly"):
+    if world.kind in ("sqlite", "duckdb"):
+        # A SELECT cannot reach a write in SQLite or DuckDB; the file itself is opened read only.
+        source = world.source("query", query="SELECT 1")
+        conn = source._connection()
+        with pytest.raises(Exception, match="readonly|read-only"):
             conn.execute("DELETE FROM users")
+        source.close()
     else:
         with pytest.raises(ConnectorError) as info:
             world.source("query", query="SELECT bump() AS bumped").preview(1)
@@ -481,11 +494,10 @@ def test_query_source_transaction_is_read_only(world):
 
 
 def test_query_source_times_out(world):
-    slow = (
-        "SELECT pg_sleep(10) AS slept"
-        if world.kind == "postgres"
-        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT MAX(x) AS slept FROM c"
-    )
+    slow = {
+        "postgres": "SELECT pg_sleep(10) AS slept",
+        "mysql": "SELECT SLEEP(10) AS slept",
+    }.get(world.kind, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT MAX(x) AS slept FROM c")
     source = world.source("query", app={"statementTimeout": 1}, query=slow)
     started = time.monotonic()
     with pytest.raises(ConnectorError) as info:

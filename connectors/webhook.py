@@ -1,0 +1,418 @@
+"""Webhooks: the app ("webhook": a URL and a signing secret) and a destination ("webhook-export")
+that POSTs batches of record changes as JSON. The payload is documented in docs/connectors.md:
+
+    {"type": "records", "records": [{"operation": "create" | "update" | "delete",
+      "export_id": 12, "record_id": 34, "properties": {...}, "groups": [...],
+      "old_properties": {...}, "old_groups": [...]}]}
+
+- Signed: `X-Grouparoo-Signature: sha256=<hex HMAC-SHA256 of the exact body with the secret>`.
+- Idempotent for the receiver: a re-sent export has the same export_id and the same body.
+- Outcomes: 2xx delivered; 429 and 503 with Retry-After (seconds or an HTTP date) are throttling
+  (retried after that delay without spending an attempt; 429 without it waits 60 s); other 5xx,
+  408, timeouts and connection errors are retried with backoff; other 4xx and 3xx are final
+  failures whose reason is the response body (an excerpt).
+- Private, loopback, link-local and other non-public addresses are refused unless the setting
+  GROUPAROO_ALLOW_PRIVATE_WEBHOOKS allows them. The check runs at connect time on the address
+  actually connected to (after DNS resolution), so a name that resolves to 127.0.0.1, or that
+  changes its answer between a check and the connection, is caught. Redirects are not followed.
+- Messages never contain the URL's user info, path or query (tokens live there), the signing
+  secret or the Authorization value: a URL is shown as scheme://host:port.
+
+The setting is read lazily from django.conf.settings (so a test's `settings` fixture or
+`override_settings` applies at once, and apps.py needs no change), falling back to the
+environment variable of the same name when Django is not configured.
+"""
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from connectors.base import (
+    AppConnector,
+    ConnectorError,
+    DestinationConnector,
+    ExportPayload,
+    ExportResult,
+    MappingOptions,
+    Option,
+    SyncOperations,
+    validate_declared,
+)
+from connectors.registry import register
+
+ALLOW_PRIVATE_SETTING = "GROUPAROO_ALLOW_PRIVATE_WEBHOOKS"
+SIGNATURE_HEADER = "X-Grouparoo-Signature"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_THROTTLE_SECONDS = 60.0
+MAX_RETRY_AFTER = 24 * 3600.0
+EXCERPT = 300
+USER_AGENT = "grouparoo-py-webhook/1"
+
+
+def allow_private_addresses() -> bool:
+    """settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS, else the environment variable of that name."""
+    try:
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+    except ImportError:  # pragma: no cover - Django is a dependency of the project
+        pass
+    else:
+        try:
+            return bool(getattr(settings, ALLOW_PRIVATE_SETTING))
+        except (ImproperlyConfigured, AttributeError):
+            pass
+    return os.environ.get(ALLOW_PRIVATE_SETTING, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def public_address(address: str) -> bool:
+    """True for an address on the public internet (not private, loopback, link-local, shared,
+    reserved, multicast or unspecified); IPv4-mapped IPv6 addresses are judged as IPv4."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def display_url(url: str) -> str:
+    """scheme://host[:port] of a URL: never its user info, path or query."""
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or "?"
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the webhook URL"
+    return f"{parts.scheme}://{host}{port}"
+
+
+class AddressRefused(ConnectorError):
+    """The URL's host is (or resolves to) an address webhooks may not reach."""
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Resolves the host itself, refuses non-public addresses (unless allowed) and connects to
+    an address it checked — so the check and the connection see the same DNS answer."""
+
+    def __init__(self, *, allow_private: bool, shown: str):
+        self.allow_private = allow_private
+        self.shown = shown
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve the host name ({exc})") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not self.allow_private:
+            refused = [a for a in addresses if not public_address(a)]
+            if refused:
+                raise AddressRefused(
+                    f"Webhook {self.shown} resolves to the non-public address {refused[0]}; webhooks may reach only"
+                    f" public addresses unless {ALLOW_PRIVATE_SETTING} is on.",
+                    permanent=True,
+                )
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                           socket_options=socket_options)
+            except httpcore.ConnectError as exc:
+                last = exc
+        raise last or httpcore.ConnectError("no address to connect to")
+
+
+def _client(*, timeout: float, allow_private: bool, shown: str) -> httpx.Client:
+    transport = httpx.HTTPTransport(trust_env=False)
+    # httpx has no public hook for the network backend: replace its pool by one that uses ours
+    # (same SSL defaults; no proxy, as trust_env is off).
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=4,
+        max_keepalive_connections=4,
+        network_backend=_GuardedBackend(allow_private=allow_private, shown=shown),
+    )
+    return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header (delta seconds or an HTTP date) as seconds from now, capped at a day."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header value: sha256=<hex HMAC-SHA256 of body keyed by secret>."""
+    return "sha256=" + hmac.new(str(secret).encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def _number(options: dict[str, Any], key: str, default: float) -> float:
+    raw = options.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConnectorError(f"{key} {raw!r} is not a number.", permanent=True) from None
+    if value <= 0:
+        raise ConnectorError(f"{key} must be more than 0.", permanent=True)
+    return value
+
+
+class _Failure(Exception):
+    """What one request's failure means for its records (internal)."""
+
+    def __init__(self, message: str, *, final: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.final = final
+        self.retry_after = retry_after
+
+
+class WebhookClient:
+    """Posts signed JSON bodies to the app's URL and classifies the answers."""
+
+    def __init__(self, app_options: dict[str, Any]):
+        self.options = dict(app_options)
+        url = str(self.options.get("url") or "")
+        problem = url_problem(url)
+        if problem:
+            raise ConnectorError(problem, permanent=True)
+        self.url = url
+        self.shown = display_url(url)
+        self.secret = str(self.options.get("secret") or "")
+        self.authorization = str(self.options.get("authorization") or "")
+        self.timeout = _number(self.options, "timeout", DEFAULT_TIMEOUT)
+        self._http: httpx.Client | None = None
+
+    def __enter__(self) -> WebhookClient:
+        self._http = _client(timeout=self.timeout, allow_private=allow_private_addresses(), shown=self.shown)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _scrub(self, text: str) -> str:
+        for secret in (self.secret, self.authorization, urlsplit(self.url).password or ""):
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "********")
+        return text
+
+    def excerpt(self, response: httpx.Response) -> str:
+        try:
+            text = " ".join(response.text.split())
+        except Exception:  # undecodable body
+            text = ""
+        text = self._scrub(text)
+        if len(text) > EXCERPT:
+            text = text[: EXCERPT - 3] + "..."
+        return text or "(empty body)"
+
+    def post(self, document: dict[str, Any]) -> httpx.Response:
+        """POST the document; return the 2xx response or raise _Failure / AddressRefused."""
+        assert self._http is not None, "use WebhookClient as a context manager"
+        body = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(body, self.secret)
+        if self.authorization:
+            headers["Authorization"] = self.authorization
+        try:
+            response = self._http.post(self.url, content=body, headers=headers)
+        except AddressRefused:
+            raise
+        except httpx.TimeoutException:
+            raise _Failure(f"Webhook {self.shown} did not answer within {self.timeout:g} s.") from None
+        except httpx.TransportError as exc:
+            reason = self._scrub(" ".join(str(exc).split())) or type(exc).__name__
+            raise _Failure(f"Could not reach webhook {self.shown}: {reason}") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        shown = f"Webhook {self.shown} answered HTTP {status}"
+        if status in (429, 503):
+            delay = retry_after_seconds(response.headers.get("Retry-After"))
+            if delay is None and status == 429:
+                delay = DEFAULT_THROTTLE_SECONDS
+            if delay is not None:
+                raise _Failure(f"{shown} (throttled, retry after {delay:g} s): {self.excerpt(response)}", retry_after=delay)
+        if status >= 500 or status == 408:
+            raise _Failure(f"{shown}: {self.excerpt(response)}")
+        if 300 <= status < 400:
+            raise _Failure(f"{shown} (a redirect, not followed): set the webhook URL to the final address.", final=True)
+        raise _Failure(f"{shown}: {self.excerpt(response)}", final=True)
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook URL (None when it can)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "The webhook URL is not a valid URL."
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "The webhook URL must be an http:// or https:// URL with a host."
+    return None
+
+
+# --- app ----------------------------------------------------------------------------------
+
+
+@register
+class WebhookApp(AppConnector):
+    """An HTTP endpoint that receives record changes as signed JSON."""
+
+    key = "webhook"
+    label = "Webhook"
+    max_concurrency = 2
+    preferred_batch_size = DEFAULT_BATCH_SIZE
+    options = (
+        Option("url", "URL", required=True, help_text="http(s) URL that receives POSTed JSON."),
+        Option("secret", "Signing secret", type="secret",
+               help_text=f"Signs each body: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 hex>."),
+        Option("authorization", "Authorization header", type="secret",
+               help_text="Optional value of the Authorization header (e.g. Bearer <token>)."),
+        Option("timeout", "Timeout (seconds)", type="number", default=DEFAULT_TIMEOUT),
+        Option("batchSize", "Records per request", type="number", default=DEFAULT_BATCH_SIZE),
+    )
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> dict[str, str]:
+        errors = validate_declared(cls.options, options)
+        url = options.get("url")
+        if url and "url" not in errors:
+            problem = url_problem(str(url))
+            if problem:
+                errors["url"] = problem
+        for key in ("timeout", "batchSize"):
+            try:
+                _number(options, key, 1)
+            except ConnectorError as exc:
+                errors.setdefault(key, exc.message)
+        return errors
+
+    def test_connection(self) -> str:
+        """POST a signed `{"type": "ping", "records": []}`; a 2xx answer is a success.
+        Raises ConnectorError (permanent for a refused address or a 4xx answer)."""
+        with WebhookClient(self.app_options) as client:
+            try:
+                response = client.post({"type": "ping", "records": []})
+            except _Failure as failure:
+                raise ConnectorError(failure.message, permanent=failure.final, retry_after=failure.retry_after) from None
+        signed = "signed " if client.secret else "unsigned "
+        return f"Webhook {client.shown} answered HTTP {response.status_code} to a {signed}test request."
+
+
+# --- destination --------------------------------------------------------------------------
+
+
+def operation(payload: ExportPayload, operations: SyncOperations) -> str:
+    """create / update / delete for one payload under the sync mode's operations: a leaving
+    record is deleted only when deletes are allowed (else updated with no groups); a record
+    never delivered before is created only when creates are allowed (else updated: the receiver
+    updates it if it has it)."""
+    if payload.to_delete:
+        return "delete" if operations.delete else "update"
+    if not payload.old_properties and not payload.old_groups and operations.create:
+        return "create"
+    return "update"
+
+
+def record_document(payload: ExportPayload, operations: SyncOperations) -> dict[str, Any]:
+    op = operation(payload, operations)
+    return {
+        "operation": op,
+        "export_id": payload.export_id,
+        "record_id": payload.record_id,
+        "properties": dict(payload.new_properties),
+        "groups": [] if payload.to_delete else sorted({str(g) for g in payload.new_groups}),
+        "old_properties": dict(payload.old_properties),
+        "old_groups": sorted({str(g) for g in payload.old_groups}),
+    }
+
+
+def _chunks(items: Sequence[ExportPayload], size: int) -> Iterator[Sequence[ExportPayload]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@register
+class WebhookDestination(DestinationConnector):
+    """POSTs record changes in batches of `batchSize` records per request."""
+
+    key = "webhook-export"
+    app_key = "webhook"
+    label = "Webhook (JSON POST)"
+    aliases = ("webhook-export-records",)
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def mapping_options(self) -> MappingOptions:
+        """Any field: the receiver gets the mapped properties under the names chosen."""
+        return MappingOptions(required=(), known=(), allow_any=True)
+
+    def export_batch(self, exports: list[ExportPayload], *, operations: SyncOperations) -> list[ExportResult]:
+        """POST the batch, `batchSize` records per request, and return one result per payload.
+
+        A request that fails before anything was delivered raises ConnectorError (retry_after
+        for throttling; permanent for a refused address). Once a request succeeded, a later
+        failure becomes per-record results: its records and the unsent ones are throttled
+        (retry_after) or retried (level error) as that failure says; a final failure (4xx)
+        fails only that request's records (level info, the body as the reason) and sending
+        goes on. Every body is deterministic, so a repeated export repeats its request."""
+        if not exports:
+            return []
+        size = int(_number(self.app_options, "batchSize", DEFAULT_BATCH_SIZE))
+        results: list[ExportResult] = []
+        delivered = False
+        with WebhookClient(self.app_options) as client:
+            chunks = list(_chunks(exports, size))
+            for index, chunk in enumerate(chunks):
+                document = {"type": "records", "records": [record_document(p, operations) for p in chunk]}
+                try:
+                    client.post(document)
+                except _Failure as failure:
+                    if failure.final:
+                        results += [ExportResult(p.export_id, success=False, error=failure.message, level="info") for p in chunk]
+                        continue
+                    if not delivered:
+                        raise ConnectorError(failure.message, retry_after=failure.retry_after) from None
+                    rest = [p for c in chunks[index:] for p in c]
+                    results += [
+                        ExportResult(p.export_id, success=False, error=failure.message, level="error",
+                                     retry_after=failure.retry_after)
+                        for p in rest
+                    ]
+                    break
+                delivered = True
+                results += [ExportResult(p.export_id, success=True) for p in chunk]
+        return results
