@@ -230,10 +230,18 @@ def stager(prop: Property):
 
 
 def import_batch(
-    *, plan: SourcePlan, rows: list[dict], aggregates: dict[Any, dict[str, Any]], now=None
+    *,
+    plan: SourcePlan,
+    rows: list[dict],
+    aggregates: dict[Any, dict[str, Any]],
+    now=None,
+    fresh: set[int] | frozenset[int] = frozenset(),
 ) -> BatchResult:
     """Write one batch. Must run inside a transaction; idempotent: writing the same batch twice
-    changes nothing the second time (no changed pairs are returned)."""
+    changes nothing the second time (no changed pairs are returned).
+
+    fresh: records known to hold no value of this source's properties yet (just created in the
+    same transaction); their rows skip the change-detecting upsert."""
     now = now or timezone.now()
     result = BatchResult()
     key_prop = plan.key_property
@@ -288,7 +296,8 @@ def import_batch(
     agg_stagers = [(prop, stager(prop)) for prop in plan.aggregate_properties]
     for key, row in by_key.items():
         rid = key_to_record[key]
-        staged.append((rid, key_prop.pk, 0, *stage_key(raw_by_key[key])))
+        if plan.creates_records:  # the identity belongs to the sources that create records
+            staged.append((rid, key_prop.pk, 0, *stage_key(raw_by_key[key])))
         for pid, column, stage in row_stagers:
             staged.append((rid, pid, 0, *stage(row.get(column))))
         agg = (
@@ -316,9 +325,20 @@ def import_batch(
     # 3. Unique values held by other records: merge, or flag as duplicates.
     staged = _resolve_unique_conflicts(plan, staged, result, key_to_record)
 
-    # 4-6. Stage and upsert.
-    _load_stage(staged)
-    changed = _upsert_from_stage(now)
+    # 4-6. Rows of records that have none yet (created by this batch, or new records a
+    # secondary source enriches) go straight into the table with COPY; the rest through the
+    # staging table and the upsert that reports what changed.
+    fresh_ids = result.created | (set(fresh) & set(key_to_record.values()))
+    direct = [r for r in staged if r[0] in fresh_ids] if fresh_ids else []
+    if direct:
+        staged_rest = [r for r in staged if r[0] not in fresh_ids]
+        _insert_direct(direct, now)
+    else:
+        staged_rest = staged
+    changed = [(r[0], r[1]) for r in direct]
+    if staged_rest:
+        _load_stage(staged_rest)
+        changed += _upsert_from_stage(now)
     array_props = [p.pk for p in plan.written_properties if p.is_array]
     if array_props:
         changed += _delete_stale_positions(array_props, sorted(set(key_to_record.values())))
@@ -466,6 +486,16 @@ def _stage_table() -> str:
 def _load_stage(staged: list[tuple]) -> None:
     _stage_table()
     db.bulk_insert("grp_stage", STAGE_COLUMNS, staged)
+
+
+def _insert_direct(rows: list[tuple], now) -> None:
+    """Plain bulk insert (COPY on PostgreSQL) for records that have no rows yet."""
+    ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    db.bulk_insert(
+        "core_recordproperty",
+        (*STAGE_COLUMNS, "state", "changed_at", "confirmed_at"),
+        [(*r, "ready", ts, ts) for r in rows],
+    )
 
 
 def _upsert_from_stage(now) -> list[tuple[int, int]]:

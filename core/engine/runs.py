@@ -214,7 +214,7 @@ def _enrichers(plan):
     return out
 
 
-def _enrich_new_records(plan, enrichers, rows, created_keys_rows):
+def _enrich_new_records(plan, enrichers, created: set[int], created_keys_rows):
     """Compute secondary-source properties of this batch's new records; returns BatchResults."""
     results = []
     for oplan, specs, conn in enrichers:
@@ -228,7 +228,7 @@ def _enrich_new_records(plan, enrichers, rows, created_keys_rows):
         )
         results.append(
             import_batch(
-                plan=oplan, rows=[{oplan.key_column: k} for k in keys], aggregates=aggregates
+                plan=oplan, rows=[{oplan.key_column: k} for k in keys], aggregates=aggregates, fresh=created
             )
         )
     return results
@@ -289,7 +289,7 @@ def _import_loop(
                 changed_props = set().union(*result.changed.values()) if result.changed else set()
                 if enrichers and result.created:
                     new_rows = _rows_of_records(plan, page.rows, result)
-                    for extra in _enrich_new_records(plan, enrichers, page.rows, new_rows):
+                    for extra in _enrich_new_records(plan, enrichers, result.created, new_rows):
                         changed_records |= set(extra.changed)
                         for pids in extra.changed.values():
                             changed_props |= pids
