@@ -57,12 +57,17 @@ def memberships_update(
     changed_properties: set[int] | None,
     now=None,
     id_range: tuple[int, int] | None = None,
+    new_records: set[int] | frozenset[int] = frozenset(),
 ) -> GroupChanges:
     """Recompute membership of `record_ids` (or of every record with id in `id_range`, inclusive)
     in the groups whose rules use one of `changed_properties` (None: every group). Runs inside
-    the caller's transaction; idempotent (a second call finds nothing to change)."""
+    the caller's transaction; idempotent (a second call finds nothing to change).
+
+    new_records: records created in this transaction; they are members of nothing yet, so the
+    leavers statement skips them (a first sync runs only the joiners statement)."""
     now = now or timezone.now()
     changes = GroupChanges()
+    old_records = [r for r in record_ids if r not in new_records] if new_records else record_ids
     if not record_ids and id_range is None:
         return changes
     if id_range is not None:
@@ -70,7 +75,7 @@ def memberships_update(
         mscope, mscope_params = "record_id BETWEEN %s AND %s", list(id_range)
     else:
         scope, scope_params = db.in_list("r.id", record_ids)
-        mscope, mscope_params = db.in_list("record_id", record_ids)
+        mscope, mscope_params = db.in_list("record_id", old_records)
     for group, specs in groups:
         if changed_properties is not None and not (
             {s.property_id for s in specs} & changed_properties
@@ -86,7 +91,7 @@ def memberships_update(
             "WHERE core_groupmember.left_at IS NOT NULL RETURNING record_id",
             [group.pk, _ts(now), group.model_id, RecordState.DELETED, *scope_params, *expr_params],
         )
-        left = db.fetchall(
+        left = [] if id_range is None and not old_records else db.fetchall(
             "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
             f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
             f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",

@@ -352,7 +352,15 @@ def import_batch(
             result.error(f"{prop_key}: {_reason_class(r[9])}")
 
     # 7. Records: ready (revived if they had been deleted), invalid flag refreshed where changed.
-    _refresh_records(result.record_ids, plan.creates_records, sorted(result.changed), now)
+    # Records without rows before this batch: their invalid flag follows from the staged rows
+    # alone (set, never cleared); the others are recomputed from the table.
+    flag_invalid = sorted({r[0] for r in direct if r[9] is not None})
+    if flag_invalid:
+        cond, params = db.in_list("id", flag_invalid)
+        db.execute(f"UPDATE core_record SET invalid = %s WHERE {cond}", [True, *params])
+    recheck = sorted(set(result.changed) - fresh_ids)
+    revive = [r for r in result.record_ids if r not in fresh_ids] if plan.creates_records else []
+    _refresh_records(revive, plan.creates_records, recheck, now)
     return result
 
 

@@ -299,6 +299,7 @@ def _import_loop(
                     groups=groups,
                     record_ids=sorted(changed_records),
                     changed_properties=changed_props,
+                    new_records=result.created,
                 )
                 exported = 0
                 if dplans:
