@@ -26,6 +26,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.debug import sensitive_post_parameters
 
 from connectors.base import ConnectorError
+from core.admin.locking import ConfigLockedAdminMixin
 from core.crypto import SecretUnavailable
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ def changelist_link(model: type[models.Model], text: str, **params: Any) -> Safe
     return format_html('<a href="{}?{}">{}</a>', url, query, text)
 
 
-class GrouparooModelAdmin(admin.ModelAdmin):
-    """Base of every admin here: refuses lookups that touch a secret column.
+class GrouparooModelAdmin(ConfigLockedAdminMixin, admin.ModelAdmin):
+    """Base of every admin here: refuses lookups that touch a secret column, and shows objects
+    managed by config files read-only (core.admin.locking).
 
     `?secret_options__contains=...` on a changelist would let anyone with view permission probe
     encrypted values (or at least their ciphertext); such a URL gets a 400.
