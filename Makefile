@@ -27,11 +27,12 @@ PORT ?= 8000
 SERVE ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap venv setup run serve test lint clean
+.PHONY: help bootstrap venv setup run serve test bench lint clean
 
 help:
 	@echo "make run    set up (venv, .env, database, admin user, demo) and serve http://$(HOST):$(PORT)/admin/"
 	@echo "make test   run the test suite (SQLite; set DATABASE_URL for PostgreSQL)"
+	@echo "make bench  the benchmark (N=100000 REPEAT=3 SQLITE_N=100000; needs PostgreSQL)"
 	@echo "make lint   ruff check"
 	@echo "make clean  remove caches and build artefacts"
 
@@ -97,6 +98,17 @@ run: setup
 
 test: bootstrap
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The benchmark (bench/harness.py): fresh PostgreSQL databases, N customers from the shared
+# generator, full sync / floor / 1% incremental, checked against the floor; appends to
+# bench/RESULTS.md. Needs the local PostgreSQL. `make bench N=2000 REPEAT=1 SQLITE_N=2000` is
+# the CI smoke run.
+N ?= 100000
+REPEAT ?= 3
+SQLITE_N ?= 100000
+BENCH_ARGS ?=
+bench: bootstrap
+	$(PY) bench/harness.py --n $(N) --repeat $(REPEAT) --sqlite-n $(SQLITE_N) $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
