@@ -1,11 +1,13 @@
 """django-q2 entry points. Each takes ids, claims its work, calls the engine, and is safe to run
 twice (at-least-once delivery). The one recurring schedule calls `tick` every minute."""
+
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.choices import ExportState, ObjectState, RunCreator, RunPhase, RunState
@@ -37,7 +39,9 @@ def send_exports(destination_id: int) -> dict:
         failed += summary.failed
         if not summary.claimed:
             break
-    for run_id in Run.objects.filter(state=RunState.RUNNING, phase=RunPhase.EXPORTING).values_list("pk", flat=True):
+    for run_id in Run.objects.filter(state=RunState.RUNNING, phase=RunPhase.EXPORTING).values_list(
+        "pk", flat=True
+    ):
         run_finish_if_done(run_id)
     return {"destination": destination_id, "sent": sent, "failed": failed}
 
@@ -58,11 +62,13 @@ def tick() -> dict:
     refreshed = app_refresh_queries_check()
     groups = _relative_groups_due()
     abandoned = _redrive_abandoned_runs()
-    destinations = list(
-        Export.objects.filter(state=ExportState.PENDING, send_after__lte=timezone.now())
+    due = Q(send_after__isnull=True) | Q(send_after__lte=timezone.now())
+    destinations = (
+        Export.objects.filter(due, state=ExportState.PENDING)
+        .order_by()
         .values_list("destination_id", flat=True)
         .distinct()
-    ) + list(Export.objects.filter(state=ExportState.PENDING, send_after__isnull=True).values_list("destination_id", flat=True).distinct())
+    )
     for did in sorted(set(destinations)):
         enqueue_send(did)
     return {"started": started, "refreshed": refreshed, "groups": groups, "redriven": abandoned}
@@ -73,9 +79,13 @@ def _relative_groups_due() -> int:
 
     now = timezone.now()
     count = 0
-    for group in Group.objects.filter(next_calculate_at__lte=now).exclude(state=ObjectState.DELETED):
+    for group in Group.objects.filter(next_calculate_at__lte=now).exclude(
+        state=ObjectState.DELETED
+    ):
         # Claim: move next_calculate_at forward conditionally so two ticks start one recompute.
-        if Group.objects.filter(pk=group.pk, next_calculate_at=group.next_calculate_at).update(next_calculate_at=None):
+        if Group.objects.filter(pk=group.pk, next_calculate_at=group.next_calculate_at).update(
+            next_calculate_at=None
+        ):
             group_recompute_enqueue(group=group)
             count += 1
     return count
@@ -88,8 +98,14 @@ def _redrive_abandoned_runs() -> int:
 
     stale = timezone.now() - timedelta(seconds=lease_seconds())
     ids = list(
-        Run.objects.filter(state=RunState.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True)
-    ) + list(Run.objects.filter(state=RunState.PENDING, created_at__lt=stale).values_list("pk", flat=True))
+        Run.objects.filter(state=RunState.RUNNING, heartbeat_at__lt=stale).values_list(
+            "pk", flat=True
+        )
+    ) + list(
+        Run.objects.filter(state=RunState.PENDING, created_at__lt=stale).values_list(
+            "pk", flat=True
+        )
+    )
     for run_id in ids:
         async_task(process_run, run_id)
     return len(ids)

@@ -441,7 +441,9 @@ def _record_outcomes(updates: list[tuple]) -> None:
     if not updates:
         return
     if db.is_postgres():
-        cols = list(zip(*updates, strict=True))  # state, attempts, message, level, after, done, ts, id
+        cols = list(
+            zip(*updates, strict=True)
+        )  # state, attempts, message, level, after, done, ts, id
         db.execute(
             "UPDATE core_export e SET state = v.state, attempts = v.attempts, error_message = v.msg, "
             "error_level = v.lvl, send_after = v.after, completed_at = v.done, updated_at = v.ts, started_at = NULL "

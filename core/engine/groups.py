@@ -91,19 +91,23 @@ def memberships_update(
             "WHERE core_groupmember.left_at IS NOT NULL RETURNING record_id",
             [group.pk, _ts(now), group.model_id, RecordState.DELETED, *scope_params, *expr_params],
         )
-        left = [] if id_range is None and not old_records else db.fetchall(
-            "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
-            f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
-            f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",
-            [
-                _ts(now),
-                group.pk,
-                *mscope_params,
-                group.model_id,
-                RecordState.DELETED,
-                *scope_params,
-                *expr_params,
-            ],
+        left = (
+            []
+            if id_range is None and not old_records
+            else db.fetchall(
+                "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
+                f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
+                f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",
+                [
+                    _ts(now),
+                    group.pk,
+                    *mscope_params,
+                    group.model_id,
+                    RecordState.DELETED,
+                    *scope_params,
+                    *expr_params,
+                ],
+            )
         )
         if joined:
             changes.joined[group.pk] = {r[0] for r in joined}

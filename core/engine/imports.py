@@ -218,7 +218,15 @@ def stager(prop: Property):
         def fast(raw):
             if raw.__class__ is values.dt.datetime and raw.tzinfo is not None and not unique:
                 when = raw.astimezone(utc)
-                return (raw.isoformat(), None, None, when if pg else _adapt_datetime(when), None, None, None)
+                return (
+                    raw.isoformat(),
+                    None,
+                    None,
+                    when if pg else _adapt_datetime(when),
+                    None,
+                    None,
+                    None,
+                )
             return _EMPTY if raw is None else slow(raw)
 
     else:

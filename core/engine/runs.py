@@ -228,7 +228,10 @@ def _enrich_new_records(plan, enrichers, created: set[int], created_keys_rows):
         )
         results.append(
             import_batch(
-                plan=oplan, rows=[{oplan.key_column: k} for k in keys], aggregates=aggregates, fresh=created
+                plan=oplan,
+                rows=[{oplan.key_column: k} for k in keys],
+                aggregates=aggregates,
+                fresh=created,
             )
         )
     return results
@@ -497,6 +500,7 @@ def _send_run_exports(run: Run, progress: Progress | None, *, wait: bool) -> Non
             Export.objects.filter(
                 run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING]
             )
+            .order_by()
             .values_list("destination_id", flat=True)
             .distinct()
         )

@@ -5,6 +5,7 @@ The same stages as a run, for a batch of one: each source is read with an `eq` f
 mapped column, properties are written through the same staging upsert, groups and exports are
 recomputed for the record.
 """
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -31,7 +32,9 @@ def _record_value(record_id: int, prop: Property):
     return rows[0][0] if rows else None
 
 
-def record_import_now(*, model: RecordModel, property_key: str, value: str, export: bool = True) -> Record:
+def record_import_now(
+    *, model: RecordModel, property_key: str, value: str, export: bool = True
+) -> Record:
     """Read every source of the model for the record whose unique `property_key` is `value`,
     update its properties and groups, and build its exports (sent now when export=True).
     Raises RecordNotFound when no record-creating source has the value, Property.DoesNotExist
@@ -48,7 +51,8 @@ def record_import_now(*, model: RecordModel, property_key: str, value: str, expo
         except ValueError:
             continue  # a source without a mapping cannot be read for one record
     existing = db.fetchall(
-        "SELECT record_id FROM core_recordproperty WHERE property_id = %s AND unique_value = %s", [prop.pk, canonical]
+        "SELECT record_id FROM core_recordproperty WHERE property_id = %s AND unique_value = %s",
+        [prop.pk, canonical],
     )
     record_id = existing[0][0] if existing else None
     changed: set[int] = set()
@@ -66,18 +70,25 @@ def record_import_now(*, model: RecordModel, property_key: str, value: str, expo
                 continue
             cls = registry.get_source(plan.source.type)
             filters = [*plan.filters, {"key": column, "op": "eq", "match": str(match)}]
-            with cls(plan.source.app.connector_options(), plan.source.connector_options()) as connector:
+            with cls(
+                plan.source.app.connector_options(), plan.source.connector_options()
+            ) as connector:
                 page = connector.read_batch(
                     key_column=plan.key_column,
                     columns=read_columns(plan) if plan.creates_records else [plan.key_column],
-                    watermark_column=None, since=None, after=None, limit=10, filters=filters,
+                    watermark_column=None,
+                    since=None,
+                    after=None,
+                    limit=10,
+                    filters=filters,
                     distinct_keys=not plan.creates_records,
                 )
                 aggregates = {}
                 if plan.aggregate_properties and page.rows:
                     aggregates = connector.aggregate(
                         properties=[property_spec(p) for p in plan.aggregate_properties],
-                        key_column=plan.key_column, key_property=plan.key_property.key,
+                        key_column=plan.key_column,
+                        key_property=plan.key_property.key,
                         keys=[r[plan.key_column] for r in page.rows],
                     )
             if not page.rows:
@@ -94,7 +105,9 @@ def record_import_now(*, model: RecordModel, property_key: str, value: str, expo
                 record_id = found[0][0] if found else None
         if record_id is None:
             raise RecordNotFound(f"No source has a record with {property_key} = {value!r}.")
-        memberships = memberships_update(groups=model_groups(model.pk), record_ids=[record_id], changed_properties=None)
+        memberships = memberships_update(
+            groups=model_groups(model.pk), record_ids=[record_id], changed_properties=None
+        )
         exports_build(model_id=model.pk, record_ids=[record_id], run_id=None)
     record = Record.objects.get(pk=record_id)
     if export:
@@ -109,14 +122,24 @@ def record_export_now(*, record: Record, build: bool = True) -> dict[int, str]:
     now. Returns {destination id: state of the record's newest export}. Idempotent."""
     if build:
         with transaction.atomic():
-            exports_build(model_id=record.model_id, record_ids=[record.pk], run_id=None,
-                          plans=destination_plans(record.model_id))
+            exports_build(
+                model_id=record.model_id,
+                record_ids=[record.pk],
+                run_id=None,
+                plans=destination_plans(record.model_id),
+            )
     pending = set(
-        Export.objects.filter(record=record, state=ExportState.PENDING).values_list("destination_id", flat=True)
+        Export.objects.filter(record=record, state=ExportState.PENDING).values_list(
+            "destination_id", flat=True
+        )
     )
     for destination_id in sorted(pending):
         exports_send(destination_id=destination_id)
     out = {}
-    for export in Export.objects.filter(record=record).exclude(state=ExportState.CANCELED).order_by("destination_id", "-pk"):
+    for export in (
+        Export.objects.filter(record=record)
+        .exclude(state=ExportState.CANCELED)
+        .order_by("destination_id", "-pk")
+    ):
         out.setdefault(export.destination_id, export.state)
     return out

@@ -91,8 +91,9 @@ class GroupRule(models.Model):
 class GroupMember(models.Model):
     """Membership of a record in a group. A current member has `left_at` NULL."""
 
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="members")
-    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="memberships")
+    # FK indexes left out: (group, record) and (record, group) cover both directions.
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="members", db_index=False)
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     joined_at = models.DateTimeField()
     left_at = models.DateTimeField(null=True, blank=True)
 

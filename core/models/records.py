@@ -32,8 +32,12 @@ class RecordProperty(models.Model):
     database itself forbids two records sharing an identifier.
     """
 
-    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="properties")
-    property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="record_properties")
+    # Hot table (one row per value): the FK indexes are left out, (record, property, position)
+    # and the typed (property, value) indexes cover every lookup the pipeline makes.
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="properties", db_index=False)
+    property = models.ForeignKey(
+        Property, on_delete=models.CASCADE, related_name="record_properties", db_index=False
+    )
     position = models.PositiveIntegerField(default=0)
     raw_value = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL means "no value"
     value_text = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL means "no value"

@@ -94,8 +94,18 @@ class Import(models.Model):
 
 
 class Export(TimeStampedModel):
-    destination = models.ForeignKey("core.Destination", on_delete=models.CASCADE, related_name="exports")
-    record = models.ForeignKey("core.Record", on_delete=models.CASCADE, related_name="exports")
+    """What one record looks like to one destination, and the state of sending it.
+
+    Hot table: every index here is written on each state change (claim, outcome), so it keeps
+    only the indexes the pipeline reads through; foreign keys are covered by composite ones.
+    """
+
+    # Not indexed on its own: the admin orders by id, which is the same order.
+    created_at = models.DateTimeField(auto_now_add=True)
+    destination = models.ForeignKey(
+        "core.Destination", on_delete=models.CASCADE, related_name="exports", db_index=False
+    )
+    record = models.ForeignKey("core.Record", on_delete=models.CASCADE, related_name="exports", db_index=False)
     run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports")
     old_properties = models.JSONField(default=dict, blank=True)
     new_properties = models.JSONField(default=dict, blank=True)
@@ -111,7 +121,7 @@ class Export(TimeStampedModel):
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-id"]
         constraints = [
             # A newer change supersedes (cancels) the queued export; only the newest is ever sent.
             models.UniqueConstraint(
@@ -127,8 +137,17 @@ class Export(TimeStampedModel):
             ),
         ]
         indexes = [
-            models.Index(fields=["destination", "state", "send_after"], name="core_export_queue"),
-            models.Index(fields=["destination", "record", "state"], name="core_export_dest_record"),
+            # The send queue: pending exports of a destination in id order (claims walk it).
+            models.Index(
+                fields=["destination", "id"], name="core_export_queue", condition=models.Q(state=ExportState.PENDING)
+            ),
+            # A record's exports (diffing against the last one; record deletes cascade through it).
+            models.Index(fields=["record", "destination"], name="core_export_record"),
+            # Open work per destination (status, admin counts); completed rows stay out of it.
+            models.Index(
+                fields=["destination", "state"], name="core_export_dest_open",
+                condition=models.Q(state__in=[ExportState.PENDING, ExportState.PROCESSING, ExportState.FAILED]),
+            ),
         ]
 
     def __str__(self) -> str:
