@@ -11,8 +11,9 @@ gets 401 (no credentials) or 403 (credentials without the permission).
 
 `NotManagedByConfigFile`: objects whose `locked_by` names a config file are changed by that
 file and `manage.py apply`, not through the API: PUT, PATCH and DELETE on them answer 409 with a
-message naming the file. Views whose rows belong to a locked parent (a refresh query and its
-app) point at the parent with `lock_holder()`.
+message naming the file. Rows that belong to a parent's file (an app's refresh query) follow
+their parent (`core.config.locks.locked_by_of`); a view may also name another holder with
+`lock_holder()`.
 """
 
 from __future__ import annotations
@@ -74,8 +75,11 @@ class HasTopicPermission(BasePermission):
 
 
 def raise_if_locked(obj: models.Model | None) -> None:
-    """Raise Locked (409) when `obj` is managed by a config file."""
-    path = getattr(obj, "locked_by", "") if obj is not None else ""
+    """Raise Locked (409) when `obj` (or, for a row edited as part of a parent, that parent) is
+    managed by a config file (core.config.locks.locked_by_of)."""
+    from core.config.locks import locked_by_of
+
+    path = locked_by_of(obj)
     if path:
         raise Locked(
             f"{obj._meta.verbose_name.capitalize()} “{obj}” is managed by config file {path}; "

@@ -235,9 +235,6 @@ class AppRefreshQueryViewSet(ConfigViewSet):
     serializer_class = s.AppRefreshQuerySerializer
     filterset_class = filters.AppRefreshQueryFilter
 
-    def lock_holder(self, obj: m.AppRefreshQuery) -> m.App:
-        return obj.app
-
     def check_create_lock(self, data: dict[str, Any]) -> None:
         raise_if_locked(data.get("app"))
 
