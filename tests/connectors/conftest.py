@@ -1,9 +1,11 @@
-"""A tiny shop database, built for real on SQLite (a temp file), PostgreSQL and MariaDB (scratch
-databases) and DuckDB (a temp file), so every SQL connector test runs against each dialect
+"""A tiny shop database, built for real on SQLite (a temp file), PostgreSQL (a scratch schema),
+MariaDB (a scratch database) and DuckDB (a temp file), so every SQL connector test runs against each dialect
 without mocks. DuckDB is a source only: destination tests use `DESTINATION_KINDS`."""
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,11 +165,51 @@ class SqlWorld:
 
 
 def _load(world: SqlWorld) -> None:
+    ph = world.ph
+    if world.kind == "duckdb":
+        import duckdb
+
+        with duckdb.connect(world.app_options["path"]) as conn:  # one connection: opening costs
+            for statement in DDL["duckdb"]:
+                conn.execute(statement)
+            conn.executemany(f"INSERT INTO users VALUES ({', '.join([ph] * 7)})", [list(u) for u in USERS])
+            conn.executemany(f"INSERT INTO purchases VALUES ({', '.join([ph] * 5)})", [list(p) for p in PURCHASES])
+            conn.execute("CHECKPOINT")
+        return
     for statement in DDL[world.kind]:
         world.run(statement)
-    ph = world.ph
     world.runmany(f"INSERT INTO users VALUES ({', '.join([ph] * 7)})", USERS)
     world.runmany(f"INSERT INTO purchases VALUES ({', '.join([ph] * 5)})", PURCHASES)
+
+
+@pytest.fixture(scope="session")
+def duckdb_shop_template(tmp_path_factory) -> str:
+    """The shop as a DuckDB file, built once; each test works on a copy."""
+    path = tmp_path_factory.mktemp("duckdb") / "shop.duckdb"
+    _load(SqlWorld("duckdb", {"path": str(path)}))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def pg_shop_database(postgres_url) -> Iterator[dict[str, Any]]:
+    """One scratch PostgreSQL database for the connector tests of this session; each test gets a
+    fresh schema in it (creating a database per test costs half a second), dropped after."""
+    import psycopg
+
+    name = f"gt_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_url.rsplit("/", 1)[0]
+    yield {"url": f"{base}/{name}", "host": "127.0.0.1", "port": 5432, "user": "postgres", "database": name}
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def make_world(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> SqlWorld:
@@ -177,7 +219,9 @@ def make_world(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> SqlW
         conn = sqlite3.connect(path)
         w = SqlWorld("sqlite", {"path": str(path), "statementTimeout": 5}, conn)
     elif kind == "duckdb":
-        w = SqlWorld("duckdb", {"path": str(tmp_path / "shop.duckdb"), "statementTimeout": 5})
+        path = tmp_path / "shop.duckdb"
+        shutil.copyfile(request.getfixturevalue("duckdb_shop_template"), path)
+        return SqlWorld("duckdb", {"path": str(path), "statementTimeout": 5})
     elif kind == "mysql":
         my = request.getfixturevalue("scratch_mysql")
         options = {k: my[k] for k in ("host", "port", "user", "password", "database")}
@@ -185,16 +229,20 @@ def make_world(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> SqlW
     else:
         import psycopg
 
-        pg = request.getfixturevalue("scratch_pg")
+        pg = request.getfixturevalue("pg_shop_database")
+        schema = f"s_{uuid.uuid4().hex[:12]}"
         conn = psycopg.connect(pg["url"], autocommit=True)
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
         conn.execute("SET TIME ZONE 'UTC'")
+        request.addfinalizer(lambda: _drop_schema(pg["url"], schema))
         options = {
             "host": pg["host"],
             "port": pg["port"],
             "database": pg["database"],
             "user": pg["user"],
             "password": "",
-            "schema": "public",
+            "schema": schema,
             "statementTimeout": 5,
         }
         w = SqlWorld("postgres", options, conn)
