@@ -66,10 +66,11 @@ def analyze_hot_tables(batch_number: int) -> None:
 
     A first sync fills empty tables inside one run, long before autovacuum notices; with
     statistics that still say "empty" the planner picks sequential scans for the per-batch
-    statements and every batch gets slower. ANALYZE after batches 1, 2, 4, 8, ... keeps the
+    statements and every batch gets slower. ANALYZE after batches 1, 4, 16, 64, ... keeps the
     plans right at a logarithmic cost.
     """
-    if not is_postgres() or batch_number & (batch_number - 1):
+    # Batches 1, 4, 16, 64, ...: powers of four.
+    if not is_postgres() or batch_number & (batch_number - 1) or (batch_number.bit_length() - 1) % 2:
         return
     with connection.cursor() as cursor:
         for table in HOT_TABLES:

@@ -163,6 +163,7 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     batch_size = settings.GROUPAROO_BATCH_SIZE
     source_cls = registry.get_source(source.type)
     enrichers = _enrichers(plan) if plan.creates_records else []
+    covered = _secondary_watermarks(run, plan, enrichers)
     try:
         _import_loop(
             run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress
@@ -170,6 +171,12 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     finally:
         for _, _, conn in enrichers:
             conn.close()
+    for other_schedule, other_source, mark in covered:
+        # The first sync enriched every record from these sources: their first run need not
+        # read everything again, only what changed since this run started.
+        Schedule.objects.filter(pk=other_schedule.pk, high_watermark__isnull=True).update(
+            high_watermark=mark, watermark_signature=watermark_signature(other_source)
+        )
     Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(phase=RunPhase.PROCESSING)
     if (
         schedule
@@ -185,6 +192,25 @@ def _import_source(run: Run, progress: Progress | None) -> None:
             watermark_signature=watermark_signature(source),
             last_run_at=timezone.now(),
         )
+
+
+def _secondary_watermarks(run: Run, plan, enrichers) -> list[tuple[Schedule, Source, object]]:
+    """On a model's very first sync (no records yet, a fresh run), every record the run creates
+    is enriched from the secondary sources as it is created. Capture those sources' watermarks
+    now, before reading, so their schedules can start from here afterwards."""
+    if not enrichers or run.batches_done or run.cursor is not None:
+        return []
+    if Record.objects.filter(model_id=plan.model_id).exists():
+        return []
+    out = []
+    for oplan, _specs, conn in enrichers:
+        other_schedule = Schedule.objects.filter(source=oplan.source, high_watermark__isnull=True).first()
+        if other_schedule is None or not oplan.watermark_column or oplan.filters:
+            continue
+        mark = conn.max_watermark(watermark_column=oplan.watermark_column, filters=oplan.filters)
+        if mark is not None:
+            out.append((other_schedule, oplan.source, mark))
+    return out
 
 
 def _enrichers(plan):

@@ -164,3 +164,12 @@ def test_the_run_records_what_each_batch_read(shop, settings):
     all_ids = set().union(*(set(i.record_ids) for i in imports))
     assert all_ids == set(Record.objects.values_list("pk", flat=True))
     assert Run.objects.get(pk=run.pk).batches_done == 2
+
+
+def test_first_sync_leaves_secondary_sources_only_what_changed_since(shop):
+    users_run, purchases_run = sync_all(shop)
+    # The users run enriched every new record from purchases; the purchases schedule starts
+    # from the watermark taken when that run started (the newest purchase, re-read at the edge).
+    assert purchases_run.starting_watermark is not None
+    assert purchases_run.rows_read == 1
+    assert values_of(shop, "purchase_count") == {1: 2, 2: 1, 3: 0, 4: 0}
