@@ -56,6 +56,8 @@ FIELD_KEYS = {
     "permission_all_read": "options.permissionAllRead",
     "permission_all_write": "options.permissionAllWrite",
     "username": "email",
+    "prefix": "apiKey",
+    "hashed_key": "apiKey",
     "__all__": "",
 }
 

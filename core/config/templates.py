@@ -121,6 +121,8 @@ class Template:
 PLACEHOLDERS = {
     ("sqlite", "path"): "{id}.sqlite3",
     ("duckdb", "path"): "{id}.duckdb",
+    ("csv", "path"): "{id}.csv",
+    ("*", "url"): "https://example.com/{id}",
     ("*", "host"): "localhost",
     ("*", "database"): "{id}",
     ("*", "user"): "grouparoo",
@@ -206,6 +208,18 @@ def _schedule(ctx: Context, source_id: str, *, column: str | None) -> dict[str, 
         "options": {"column": column} if column else {},
         "filters": [],
     }
+
+
+def _source_options(ctx: Context, connector: Any, table: str) -> dict[str, Any]:
+    """A table source's options: `table` from --from (default the id), the connector's other
+    options from their inputs or placeholders."""
+    others = tuple(o for o in connector.options if o.key != "table")
+    options = _options(
+        ctx, connector.app_key, others, env_prefix=generate_id(ctx.object_id).upper()
+    )
+    if any(o.key == "table" for o in connector.options):
+        options = {"table": table, **options}
+    return options
 
 
 def _with_schedule(
@@ -379,7 +393,7 @@ def _source_template(key: str, connector: Any) -> Template:
             "type": key,
             "appId": app.id,
             "modelId": model,
-            "options": {"table": table},
+            "options": _source_options(ctx, connector, table),
             "mapping": {column: mapped_prop},
         }
         files: dict[str, list[dict[str, Any]]] = {
@@ -406,7 +420,7 @@ def _source_template(key: str, connector: Any) -> Template:
                 _property(
                     prop_id,
                     ctx.object_id,
-                    key=name,
+                    key=prop_id,
                     type_=type_,
                     unique=unique,
                     options={"column": name, "aggregationMethod": "exact"},
@@ -467,6 +481,7 @@ def _source_template(key: str, connector: Any) -> Template:
             batch=True,
             inputs=(
                 *common,
+                *_option_inputs(tuple(o for o in connector.options if o.key != "table")),
                 Input("from", "The table (default: the id)"),
                 Input(
                     "mapping", "column=property_id; a new property makes this the primary source"

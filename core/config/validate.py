@@ -285,7 +285,7 @@ class _Linker:
             if prop is None:
                 continue
             key = f"mapping.{column}"
-            if prop.data["model"] != spec.data["model"]:
+            if prop.data["model"] is not None and prop.data["model"] != spec.data["model"]:
                 self.error(
                     spec, key, f'property "{prop_id}" belongs to another model than this source'
                 )
@@ -438,6 +438,8 @@ class _Linker:
                 prop = self.get("property", rule["property"])
                 if prop is None:
                     continue
+                if prop.data["model"] is None:
+                    continue  # its source is missing: reported there
                 if prop.data["model"] != spec.data["model"]:
                     self.error(
                         spec,
@@ -482,7 +484,7 @@ class _Linker:
                     )
             for remote, prop_id in spec.data["mapping"].items():
                 prop = self.get("property", prop_id)
-                if prop is not None and prop.data["model"] != model:
+                if prop is not None and prop.data["model"] not in (None, model):
                     self.error(
                         spec,
                         f"mapping.{remote}",

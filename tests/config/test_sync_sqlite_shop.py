@@ -41,7 +41,11 @@ def test_applied_shop_syncs_to_the_crm(shop_files, fixture_dir):
     }
 
     # The query property ({{{ user_id }}} in the file, the key userId stored) got its value.
-    ada = m.RecordProperty.objects.get(property__key="firstPurchaseAt", record__properties__property__key="userId", record__properties__raw_value="1")
+    ada = m.RecordProperty.objects.get(
+        property__key="firstPurchaseAt",
+        record__properties__property__key="userId",
+        record__properties__raw_value="1",
+    )
     assert ada.value_datetime.isoformat().startswith("2026-01-05")
     # The filtered count: purchases over 20.
     large = m.RecordProperty.objects.filter(property__key="largePurchases").order_by("record_id")
