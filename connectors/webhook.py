@@ -16,7 +16,9 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
   actually connected to (after DNS resolution), so a name that resolves to 127.0.0.1, or that
   changes its answer between a check and the connection, is caught. Redirects are not followed.
 - Messages never contain the URL's user info, path or query (tokens live there), the signing
-  secret or the Authorization value: a URL is shown as scheme://host:port.
+  secret or the Authorization value: a URL is shown as scheme://host:port. httpx's own request
+  log line is redacted the same way (a filter on the "httpx" logger, for every client in the
+  process), as it would otherwise log the full URL.
 
 The setting is read lazily from django.conf.settings (so a test's `settings` fixture or
 `override_settings` applies at once, and apps.py needs no change), falling back to the
@@ -29,6 +31,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator, Sequence
@@ -97,6 +100,20 @@ def display_url(url: str) -> str:
     except ValueError:
         return "the webhook URL"
     return f"{parts.scheme}://{host}{port}"
+
+
+class _RedactUrls(logging.Filter):
+    """Shows httpx.URL arguments of httpx log records as scheme://host:port."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(display_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+_httpx_logger = logging.getLogger("httpx")
+if not any(isinstance(f, _RedactUrls) for f in _httpx_logger.filters):
+    _httpx_logger.addFilter(_RedactUrls())
 
 
 class AddressRefused(ConnectorError):

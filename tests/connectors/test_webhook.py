@@ -1,0 +1,356 @@
+"""The webhook destination against a local HTTP server (pytest-httpserver) that records requests
+and answers with each status the contract distinguishes. Loopback is allowed here through
+settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS, except in the tests of the refusal itself."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from werkzeug.wrappers import Response
+
+from connectors import registry
+from connectors.base import ConnectorError, ExportPayload, SyncOperations
+from connectors.webhook import (
+    AddressRefused,
+    display_url,
+    operation,
+    public_address,
+    retry_after_seconds,
+)
+
+SECRET = "whsec-test-0123456789abcdef"
+SYNC = SyncOperations.for_mode("sync")
+ENRICH = SyncOperations.for_mode("enrich")
+ADDITIVE = SyncOperations.for_mode("additive")
+
+_ids = iter(range(1, 1_000_000))
+
+
+def payload(new=None, old=None, groups=(), old_groups=(), delete=False):
+    return ExportPayload(
+        export_id=next(_ids), record_id=int((new or old or {}).get("id", 0)),
+        old_properties=dict(old or {}), new_properties=dict(new or {}),
+        old_groups=list(old_groups), new_groups=list(groups), to_delete=delete,
+    )
+
+
+@pytest.fixture
+def allow_loopback(settings):
+    settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = True
+
+
+@pytest.fixture
+def hook(httpserver, allow_loopback):
+    """A destination posting to the local server's /hook, 2 records per request."""
+    def make(**app):
+        options = {"url": httpserver.url_for("/hook"), "secret": SECRET, "batchSize": 2, "timeout": 2, **app}
+        return registry.get_destination("webhook-export")(options, {})
+    return make
+
+
+def answer(httpserver, *responses, path="/hook"):
+    """Answer successive requests with these (status, body, headers) responses, in order."""
+    for status, body, headers in responses:
+        httpserver.expect_ordered_request(path, method="POST").respond_with_response(
+            Response(body, status=status, headers=headers)
+        )
+
+
+def bodies(httpserver):
+    return [json.loads(request.get_data()) for request, _ in httpserver.log]
+
+
+# --- the request ------------------------------------------------------------------------
+
+
+def test_payload_names_operations_properties_and_groups_and_is_signed(httpserver, hook):
+    answer(httpserver, (200, "ok", {}), (200, "ok", {}))
+    batch = [
+        payload({"id": 1, "email": "a@x.test"}, groups=["vip", "new"]),
+        payload({"id": 2, "email": "b@x.test"}, old={"id": 2, "email": "old@x.test"}, groups=["new"], old_groups=["vip"]),
+        payload({"id": 3}, old={"id": 3}, old_groups=["vip"], delete=True),
+    ]
+    results = hook().export_batch(batch, operations=SYNC)
+    assert [r.success for r in results] == [True, True, True]
+    (first, _), (second, _) = httpserver.log
+    body = first.get_data()
+    assert first.headers["Content-Type"] == "application/json"
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert first.headers["X-Grouparoo-Signature"] == expected
+    records = json.loads(body)["records"] + json.loads(second.get_data())["records"]
+    assert json.loads(body)["type"] == "records"
+    assert [r["operation"] for r in records] == ["create", "update", "delete"]
+    assert records[0] == {
+        "operation": "create", "export_id": batch[0].export_id, "record_id": 1,
+        "properties": {"id": 1, "email": "a@x.test"}, "groups": ["new", "vip"],
+        "old_properties": {}, "old_groups": [],
+    }
+    assert records[1]["old_properties"] == {"id": 2, "email": "old@x.test"} and records[1]["old_groups"] == ["vip"]
+    assert records[2]["groups"] == []
+
+
+def test_a_resent_export_repeats_the_same_body(httpserver, hook):
+    answer(httpserver, (200, "", {}), (200, "", {}))
+    batch = [payload({"id": 1, "email": "a@x.test"}, groups=["b", "a"])]
+    hook().export_batch(batch, operations=SYNC)
+    hook().export_batch(batch, operations=SYNC)
+    (one, _), (two, _) = httpserver.log
+    assert one.get_data() == two.get_data()
+    assert one.headers["X-Grouparoo-Signature"] == two.headers["X-Grouparoo-Signature"]
+
+
+def test_operations_follow_the_sync_mode():
+    new = payload({"id": 1})
+    known = payload({"id": 1}, old={"id": 1})
+    leaving = payload({"id": 1}, old={"id": 1}, delete=True)
+    assert [operation(p, SYNC) for p in (new, known, leaving)] == ["create", "update", "delete"]
+    assert [operation(p, ADDITIVE) for p in (new, known, leaving)] == ["create", "update", "update"]
+    assert [operation(p, ENRICH) for p in (new, known, leaving)] == ["update", "update", "update"]
+
+
+def test_unsigned_without_a_secret_and_authorization_header_when_set(httpserver, hook):
+    answer(httpserver, (204, "", {}))
+    hook(secret="", authorization="Bearer tok-123").export_batch([payload({"id": 1})], operations=SYNC)
+    request, _ = httpserver.log[0]
+    assert "X-Grouparoo-Signature" not in request.headers
+    assert request.headers["Authorization"] == "Bearer tok-123"
+
+
+# --- outcomes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
+def test_2xx_is_success(httpserver, hook, status):
+    answer(httpserver, (status, "", {}))
+    assert [r.success for r in hook().export_batch([payload({"id": 1})], operations=SYNC)] == [True]
+
+
+@pytest.mark.parametrize("status, header, expected", [
+    (429, "30", 30.0),
+    (503, "7", 7.0),
+    (429, None, 60.0),  # throttled without a delay: the default wait
+])
+def test_throttling_raises_retry_after(httpserver, hook, status, header, expected):
+    answer(httpserver, (status, "slow down", {"Retry-After": header} if header else {}))
+    with pytest.raises(ConnectorError) as info:
+        hook().export_batch([payload({"id": 1})], operations=SYNC)
+    assert info.value.retry_after == expected and not info.value.permanent
+    assert f"HTTP {status}" in info.value.message and "slow down" in info.value.message
+
+
+def test_retry_after_as_an_http_date(httpserver, hook):
+    when = datetime.now(UTC) + timedelta(seconds=120)
+    answer(httpserver, (503, "", {"Retry-After": format_datetime(when, usegmt=True)}))
+    with pytest.raises(ConnectorError) as info:
+        hook().export_batch([payload({"id": 1})], operations=SYNC)
+    assert 110 <= info.value.retry_after <= 121
+
+
+def test_retry_after_parsing():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert retry_after_seconds("5", now) == 5.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 00:01:00 GMT", now) == 60.0
+    assert retry_after_seconds("Wed, 31 Dec 2025 00:00:00 GMT", now) == 0.0  # in the past: now
+    assert retry_after_seconds("-3", now) == 0.0
+    assert retry_after_seconds("999999999", now) == 86400.0
+    assert retry_after_seconds("soon", now) is None and retry_after_seconds(None, now) is None
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+def test_server_errors_are_retried_with_backoff(httpserver, hook, status):
+    answer(httpserver, (status, "<h1>oops</h1>", {}))
+    with pytest.raises(ConnectorError) as info:
+        hook().export_batch([payload({"id": 1})], operations=SYNC)
+    assert not info.value.permanent and info.value.retry_after is None
+    assert f"HTTP {status}" in info.value.message and "oops" in info.value.message
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_client_errors_are_final_with_the_body_as_reason(httpserver, hook, status):
+    answer(httpserver, (status, json.dumps({"error": "email is invalid"}), {}))
+    results = hook().export_batch([payload({"id": 1}), payload({"id": 2})], operations=SYNC)
+    assert [(r.success, r.level) for r in results] == [(False, "info"), (False, "info")]
+    assert f"HTTP {status}" in results[0].error and "email is invalid" in results[0].error
+
+
+def test_long_bodies_are_cut(httpserver, hook):
+    answer(httpserver, (422, "x" * 5000, {}))
+    [result] = hook().export_batch([payload({"id": 1})], operations=SYNC)
+    assert len(result.error) < 400 and result.error.endswith("...")
+
+
+def test_redirects_are_not_followed(httpserver, hook):
+    answer(httpserver, (302, "", {"Location": "http://169.254.169.254/latest/meta-data"}))
+    [result] = hook().export_batch([payload({"id": 1})], operations=SYNC)
+    assert not result.success and result.level == "info" and "redirect" in result.error
+    assert "169.254" not in result.error
+    assert len(httpserver.log) == 1
+
+
+def test_a_timeout_is_retried(httpserver, hook):
+    done = threading.Event()
+
+    def slow(request):
+        time.sleep(1)
+        done.set()
+        return Response("late")
+
+    httpserver.expect_request("/hook").respond_with_handler(slow)
+    started = time.monotonic()
+    with pytest.raises(ConnectorError) as info:
+        hook(timeout=0.3).export_batch([payload({"id": 1})], operations=SYNC)
+    assert time.monotonic() - started < 0.9
+    assert not info.value.permanent and "did not answer within 0.3 s" in info.value.message
+    assert done.wait(5)  # the (single-threaded) server is free again for the next test
+
+
+def test_an_unreachable_url_is_retried(allow_loopback):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    destination = registry.get_destination("webhook-export")({"url": f"http://127.0.0.1:{port}/x"}, {})
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    assert not info.value.permanent and f"Could not reach webhook http://127.0.0.1:{port}" in info.value.message
+
+
+# --- batches of requests -----------------------------------------------------------------
+
+
+def test_records_go_in_requests_of_batch_size(httpserver, hook):
+    answer(httpserver, *[(200, "", {})] * 3)
+    results = hook().export_batch([payload({"id": i}) for i in range(5)], operations=SYNC)
+    assert all(r.success for r in results)
+    assert [len(b["records"]) for b in bodies(httpserver)] == [2, 2, 1]
+
+
+def test_throttled_after_a_delivery_throttles_only_the_rest(httpserver, hook):
+    answer(httpserver, (200, "", {}), (429, "", {"Retry-After": "12"}))
+    batch = [payload({"id": i}) for i in range(5)]
+    results = hook().export_batch(batch, operations=SYNC)
+    assert [r.success for r in results] == [True, True, False, False, False]
+    assert [r.retry_after for r in results[2:]] == [12.0] * 3
+    assert len(httpserver.log) == 2  # it stopped asking
+
+
+def test_server_error_after_a_delivery_retries_only_the_rest(httpserver, hook):
+    answer(httpserver, (200, "", {}), (500, "boom", {}))
+    results = hook().export_batch([payload({"id": i}) for i in range(4)], operations=SYNC)
+    assert [r.success for r in results] == [True, True, False, False]
+    assert all(r.level == "error" and r.retry_after is None and "boom" in r.error for r in results[2:])
+
+
+def test_a_rejected_request_fails_its_records_and_sending_goes_on(httpserver, hook):
+    answer(httpserver, (422, "bad record", {}), (200, "", {}), (200, "", {}))
+    results = hook().export_batch([payload({"id": i}) for i in range(5)], operations=SYNC)
+    assert [(r.success, r.level) for r in results] == [(False, "info")] * 2 + [(True, "error")] * 3
+
+
+# --- addresses ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("address, public", [
+    ("8.8.8.8", True), ("2606:4700:4700::1111", True),
+    ("127.0.0.1", False), ("10.0.0.1", False), ("172.16.5.4", False), ("192.168.1.1", False),
+    ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
+    ("::1", False), ("fe80::1", False), ("fc00::1", False), ("::ffff:127.0.0.1", False), ("::ffff:10.1.2.3", False),
+])
+def test_public_addresses(address, public):
+    assert public_address(address) is public
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1/hook", "http://169.254.169.254/latest/meta-data", "http://[::1]:9/x"])
+def test_private_literals_are_refused_without_connecting(settings, url):
+    settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = False
+    destination = registry.get_destination("webhook-export")({"url": url, "timeout": 1}, {})
+    started = time.monotonic()
+    with pytest.raises(AddressRefused) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    assert time.monotonic() - started < 0.5  # refused before any connection attempt
+    assert info.value.permanent and "non-public address" in info.value.message
+    assert "GROUPAROO_ALLOW_PRIVATE_WEBHOOKS" in info.value.message
+
+
+def test_a_name_resolving_to_loopback_is_refused_at_connect_time(httpserver, settings):
+    settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = False
+    url = f"http://localhost:{httpserver.port}/hook"
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    destination = registry.get_destination("webhook-export")({"url": url}, {})
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    assert info.value.permanent and "localhost" in info.value.message
+    with pytest.raises(ConnectorError):
+        registry.get_app("webhook")({"url": url}).test_connection()
+    assert httpserver.log == []  # nothing reached the server
+    settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = True
+    assert destination.export_batch([payload({"id": 1})], operations=SYNC)[0].success
+
+
+def test_the_setting_falls_back_to_the_environment(monkeypatch):
+    from connectors import webhook
+
+    monkeypatch.setattr(webhook, "ALLOW_PRIVATE_SETTING", "GROUPAROO_TEST_ONLY_UNSET_SETTING")
+    monkeypatch.setenv("GROUPAROO_TEST_ONLY_UNSET_SETTING", "true")
+    assert webhook.allow_private_addresses() is True
+    monkeypatch.setenv("GROUPAROO_TEST_ONLY_UNSET_SETTING", "0")
+    assert webhook.allow_private_addresses() is False
+
+
+# --- secrets and the app ------------------------------------------------------------------
+
+
+def test_messages_and_logs_never_show_credentials_tokens_or_the_secret(httpserver, allow_loopback, caplog):
+    echo = f"server saw secret={SECRET} pass=hunter2-pass token=Bearer tok-999"
+    caplog.set_level("DEBUG")
+    answer(httpserver, (500, echo, {}), (400, echo, {}), path="/hook/path-token-abc")
+    url = httpserver.url_for("/hook/path-token-abc?key=query-token-xyz").replace("http://", "http://bob:hunter2-pass@")
+    destination = registry.get_destination("webhook-export")(
+        {"url": url, "secret": SECRET, "authorization": "Bearer tok-999"}, {}
+    )
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    [result] = destination.export_batch([payload({"id": 2})], operations=SYNC)
+    for message in (info.value.message, result.error):
+        for secret in (SECRET, "hunter2-pass", "tok-999", "path-token-abc", "query-token-xyz", "bob"):
+            assert secret not in message
+        assert f"http://localhost:{httpserver.port}" in message
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("httpx", "httpcore", "connectors")))
+    assert "HTTP Request" in logged
+    for secret in (SECRET, "hunter2-pass", "tok-999", "path-token-abc", "query-token-xyz"):
+        assert secret not in logged
+    assert display_url("https://u:p@hooks.example.com:8443/a/b?c=d") == "https://hooks.example.com:8443"
+
+
+def test_test_connection_posts_a_signed_ping(httpserver, allow_loopback):
+    answer(httpserver, (200, "pong", {}))
+    app = registry.get_app("webhook")({"url": httpserver.url_for("/hook"), "secret": SECRET})
+    message = app.test_connection()
+    assert "answered HTTP 200 to a signed test request" in message
+    request, _ = httpserver.log[0]
+    assert json.loads(request.get_data()) == {"records": [], "type": "ping"}
+    assert request.headers["X-Grouparoo-Signature"].startswith("sha256=")
+
+
+def test_test_connection_reports_a_refusal_clearly(httpserver, allow_loopback):
+    answer(httpserver, (401, "invalid signature", {}))
+    app = registry.get_app("webhook")({"url": httpserver.url_for("/hook"), "secret": "wrong"})
+    with pytest.raises(ConnectorError) as info:
+        app.test_connection()
+    assert info.value.permanent and "HTTP 401" in info.value.message and "invalid signature" in info.value.message
+
+
+def test_options_are_validated():
+    app = registry.get_app("webhook")
+    assert app.secret_option_keys() == ("secret", "authorization")
+    assert app.validate_options({"url": "https://hooks.example.com/x"}) == {}
+    assert "url" in app.validate_options({})
+    assert "url" in app.validate_options({"url": "ftp://example.com/x"})
+    assert "url" in app.validate_options({"url": "https:///nohost"})
+    assert "batchSize" in app.validate_options({"url": "https://h.example/x", "batchSize": 0})
