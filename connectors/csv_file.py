@@ -183,8 +183,9 @@ class CsvDialect(DuckdbDialect):
         text = str(exc)
         if "CSV Error" in text or isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException):
             lines = [line.strip() for line in text.splitlines() if line.strip()]
-            reason = " ".join(lines[:2]) if lines else type(exc).__name__
-            reason = reason.replace("Invalid Input Error: ", "").replace("Conversion Error: ", "")
+            head = re.sub(r"^[A-Za-z ]+Error: ", "", lines[0]) if lines else type(exc).__name__
+            detail = next((line for line in lines[1:] if not line.startswith(("Original Line", "Possible Solution"))), "")
+            reason = f"{head}: {detail}" if detail else head
             # A file rewritten with other values may fit after its types are detected again.
             return ConnectorError(f"Cannot read the CSV file: {reason}", permanent=not isinstance(exc, duckdb.ConversionException))
         if isinstance(exc, duckdb.IOException):
