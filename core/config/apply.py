@@ -31,6 +31,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import ProtectedError
 
 from core import models as m
+from core.choices import ACTIVE_RUN_STATES
 from core.config import state
 from core.config.plan import DELETE, Change, Plan, plan_compute
 from core.config.problems import ERROR, ConfigError, Problem
@@ -555,9 +556,7 @@ class _Applier:
                 if is_query_connector(connector) and not (source.options or {}).get("query"):
                     continue  # nothing it could read in full; its properties fill in as records arrive
                 property_changed(prop=obj)
-                from core.models import Run
-
-                active = Run.objects.filter(source=source, state__in=["pending", "running"]).first()
+                active = m.Run.objects.filter(source=source, state__in=ACTIVE_RUN_STATES).first()
                 if active:
                     runs.add(active.pk)
         self.result.runs = sorted(runs)

@@ -153,7 +153,8 @@ class _Writer:
             if f["relative_match_number"] is not None:
                 item["relativeMatchNumber"] = f["relative_match_number"]
                 item["relativeMatchUnit"] = f["relative_match_unit"]
-                item["relativeMatchDirection"] = f["relative_match_direction"] or "subtract"
+                if f["relative_match_direction"]:
+                    item["relativeMatchDirection"] = f["relative_match_direction"]
             out.append(item)
         return out
 

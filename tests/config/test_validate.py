@@ -622,3 +622,54 @@ def test_the_command_succeeds_on_valid_files(tmp_path, capsys):
     write_config(tmp_path, copy.deepcopy(BASE))
     call_command("validate", str(tmp_path))
     assert "valid: 11 file(s), 14 object(s), 0 error(s)" in capsys.readouterr().out
+
+
+def test_sample_records_are_skipped_with_a_warning(tmp_path):
+    write_config(
+        tmp_path,
+        {
+            "records.json": [
+                {"id": "rec_1", "class": "Record", "modelId": "users", "properties": {"id": [1]}},
+                {"id": "pro_1", "class": "profile", "properties": {"id": [2]}},
+            ]
+        },
+    )
+    config = config_validate(directory=tmp_path)
+    assert config.ok and config.specs == []
+    assert {(p.object_id, p.key) for p in config.problems.warnings} == {
+        ("rec_1", "class"),
+        ("pro_1", "class"),
+    }
+
+
+def test_an_unset_secret_variable_is_a_warning_and_a_clear_secret_too(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOT_SET_PASSWORD", raising=False)
+    app = {
+        "class": "App",
+        "name": "W",
+        "type": "postgres",
+        "options": {"database": "w", "user": "u"},
+    }
+    write_config(
+        tmp_path,
+        {
+            "a.json": {
+                **app,
+                "id": "a",
+                "options": {**app["options"], "password": "env:NOT_SET_PASSWORD"},
+            },
+            "b.json": {
+                **app,
+                "id": "b",
+                "name": "W2",
+                "options": {**app["options"], "password": "hunter2"},
+            },
+        },
+    )
+    config = config_validate(directory=tmp_path)
+    assert config.ok
+    warnings = {(p.object_id, p.key): p.message for p in config.problems.warnings}
+    assert "NOT_SET_PASSWORD is not set here" in warnings[("a", "options.password")]
+    assert "a secret written in clear" in warnings[("b", "options.password")]
+    assert "not set; using the connector's default 'localhost'" in warnings[("a", "options.host")]
+    assert config.get("app", "a").data["secret_options"] == {"password": "env:NOT_SET_PASSWORD"}
