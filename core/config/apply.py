@@ -59,7 +59,27 @@ FIELD_KEYS = {
     "username": "email",
     "prefix": "apiKey",
     "hashed_key": "apiKey",
-    "__all__": "",
+}
+# Database constraints a write can hit although the files validate, in words.
+CONSTRAINT_MESSAGES = {
+    "core_source_one_primary_per_model": (
+        "the model already has another primary source (one not managed by config files?); a "
+        "model has one"
+    ),
+    "core_property_one_primary_key_per_model": (
+        "the model already has another primary key property (one not managed by config files?)"
+    ),
+}
+
+
+# The key a database constraint spanning several fields most likely concerns, per class.
+OBJECT_KEYS = {
+    "source": "mapping",
+    "property": "key",
+    "group": "name",
+    "schedule": "sourceId",
+    "setting": "key",
+    "destination": "groupId",
 }
 
 
@@ -158,7 +178,9 @@ class _Applier:
                 self.objects[(spec.cls, spec.id)] = change.obj
                 continue
             writer = getattr(self, f"write_{spec.cls}")
-            obj = self.guard(change, "", lambda c=change, w=writer: w(c.spec, c.obj))
+            obj = self.guard(
+                change, OBJECT_KEYS.get(spec.cls, ""), lambda c=change, w=writer: w(c.spec, c.obj)
+            )
             self.objects[(spec.cls, spec.id)] = obj
             self.touched[(spec.cls, spec.id)] = change.data_changed
         for change in self.plan.changes:
@@ -566,5 +588,13 @@ def _validation_key(exc: ValidationError, default: str) -> tuple[str, str]:
     """(file key, message) from a model ValidationError."""
     if hasattr(exc, "error_dict"):
         for name, errors in exc.message_dict.items():
-            return FIELD_KEYS.get(name, name if name != "__all__" else default), "; ".join(errors)
-    return default, "; ".join(exc.messages)
+            key = default if name == "__all__" else FIELD_KEYS.get(name, name)
+            return key, _explain("; ".join(errors))
+    return default, _explain("; ".join(exc.messages))
+
+
+def _explain(message: str) -> str:
+    for constraint, words in CONSTRAINT_MESSAGES.items():
+        if constraint in message:
+            return words
+    return message

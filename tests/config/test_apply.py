@@ -381,3 +381,26 @@ def test_skipped_js_files_keep_the_objects_they_own(warehouse_env, monkeypatch, 
     assert [c.id for c in result.plan.deletes] == []
     assert sorted(c.id for c in result.plan.updates) == ["accounts", "big_accounts"]
     assert m.ApiKey.objects.filter(config_id__in=["ci_key", "sync_bot"]).count() == 2
+
+
+def test_a_second_primary_source_made_in_the_admin_is_named(shop_files):
+    model = m.RecordModel.objects.create(name="Customers")
+    app = m.App.objects.create(name="Legacy", type="sqlite", options={"path": "/tmp/legacy.db"})
+    m.Source.objects.create(
+        name="Legacy users",
+        app=app,
+        model=model,
+        type="sqlite-table",
+        options={"table": "t"},
+        is_primary=True,
+    )
+    with pytest.raises(ConfigError) as raised:
+        config_apply(directory=FIXTURES / "sqlite_shop")
+    [problem] = raised.value.problems
+    assert (problem.file, problem.object_id, problem.key) == (
+        "sources/users.json",
+        "users_table",
+        "mapping",
+    )
+    assert "already has another primary source" in problem.message
+    assert m.RecordModel.objects.get().config_id == ""  # the adoption was rolled back too
