@@ -55,13 +55,18 @@ def register(cls):
     """Class decorator filing a connector under its `key` (and its `aliases`)."""
     table = _table(cls)
     if _loading_plugin is not None:
-        taken = [k for k in (cls.key, *cls.aliases) if table.get(canonical(k), cls) is not cls or (k in table and table[k] is not cls)]
+        taken = [
+            k for k in (cls.key, *cls.aliases)
+            if (k in table and table[k] is not cls) or (k in _aliases and table.get(_aliases[k]) is not cls)
+        ]
         if taken:
             logger.error(
                 "connector plugin %s: %s.%s not registered, type %s already taken",
                 _loading_plugin, cls.__module__, cls.__qualname__, ", ".join(repr(k) for k in taken),
             )
-            plugin_errors[_loading_plugin] = f"type {', '.join(repr(k) for k in taken)} already taken"
+            reason = f"{cls.__qualname__}: type {', '.join(repr(k) for k in taken)} already taken"
+            earlier = plugin_errors.get(_loading_plugin)
+            plugin_errors[_loading_plugin] = f"{earlier}; {reason}" if earlier else reason
             return cls
     table[cls.key] = cls
     for alias in cls.aliases:

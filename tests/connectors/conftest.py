@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from connectors import registry
+from tests.connectors.plugins import example_plugin  # noqa: F401 - a fixture
 from tests.connectors.servers import scratch_mysql  # noqa: F401 - a fixture
 
 registry.load_builtins()

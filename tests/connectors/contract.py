@@ -32,6 +32,9 @@ SOURCE_TYPES = (
     "csv-file",
 )
 DESTINATION_TYPES = ("sqlite-export", "postgres-export", "mysql-export", "csv-export", "webhook-export")
+# The example plugin (tests/plugin_example), installed for these cases: plugins meet the same contract.
+PLUGIN_SOURCE_TYPES = ("jsonl-file",)
+PLUGIN_DESTINATION_TYPES = ("jsonl-export",)
 WEBHOOK_SECRET = "whsec-contract-0123456789"
 
 USER_COLUMNS = ("id", "email", "first_name", "ltv", "vip", "updated_at", "version")
@@ -46,6 +49,7 @@ class SourceCase:
     ts: Callable[[str], Any]
     query: bool
     make: Callable[[dict[str, Any]], SourceConnector]  # a users source with other options
+    missing: dict[str, Any] = field(default_factory=dict)  # options naming a relation "nope" that does not exist
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def prop(self, key: str, method: str, column: str, *, sort: str | None = None,
@@ -81,7 +85,23 @@ def write_csv(path: Path, columns: tuple[str, ...], rows: list[tuple]) -> Path:
     return path
 
 
+def write_jsonl(path: Path, columns: tuple[str, ...], rows: list[tuple]) -> Path:
+    path.write_text("".join(json.dumps(dict(zip(columns, row, strict=True))) + "\n" for row in rows))
+    return path
+
+
 def make_source_case(type_: str, request: pytest.FixtureRequest, tmp_path: Path) -> SourceCase:
+    if type_ == "jsonl-file":
+        request.getfixturevalue("example_plugin")
+        write_jsonl(tmp_path / "users.jsonl", USER_COLUMNS, USERS)
+        write_jsonl(tmp_path / "purchases.jsonl", PURCHASE_COLUMNS, PURCHASES)
+        cls = registry.get_source("jsonl-file")
+        app = {"directory": str(tmp_path)}
+        return SourceCase(
+            type_, cls(app, {"file": "users.jsonl"}), cls(app, {"file": "purchases.jsonl"}),
+            ts=lambda text: text, query=False, make=lambda options: cls(app, {"file": "users.jsonl", **options}),
+            missing={"file": "nope.jsonl"},
+        )
     if type_ == "csv-file":
         users = write_csv(tmp_path / "users.csv", USER_COLUMNS, USERS)
         purchases = write_csv(tmp_path / "purchases.csv", PURCHASE_COLUMNS, PURCHASES)
@@ -90,6 +110,7 @@ def make_source_case(type_: str, request: pytest.FixtureRequest, tmp_path: Path)
             type_, cls({}, {"path": str(users)}), cls({}, {"path": str(purchases)}),
             ts=lambda text: text.replace(" ", "T"), query=False,
             make=lambda options: cls({}, {"path": str(users), **options}),
+            missing={"path": str(tmp_path / "nope.csv")},
         )
     kind, flavour = type_.split("-")
     world: SqlWorld = make_world(kind, request, tmp_path)
@@ -99,7 +120,9 @@ def make_source_case(type_: str, request: pytest.FixtureRequest, tmp_path: Path)
             return world.source("table", **{"table": relation, **options})
         return world.source("query", **{"query": f"SELECT * FROM {relation}", **options})
 
-    case = SourceCase(type_, make({}), make({}, "purchases"), ts=world.ts, query=flavour == "query", make=make)
+    missing = {"query": "SELECT * FROM nope"} if flavour == "query" else {"table": "nope"}
+    case = SourceCase(type_, make({}), make({}, "purchases"), ts=world.ts, query=flavour == "query", make=make,
+                      missing=missing)
     if kind != "mysql":
         case.closers.append(world.close)
     return case
@@ -185,6 +208,21 @@ def _sql_state(world: SqlWorld) -> Callable[[], dict[str, tuple[dict[str, str | 
 
 
 def make_destination_case(type_: str, request: pytest.FixtureRequest, tmp_path: Path) -> DestinationCase:
+    if type_ == "jsonl-export":
+        request.getfixturevalue("example_plugin")
+        path = tmp_path / "people.jsonl"
+        connector = registry.get_destination("jsonl-export")({"directory": str(tmp_path)}, {"file": path.name, "keyField": "id"})
+
+        def jsonl_state() -> dict[str, tuple[dict[str, str | None], set[str]]]:
+            records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+            return {
+                _text(r.pop("id")): (
+                    {k: _text(v) for k, v in r.items() if k != "groups" and _text(v) is not None}, set(r["groups"])
+                )
+                for r in records
+            }
+
+        return DestinationCase(type_, connector, jsonl_state)
     if type_ == "csv-export":
         path = tmp_path / "people.csv"
         connector = registry.get_destination("csv-export")({}, {"path": str(path), "primaryKey": "id"})

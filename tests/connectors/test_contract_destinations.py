@@ -8,7 +8,12 @@ import pytest
 
 from connectors import registry
 from connectors.base import ExportPayload, ExportResult, MappingOptions, SyncOperations
-from tests.connectors.contract import DESTINATION_TYPES, DestinationCase, make_destination_case
+from tests.connectors.contract import (
+    DESTINATION_TYPES,
+    PLUGIN_DESTINATION_TYPES,
+    DestinationCase,
+    make_destination_case,
+)
 
 SYNC = SyncOperations.for_mode("sync")
 ADDITIVE = SyncOperations.for_mode("additive")
@@ -25,7 +30,7 @@ def payload(new=None, old=None, groups=(), old_groups=(), delete=False):
     )
 
 
-@pytest.fixture(params=DESTINATION_TYPES)
+@pytest.fixture(params=DESTINATION_TYPES + PLUGIN_DESTINATION_TYPES)
 def case(request, tmp_path):
     c = make_destination_case(request.param, request, tmp_path)
     yield c

@@ -9,12 +9,17 @@ import pytest
 
 from connectors import registry
 from connectors.base import Batch, Column, ConnectorError
-from tests.connectors.contract import SOURCE_TYPES, SourceCase, make_source_case
+from tests.connectors.contract import (
+    PLUGIN_SOURCE_TYPES,
+    SOURCE_TYPES,
+    SourceCase,
+    make_source_case,
+)
 
 ALL_IDS = [1, 2, 3, 4, 5, 6, 7, 8]
 
 
-@pytest.fixture(params=SOURCE_TYPES)
+@pytest.fixture(params=SOURCE_TYPES + PLUGIN_SOURCE_TYPES)
 def case(request, tmp_path):
     c = make_source_case(request.param, request, tmp_path)
     yield c
@@ -162,8 +167,7 @@ def test_property_filters_restrict_the_rows_aggregated(case: SourceCase):
 
 
 def test_missing_relation_is_a_clear_permanent_error(case: SourceCase):
-    missing = case.make({"path": "/nonexistent/nope.csv"} if case.type == "csv-file"
-                        else ({"query": "SELECT * FROM nope"} if case.query else {"table": "nope"}))
+    missing = case.make(case.missing)
     for call in (lambda: missing.preview(1), missing.list_columns,
                  lambda: missing.read_batch(key_column="id", columns=None, watermark_column=None, since=None,
                                             after=None, limit=5, filters=[])):

@@ -1,0 +1,1 @@
+"""grouparoo-jsonl: JSON Lines files as a Grouparoo-py source and destination (an example plugin)."""
