@@ -212,10 +212,13 @@ def _aggregate(prop: PropertySpec, rows: list[dict[str, Any]]) -> Any:
     method = normalize_aggregation(prop.options.get("aggregationMethod"))
     column, sort = prop.options.get("column"), prop.options.get("sortColumn")
     present = [r for r in rows if r.get(column) is not None]
-    numbers = [Decimal(str(r[column])) for r in present]
     if method == "count":
         return len(present)
     if method in ("sum", "average", "min", "max"):
+        try:
+            numbers = [Decimal(str(r[column])) for r in present]
+        except ArithmeticError:
+            raise ConnectorError(f'property "{prop.key}": "{column}" holds values that are not numbers', permanent=True) from None
         if not numbers:
             return None
         return {"sum": sum(numbers), "average": sum(numbers) / len(numbers), "min": min(numbers), "max": max(numbers)}[method]
