@@ -46,14 +46,10 @@ from connectors.base import (
 from connectors.duckdb import DuckdbDialect, first_line
 from connectors.registry import register
 from connectors.sql import SqlTableSource, key_norm, timeout_option
+from connectors.sql import option_value as _get
 
 UPLOAD_SUBDIR = "csv"
 MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
-
-
-def _get(options: dict[str, Any], key: str, default: Any = None) -> Any:
-    value = options.get(key)
-    return default if value is None or value == "" else value
 
 
 def resolve_path(app_options: dict[str, Any], path: Any, *, what: str = "CSV file") -> str:

@@ -39,6 +39,7 @@ from connectors.sql import (
     SqlTableSource,
     timeout_option,
 )
+from connectors.sql import option_value as _get
 
 CONNECT_TIMEOUT = 10
 SSL_MODES = (
@@ -78,11 +79,6 @@ _FIELD_TYPES = {
 _LEADING_NOISE = re.compile(r"^(\s+|--[^\n]*(\n|$)|#[^\n]*(\n|$)|/\*.*?\*/|\()*", re.S)
 _READ_KEYWORDS = ("select", "with", "values", "table")
 _DATE_TYPES = ("date", "datetime", "timestamp")
-
-
-def _get(options: dict[str, Any], key: str, default: Any = None) -> Any:
-    value = options.get(key)
-    return default if value is None or value == "" else value
 
 
 def _code(exc: BaseException) -> int:
@@ -162,14 +158,8 @@ class MysqlDialect(Dialect):
         try:
             conn = pymysql.connect(**kwargs)
         except pymysql.err.MySQLError as exc:
-            reason = _message(exc)
-            if password:
-                reason = reason.replace(str(password), "********")
-            code = _code(exc)
-            # `from None`: the driver's exception is not carried along, only this safe message.
-            raise ConnectorError(
-                f"Could not connect to MySQL at {host}:{port}: {reason}", permanent=code not in TRANSIENT_CODES
-            ) from None
+            permanent = _code(exc) not in TRANSIENT_CODES
+            raise self.connect_error(host, port, _message(exc), password=password, permanent=permanent) from None
         conn.grouparoo_mariadb = "mariadb" in conn.get_server_info().lower()
         return conn
 

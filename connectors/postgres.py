@@ -28,14 +28,10 @@ from connectors.sql import (
     SqlTableSource,
     timeout_option,
 )
+from connectors.sql import option_value as _get
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CONNECT_TIMEOUT = 10
-
-
-def _get(options: dict[str, Any], key: str, default: Any = None) -> Any:
-    value = options.get(key)
-    return default if value is None or value == "" else value
 
 
 class PostgresDialect(Dialect):
@@ -76,13 +72,10 @@ class PostgresDialect(Dialect):
             conn = psycopg.connect(**kwargs)
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split()).rsplit(" failed: ", 1)[-1].removeprefix("FATAL: ").strip()
-            if password:
-                reason = reason.replace(str(password), "********")
             permanent = any(
                 s in reason for s in ("does not exist", "authentication failed", "password", "pg_hba.conf", "SSL")
             )
-            # `from None`: the driver's exception is not carried along, only this safe message.
-            raise ConnectorError(f"Could not connect to PostgreSQL at {host}:{port}: {reason}", permanent=permanent) from None
+            raise self.connect_error(host, port, reason, password=password, permanent=permanent) from None
         schema = str(_get(options, "schema", "public"))
         path = Dialect.quote(self, schema) + ("" if schema == "public" else ", public")
         conn.execute("SELECT set_config('search_path', %s, false)", [path])

@@ -249,9 +249,13 @@ def coerce_match(value: Any, column_type: str) -> Any:
     return value
 
 
-def _opt(options: dict[str, Any], key: str, default: Any = None) -> Any:
+def option_value(options: dict[str, Any], key: str, default: Any = None) -> Any:
+    """options[key], or `default` when it is missing, None or blank (a blank admin field)."""
     value = options.get(key)
     return default if value is None or value == "" else value
+
+
+_opt = option_value
 
 
 def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -412,6 +416,15 @@ class Dialect:
     def translate_error(self, exc: BaseException, *, timeout: float | None) -> ConnectorError:
         """A driver error as a ConnectorError with a clear, secret-free message."""
         return ConnectorError(f"{self.name} error: {exc}")
+
+    def connect_error(self, host: str, port: int, reason: str, *, password: Any, permanent: bool) -> ConnectorError:
+        """A failed connection as a ConnectorError: where, and the server's reason with the
+        password masked should the driver have echoed it. Raise it `from None`, so the driver's
+        exception (which may hold the connection parameters) is not carried along."""
+        reason = " ".join(str(reason).split())
+        if password:
+            reason = reason.replace(str(password), "********")
+        return ConnectorError(f"Could not connect to {self.name} at {host}:{port}: {reason}", permanent=permanent)
 
     def is_record_error(self, exc: BaseException) -> bool:
         """True when the error is about a row's data (a value the column rejects), so an export

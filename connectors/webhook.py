@@ -270,7 +270,7 @@ class WebhookClient:
             raise
         except httpx.TimeoutException:
             raise _Failure(f"Webhook {self.shown} did not answer within {self.timeout:g} s.") from None
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # connection refused, DNS, TLS, protocol errors
             reason = self._scrub(" ".join(str(exc).split())) or type(exc).__name__
             raise _Failure(f"Could not reach webhook {self.shown}: {reason}") from None
         status = response.status_code
