@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,12 @@ from core.config.problems import ERROR, WARNING, Problem, Problems
 NODE_TIMEOUT_SECONDS = 60
 SKIPPED_DIRS = frozenset({"node_modules"})
 
-# Evaluates one CommonJS config file and prints its objects as JSON. `require` resolves relative
-# requires from the file's own directory; a function export is called with an empty object where
-# Grouparoo passed its actionhero `config`.
+# Evaluates one CommonJS config file and writes its objects as JSON to the file named by the
+# second argument (stdout is left to the module: config files may log). `require` resolves
+# relative requires from the file's own directory; a function export is called with an empty
+# object where Grouparoo passed its actionhero `config`.
 NODE_SCRIPT = r"""
+const fs = require("fs");
 const path = require("path");
 (async () => {
   const file = path.resolve(process.argv[1]);
@@ -43,7 +46,8 @@ const path = require("path");
   }
   if (typeof payload === "function") payload = await payload({});
   if (payload === undefined) payload = null;
-  process.stdout.write(JSON.stringify(payload, (k, v) => (v === undefined ? null : v)));
+  const json = JSON.stringify(payload, (k, v) => (v === undefined ? null : v));
+  fs.writeFileSync(process.argv[2], json === undefined ? "null" : json);
 })().catch((error) => {
   process.stderr.write(String((error && error.message) || error));
   process.exit(1);
@@ -107,25 +111,32 @@ def _parse_json(path: Path) -> Any:
 
 
 def _evaluate_js(path: Path, node: str) -> Any:
-    try:
-        completed = subprocess.run(
-            [node, "-e", NODE_SCRIPT, str(path)],
-            capture_output=True,
-            text=True,
-            timeout=NODE_TIMEOUT_SECONDS,
-            cwd=str(path.parent),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ValueError(f"Node.js did not finish within {NODE_TIMEOUT_SECONDS} s") from None
-    except OSError as exc:
-        raise ValueError(f"Node.js could not be started ({exc.strerror or exc})") from None
-    if completed.returncode != 0:
-        message = (completed.stderr or "").strip().splitlines()
-        raise ValueError(
-            "Node.js could not evaluate it: " + (message[0] if message else "unknown error")
-        )
-    return json.loads(completed.stdout or "null")
+    with tempfile.TemporaryDirectory(prefix="grouparoo-config-") as scratch:
+        output = Path(scratch) / "objects.json"
+        try:
+            completed = subprocess.run(
+                [node, "-e", NODE_SCRIPT, str(path), str(output)],
+                capture_output=True,
+                text=True,
+                timeout=NODE_TIMEOUT_SECONDS,
+                cwd=str(path.parent),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ValueError(f"Node.js did not finish within {NODE_TIMEOUT_SECONDS} s") from None
+        except OSError as exc:
+            raise ValueError(f"Node.js could not be started ({exc.strerror or exc})") from None
+        if completed.returncode != 0:
+            message = (completed.stderr or "").strip().splitlines()
+            raise ValueError(
+                "Node.js could not evaluate it: " + (message[0] if message else "unknown error")
+            )
+        try:
+            return json.loads(output.read_text(encoding="utf-8") or "null")
+        except (OSError, ValueError):
+            raise ValueError(
+                "Node.js evaluated it but returned no JSON-serialisable objects"
+            ) from None
 
 
 def load_directory(directory: str | Path) -> LoadResult:

@@ -148,6 +148,8 @@ TOLERATED_KEYS: dict[str, dict[str, str]] = {
     "schedule": {"confirmProfiles": "`confirmProfiles` was renamed `confirmRecords`"},
 }
 
+ALWAYS_WARN = frozenset({"confirmProfiles"})
+
 # Group rule operations as Grouparoo spelled them -> ours. `relative_gt`/`relative_lt` and the
 # LIKE family are handled in `_rule`.
 RULE_OPS = {op.value: op.value for op in RuleOp}
@@ -847,7 +849,9 @@ def normalize(raw: RawObject, problems: Problems) -> Spec | None:
             continue
         tolerated = TOLERATED_KEYS.get(cls, {}).get(key)
         if tolerated:
-            ctx.warn(key, tolerated)
+            # Grouparoo warned when the value was set (`identifying: false` passed silently).
+            if raw.data[key] or key in ALWAYS_WARN:
+                ctx.warn(key, tolerated)
         else:
             ctx.error(key, f"is not a key of a {CLASS_LABELS[cls]}")
     refs: list[Ref] = []

@@ -151,3 +151,36 @@ def test_a_reference_into_a_skipped_js_file_says_so(tmp_path, monkeypatch):
     [problem] = config.problems.errors
     assert (problem.file, problem.object_id, problem.key) == ("group.json", "g", "modelId")
     assert "1 .js file(s) were skipped" in problem.message
+
+
+@needs_node
+def test_a_js_file_may_log_and_require_its_neighbours(tmp_path):
+    write_config(
+        tmp_path,
+        {
+            "constants.js": 'module.exports = { modelId: "users" };',
+            "models/users.js": 'const { modelId } = require("../constants.js");\n'
+            'console.log("building", modelId);\n'
+            'process.stdout.write("noise");\n'
+            "exports.default = async () => [{ id: modelId, class: 'Model', name: 'Users' }];",
+        },
+    )
+    config = config_validate(directory=tmp_path)
+    # constants.js exports an object without id or class: an error naming it, and nothing else.
+    assert [(p.file, p.key) for p in config.problems.errors] == [("constants.js", "class")]
+    assert [s.id for s in config.specs] == ["users"]
+
+
+def test_tolerated_keys_warn_only_when_set(tmp_path):
+    prop = {"class": "Property", "type": "string", "sourceId": "s", "options": {"column": "c"}}
+    write_config(
+        tmp_path,
+        {
+            "p.json": [
+                {**prop, "id": "quiet", "key": "quiet", "identifying": False},
+                {**prop, "id": "loud", "key": "loud", "identifying": True},
+            ]
+        },
+    )
+    config = config_validate(directory=tmp_path)
+    assert [(p.object_id, p.key) for p in config.problems.warnings] == [("loud", "identifying")]
