@@ -735,9 +735,9 @@ def templates() -> dict[str, Template]:
             ),
         )
     ]
-    for key, connector in sorted(registry._apps.items()):
+    for key, connector in ((k, registry.get_app(k)) for k, _ in registry.app_choices()):
         found.append(_app_template(key, connector))
-    for key, connector in sorted(registry._sources.items()):
+    for key, connector in ((k, registry.get_source(k)) for k, _ in registry.source_choices()):
         found.append(_source_template(key, connector))
     found.append(
         Template(
@@ -790,7 +790,9 @@ def templates() -> dict[str, Template]:
             ),
         )
     )
-    for key, connector in sorted(registry._destinations.items()):
+    for key, connector in (
+        (k, registry.get_destination(k)) for k, _ in registry.destination_choices()
+    ):
         found.append(_destination_template(key, connector))
     found.append(
         Template(
