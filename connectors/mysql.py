@@ -217,6 +217,8 @@ class MysqlDialect(Dialect):
             return "string"
         if t.startswith("year"):
             return "integer"
+        if t == "time" or t.startswith("time("):
+            return "string"  # a time of day, not a date
         return super().classify_type(t)
 
     # -- spellings
