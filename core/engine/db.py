@@ -20,6 +20,14 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def ts(value):
+    """A datetime as a raw-SQL parameter: as is on PostgreSQL, Django's stored text form (naive
+    UTC) on SQLite, so raw statements compare and store exactly as the ORM does."""
+    if value is None or is_postgres():
+        return value
+    return connection.ops.adapt_datetimefield_value(value)
+
+
 def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     """`column IN (...)` for a batch of values: one array parameter on PostgreSQL, a list of
     parameters on SQLite (batches stay far below SQLite's 32,766-parameter limit)."""

@@ -84,9 +84,6 @@ def destination_plans(model_id: int) -> list[DestinationPlan]:
     return plans
 
 
-def _ts(now):
-    return now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
-
 
 def _json(value: Any) -> Any:
     if isinstance(value, str):
@@ -160,7 +157,7 @@ def exports_build(
 
     to_insert: list[tuple] = []
     supersede: dict[int, list[int]] = {}
-    ts = _ts(now)
+    ts = db.ts(now)
     for plan in plans:
         did = plan.destination.pk
         for rid in record_ids:
@@ -249,13 +246,13 @@ def _release_expired(destination_id: int, now) -> None:
     lease = timedelta(seconds=setting_number("runs-lease-seconds"))
     db.execute(
         "UPDATE core_export SET state = %s, started_at = NULL WHERE destination_id = %s AND state = %s AND started_at < %s",
-        [ExportState.PENDING, destination_id, ExportState.PROCESSING, _ts(now - lease)],
+        [ExportState.PENDING, destination_id, ExportState.PROCESSING, db.ts(now - lease)],
     )
 
 
 def _claim(destination_id: int, limit: int, now) -> list[tuple]:
     lock = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
-    ts = _ts(now)
+    ts = db.ts(now)
     with transaction.atomic():
         _release_expired(destination_id, now)
         return db.fetchall(
@@ -359,7 +356,7 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
     max_attempts = int(setting_number("exports-max-attempts"))
     base = setting_number("exports-retry-base-seconds")
     done_at = timezone.now()
-    ts = _ts(done_at)
+    ts = db.ts(done_at)
     updates = []
     per_run: dict[int, list[int]] = {}
     for eid, (kind, message, level, retry_after, skipped) in outcomes.items():
@@ -382,7 +379,7 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
             if run_id:
                 per_run.setdefault(run_id, [0, 0])[0] += 1
         elif retry_after is not None and kind != "fatal":
-            send_after = _ts(done_at + timedelta(seconds=float(retry_after)))
+            send_after = db.ts(done_at + timedelta(seconds=float(retry_after)))
             updates.append(
                 (
                     ExportState.PENDING,
@@ -409,7 +406,7 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
                     att + 1,
                     message,
                     level,
-                    _ts(done_at + timedelta(seconds=delay)),
+                    db.ts(done_at + timedelta(seconds=delay)),
                     None,
                     ts,
                     eid,

@@ -46,9 +46,6 @@ def model_groups(model_id: int) -> list[tuple[Group, list[rules.RuleSpec]]]:
     return [(g, rules.rule_specs(g)) for g in groups]
 
 
-def _ts(now):
-    return now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
-
 
 def memberships_update(
     *,
@@ -89,7 +86,7 @@ def memberships_update(
             f"SELECT %s, r.id, %s, NULL FROM core_record r WHERE r.model_id = %s AND r.state <> %s AND {scope} AND ({expr}) "
             "ON CONFLICT (group_id, record_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL "
             "WHERE core_groupmember.left_at IS NOT NULL RETURNING record_id",
-            [group.pk, _ts(now), group.model_id, RecordState.DELETED, *scope_params, *expr_params],
+            [group.pk, db.ts(now), group.model_id, RecordState.DELETED, *scope_params, *expr_params],
         )
         left = (
             []
@@ -99,7 +96,7 @@ def memberships_update(
                 f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
                 f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",
                 [
-                    _ts(now),
+                    db.ts(now),
                     group.pk,
                     *mscope_params,
                     group.model_id,
@@ -131,7 +128,7 @@ def memberships_leave(*, record_ids: list[int], now=None) -> GroupChanges:
     cond, params = db.in_list("record_id", record_ids)
     rows = db.fetchall(
         f"UPDATE core_groupmember SET left_at = %s WHERE left_at IS NULL AND {cond} RETURNING group_id, record_id",
-        [_ts(now), *params],
+        [db.ts(now), *params],
     )
     for gid, rid in rows:
         changes.left.setdefault(gid, set()).add(rid)

@@ -21,7 +21,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from connectors.base import PropertySpec
@@ -146,12 +145,6 @@ def read_columns(plan: SourcePlan) -> list[str] | None:
     return list(dict.fromkeys(cols))
 
 
-def _adapt_datetime(value):
-    if value is None or db.is_postgres():
-        return value
-    return connection.ops.adapt_datetimefield_value(value)
-
-
 def stage_value(prop: Property, raw: Any) -> tuple:
     """(raw_value, text, number, datetime, boolean, unique_value, invalid_reason) for one value."""
     try:
@@ -161,7 +154,7 @@ def stage_value(prop: Property, raw: Any) -> tuple:
     out: list[Any] = [values.raw_text(raw), None, None, None, None, None, None]
     if typed is not None:
         kind = values.value_kind(prop.type)
-        out[_KIND_COLUMN[kind] - 3] = _adapt_datetime(typed) if kind == "datetime" else typed
+        out[_KIND_COLUMN[kind] - 3] = db.ts(typed) if kind == "datetime" else typed
         if prop.unique:
             out[5] = values.canonical(prop.type, typed)
     return tuple(out)
@@ -222,7 +215,7 @@ def stager(prop: Property):
                     raw.isoformat(),
                     None,
                     None,
-                    when if pg else _adapt_datetime(when),
+                    when if pg else db.ts(when),
                     None,
                     None,
                     None,
@@ -382,7 +375,7 @@ def _agg_key(raw_key: Any) -> Any:
 
 
 def _create_records(model_id: int, count: int, now) -> list[int]:
-    ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    ts = db.ts(now)
     if db.is_postgres():
         sql = (
             "INSERT INTO core_record (model_id, state, invalid, created_at, updated_at) "
@@ -506,7 +499,7 @@ def _load_stage(staged: list[tuple]) -> None:
 
 def _insert_direct(rows: list[tuple], now) -> None:
     """Plain bulk insert (COPY on PostgreSQL) for records that have no rows yet."""
-    ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    ts = db.ts(now)
     db.bulk_insert(
         "core_recordproperty",
         (*STAGE_COLUMNS, "state", "changed_at", "confirmed_at"),
@@ -515,33 +508,10 @@ def _insert_direct(rows: list[tuple], now) -> None:
 
 
 def _upsert_from_stage(now) -> list[tuple[int, int]]:
-    ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
-    distinct = " OR ".join(
-        f"core_recordproperty.{c} IS DISTINCT FROM excluded.{c}"
-        for c in (
-            "raw_value",
-            "value_text",
-            "value_number",
-            "value_datetime",
-            "value_boolean",
-            "unique_value",
-            "invalid_reason",
-        )
-    )
-    sets = ", ".join(
-        f"{c} = excluded.{c}"
-        for c in (
-            "raw_value",
-            "value_text",
-            "value_number",
-            "value_datetime",
-            "value_boolean",
-            "unique_value",
-            "invalid_reason",
-            "changed_at",
-            "confirmed_at",
-        )
-    )
+    ts = db.ts(now)
+    value_columns = STAGE_COLUMNS[3:]  # raw_value ... invalid_reason
+    distinct = " OR ".join(f"core_recordproperty.{c} IS DISTINCT FROM excluded.{c}" for c in value_columns)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in (*value_columns, "changed_at", "confirmed_at"))
     cols = ", ".join(STAGE_COLUMNS)
     sql = (
         f"INSERT INTO core_recordproperty ({cols}, state, changed_at, confirmed_at) "
@@ -573,7 +543,7 @@ def _refresh_records(record_ids: list[int], creates: bool, changed_ids: list[int
     targets = sorted(set(changed_ids) | (set(record_ids) if creates else set()))
     if not targets:
         return
-    ts = now if db.is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    ts = db.ts(now)
     cond, params = db.in_list("id", targets)
     invalid = (
         "EXISTS (SELECT 1 FROM core_recordproperty rp WHERE rp.record_id = core_record.id "
