@@ -199,6 +199,8 @@ class CsvFileSource(SqlTableSource):
 
     key = "csv-file"
     app_key = "csv"
+    # The admin offers a file upload that fills in this option (see store_upload()).
+    upload_option = "path"
     label = "CSV file"
     aliases = ("csv-import", "csv-import-file", "csv-file-import")
     dialect = CSV

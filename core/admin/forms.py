@@ -38,6 +38,7 @@ from connectors import registry
 from connectors.base import Option, validate_declared
 
 OPTION_PREFIX = "opt_"
+UPLOAD_FIELD = "upload_file"
 OPTIONS_FOR_FIELD = "options_for"
 KEEP_SECRET_HELP = "A value is stored: leave blank to keep the stored value."
 ENV_SECRET_HELP = "env:NAME reads the value from the server's environment variable NAME."
@@ -193,6 +194,9 @@ class ConnectorOptionsForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        upload = cleaned.get(UPLOAD_FIELD) if UPLOAD_FIELD in self.fields else None
+        if upload:
+            self._store_upload(upload, cleaned)
         if self.connector is None:
             # Unknown or not chosen yet: leave the stored options alone; the model's clean()
             # reports an unknown type.
@@ -228,6 +232,21 @@ class ConnectorOptionsForm(forms.ModelForm):
         if self.secret_options_field:
             setattr(self.instance, self.secret_options_field, secrets)
         return cleaned
+
+
+    def _store_upload(self, upload: Any, cleaned: dict[str, Any]) -> None:
+        """A file uploaded for a connector that reads files (the CSV source): keep it under the
+        media folder and fill in the option that names its path."""
+        from connectors.base import ConnectorError
+        from connectors.csv_file import store_upload
+
+        target = option_field_name(self.connector.upload_option)
+        try:
+            cleaned[target] = store_upload(upload)
+        except ConnectorError as exc:
+            self.add_error(UPLOAD_FIELD, exc.message)
+            return
+        self._errors.pop(target, None)
 
 
 def _choice_keys(choices: Sequence[tuple[str, Any]]) -> set[str]:
@@ -295,6 +314,12 @@ def connector_options_form(
 ) -> type[ConnectorOptionsForm]:
     """A subclass of `base` declaring one `opt_<key>` field per option of `connector`."""
     attrs: dict[str, Any] = {option_field_name(o.key): option_field(o) for o in options}
+    if getattr(connector, "upload_option", None):
+        attrs[UPLOAD_FIELD] = forms.FileField(
+            required=False,
+            label="Upload a file",
+            help_text="Stored under the media folder; its path fills in the option above.",
+        )
     attrs.update(
         connector=connector, connector_key=key if connector else "", declared_options=tuple(options)
     )
@@ -354,9 +379,10 @@ class ConnectorOptionsAdminMixin:
             fieldsets.append(("Options", {"fields": ["options_summary"]}))
         if options:
             label = getattr(connector, "label", key)
-            fieldsets.append(
-                (f"{label} options", {"fields": [option_field_name(o.key) for o in options]})
-            )
+            names = [option_field_name(o.key) for o in options]
+            if getattr(connector, "upload_option", None):
+                names.append(UPLOAD_FIELD)
+            fieldsets.append((f"{label} options", {"fields": names}))
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None):

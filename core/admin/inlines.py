@@ -9,6 +9,7 @@ yet, so the models' own check cannot run). Each error is attached to the offendi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -19,6 +20,54 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from core import models as m
+
+logger = logging.getLogger(__name__)
+
+
+class RemoteChoicesInline:
+    """Offers the live columns (or destination fields) as choices for `remote_field`.
+
+    The connector is asked once per request and parent; when it cannot answer (unreachable,
+    missing table), the field stays free text and the page still renders. Values already stored
+    stay selectable even if the column has gone.
+    """
+
+    remote_field: ClassVar[str] = "remote_key"
+
+    def remote_names(self, parent: Any) -> list[str] | None:
+        return None
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
+        formset = super().get_formset(request, obj, **kwargs)
+        names = _cached_remote_names(request, self, obj) if obj is not None and obj.pk else None
+        if names:
+            stored = list(
+                self.model.objects.filter(**{formset.fk.name: obj}).values_list(self.remote_field, flat=True)
+            )
+            options = sorted(set(names) | {v for v in stored if v})
+            field = formset.form.base_fields[self.remote_field]
+            field.widget = forms.Select(choices=[("", "---------"), *((n, n) for n in options)])
+            field.help_text = "Columns read from the connector."
+        return formset
+
+
+def _cached_remote_names(request: HttpRequest, inline: RemoteChoicesInline, parent: Any) -> list[str] | None:
+    cache = request.__dict__.setdefault("_grouparoo_remote_names", {})
+    key = (type(inline).__name__, parent._meta.label, parent.pk)
+    if key not in cache:
+        try:
+            cache[key] = inline.remote_names(parent)
+        except Exception:  # unreachable, missing table, bad secret...: a text box, never a 500
+            logger.info("no column listing for %s %s", parent._meta.label, parent.pk, exc_info=True)
+            cache[key] = None
+    return cache[key]
+
+
+def _source_columns(source: Any) -> list[str]:
+    from core.services.sources import source_list_columns
+
+    return [c.name for c in source_list_columns(source=source)]
+
 
 
 class CrossRowFormSet(BaseInlineFormSet):
@@ -110,7 +159,7 @@ class SourceMappingFormSet(CrossRowFormSet):
     same_model_fields = {"property": "Property “{value}” belongs to another model than the source."}
 
 
-class SourceMappingInline(ModelScopedInline):
+class SourceMappingInline(RemoteChoicesInline, ModelScopedInline):
     model = m.SourceMapping
     formset = SourceMappingFormSet
     fields = ["remote_key", "property"]
@@ -118,6 +167,9 @@ class SourceMappingInline(ModelScopedInline):
     scoped_filters = {"property": {"unique": True}}
     verbose_name = "mapping (source column → unique property)"
     verbose_name_plural = "mappings (source column → unique property)"
+
+    def remote_names(self, parent: Any) -> list[str] | None:
+        return _source_columns(parent)
 
 
 class ScheduleInline(admin.StackedInline):
@@ -141,8 +193,9 @@ class FilterFormSet(CrossRowFormSet):
     pass
 
 
-class ScheduleFilterInline(admin.TabularInline):
+class ScheduleFilterInline(RemoteChoicesInline, admin.TabularInline):
     model = m.ScheduleFilter
+    remote_field = "key"
     formset = FilterFormSet
     extra = 0
     fields = [
@@ -155,9 +208,15 @@ class ScheduleFilterInline(admin.TabularInline):
         "position",
     ]
 
+    def remote_names(self, parent: Any) -> list[str] | None:
+        return _source_columns(parent.source)
+
 
 class PropertyFilterInline(ScheduleFilterInline):
     model = m.PropertyFilter
+
+    def remote_names(self, parent: Any) -> list[str] | None:
+        return _source_columns(parent.source)
 
 
 # --- groups --------------------------------------------------------------------------------
@@ -184,13 +243,21 @@ class DestinationMappingFormSet(CrossRowFormSet):
     }
 
 
-class DestinationMappingInline(ModelScopedInline):
+class DestinationMappingInline(RemoteChoicesInline, ModelScopedInline):
     model = m.DestinationMapping
     formset = DestinationMappingFormSet
     fields = ["property", "remote_key"]
     scoped_fields = ("property",)
     verbose_name = "mapping (property → destination field)"
     verbose_name_plural = "mappings (property → destination field)"
+
+    def remote_names(self, parent: Any) -> list[str] | None:
+        from core.services.destinations import destination_mapping_options
+
+        options = destination_mapping_options(destination=parent)
+        if options.allow_any and not options.known:
+            return None  # free-form fields (e.g. a webhook): keep the text box
+        return [name for name, _type in (*options.required, *options.known)]
 
 
 class DestinationGroupMembershipFormSet(CrossRowFormSet):
