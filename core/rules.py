@@ -343,6 +343,11 @@ def _rule_sql(
     opts = RecordProperty._meta
     alias = f"grp_rp{index}"
     column = f'{alias}."{opts.get_field(rule.column).column}"'
+    if vendor == "sqlite":
+        # Unary + keeps SQLite off the (property, value) index here: the subquery is correlated
+        # by record, and before the first ANALYZE SQLite would scan a property's whole value
+        # index once per record instead of probing (record, property, position).
+        column = f"+{column}"
     params: list[Any] = [rule.property_id]
     test = rule.test
     if test == "notnull":

@@ -70,7 +70,7 @@ HOT_TABLES = ("core_record", "core_recordproperty", "core_groupmember", "core_ex
 
 
 def analyze_hot_tables(batch_number: int) -> None:
-    """Refresh the planner's statistics while a run grows the tables (PostgreSQL).
+    """Refresh the planner's statistics while a run grows the tables.
 
     A first sync fills empty tables inside one run, long before autovacuum notices; with
     statistics that still say "empty" the planner picks sequential scans for the per-batch
@@ -78,8 +78,12 @@ def analyze_hot_tables(batch_number: int) -> None:
     plans right at a logarithmic cost.
     """
     # Batches 1, 4, 16, 64, ...: powers of four.
-    if not is_postgres() or batch_number & (batch_number - 1) or (batch_number.bit_length() - 1) % 2:
+    if batch_number & (batch_number - 1) or (batch_number.bit_length() - 1) % 2:
         return
     with connection.cursor() as cursor:
+        if not is_postgres():
+            # SQLite: sampled statistics (sqlite_stat1) are cheap and keep the planner on the
+            # (record, property, position) index for the rules' EXISTS subqueries.
+            cursor.execute("PRAGMA analysis_limit = 1000")
         for table in HOT_TABLES:
             cursor.execute(f"ANALYZE {table}")
