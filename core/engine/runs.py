@@ -117,8 +117,6 @@ def run_process(
     clock (core.tasks.tick).
     """
     run = Run.objects.get(pk=run_id)
-    if run.state == RunState.RUNNING and run.phase == RunPhase.EXPORTING and not run_claim(run_id):
-        return run
     if run.state not in (RunState.PENDING, RunState.RUNNING) or not run_claim(run_id):
         return Run.objects.get(pk=run_id)
     run.refresh_from_db()

@@ -149,3 +149,17 @@ def test_destination_mapping_change_re_exports_every_record(shop):
     assert run.state == RunState.COMPLETE
     assert run.exports_created == 4
     assert all(r["first_name"] is None for r in shop.dst_rows())
+
+
+def test_a_run_abandoned_while_exporting_is_taken_over_and_finished(shop):
+    from datetime import timedelta
+
+    from core.choices import RunPhase
+
+    run, _ = run_create(source=shop.users, schedule=shop.users_schedule, enqueue=False)
+    run = run_process(run.pk)  # not waiting: exports queued, sent once
+    m.Export.objects.filter(run=run).update(state="pending", send_after=None)
+    stale = timezone.now() - timedelta(hours=1)
+    m.Run.objects.filter(pk=run.pk).update(state=RunState.RUNNING, phase=RunPhase.EXPORTING, heartbeat_at=stale)
+    result = run_process(run.pk, wait_for_exports=True)
+    assert result.state == RunState.COMPLETE
