@@ -121,6 +121,8 @@ def app_env(app_url: str) -> dict:
     env["DATABASE_URL"] = app_url
     env["DJANGO_SETTINGS_MODULE"] = "grouparoo_site.settings"
     env.setdefault("LOG_LEVEL", "WARNING")
+    # As in production: DEBUG keeps every SQL statement (with its parameters) in memory.
+    env["DEBUG"] = "false"
     return env
 
 
