@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core import models as m
-from core.admin.base import GrouparooModelAdmin, count_of, service_errors, service_unavailable
+from core.admin.base import GrouparooModelAdmin, count_of, service_errors
 from core.admin.inlines import ApiKeyPermissionInline
 
 
@@ -80,11 +80,8 @@ class ApiKeyAdmin(GrouparooModelAdmin):
 
     @admin.action(description="Revoke", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset) -> None:
-        try:
-            from core.services.api_keys import api_key_revoke
-        except ImportError:
-            service_unavailable(request, "Revoking a key")
-            return
+        from core.services.api_keys import api_key_revoke
+
         now = timezone.now()
         revoked = 0
         for api_key in queryset:

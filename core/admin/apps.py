@@ -15,7 +15,6 @@ from core.admin.base import (
     admin_link,
     count_of,
     service_errors,
-    service_unavailable,
 )
 from core.admin.forms import AppForm, ConnectorOptionsAdminMixin
 from core.admin.inlines import AppRefreshQueryInline
@@ -121,11 +120,8 @@ class AppAdmin(SensitivePostAdminMixin, ConnectorOptionsAdminMixin, GrouparooMod
 
     @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset) -> None:
-        try:
-            from core.services.apps import app_test_connection
-        except ImportError:
-            service_unavailable(request, "Testing a connection")
-            return
+        from core.services.apps import app_test_connection
+
         for app in queryset:
             with service_errors(request, app):
                 result = app_test_connection(app=app)

@@ -103,11 +103,6 @@ class ReadOnlyAdminMixin:
         return False
 
 
-def service_unavailable(request: HttpRequest, what: str) -> None:
-    """Report that the service behind an action cannot be imported (not installed yet)."""
-    messages.error(request, f"{what} is not available: its service is not installed yet.")
-
-
 @contextlib.contextmanager
 def service_errors(request: HttpRequest, obj: object) -> Iterator[None]:
     """Turn a service failure about `obj` into an error message instead of a 500 page.

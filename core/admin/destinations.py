@@ -19,7 +19,6 @@ from core.admin.base import (
     changelist_link,
     count_of,
     service_errors,
-    service_unavailable,
 )
 from core.admin.forms import ConnectorOptionsAdminMixin, DestinationForm
 from core.admin.inlines import DestinationGroupMembershipInline, DestinationMappingInline
@@ -110,11 +109,8 @@ class DestinationAdmin(SensitivePostAdminMixin, ConnectorOptionsAdminMixin, Grou
 
     @admin.action(description="Retry failed exports", permissions=["change"])
     def retry_failed_exports(self, request: HttpRequest, queryset) -> None:
-        try:
-            from core.services.exports import exports_retry_failed
-        except ImportError:
-            service_unavailable(request, "Retrying exports")
-            return
+        from core.services.exports import exports_retry_failed
+
         for destination in queryset:
             with service_errors(request, destination):
                 count = exports_retry_failed(destination=destination)

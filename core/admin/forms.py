@@ -233,7 +233,6 @@ class ConnectorOptionsForm(forms.ModelForm):
             setattr(self.instance, self.secret_options_field, secrets)
         return cleaned
 
-
     def _store_upload(self, upload: Any, cleaned: dict[str, Any]) -> None:
         """A file uploaded for a connector that reads files (the CSV source): keep it under the
         media folder and fill in the option that names its path."""

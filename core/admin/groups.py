@@ -15,7 +15,6 @@ from core.admin.base import (
     changelist_link,
     count_of,
     service_errors,
-    service_unavailable,
 )
 from core.admin.inlines import GroupRuleInline
 
@@ -78,11 +77,8 @@ class GroupAdmin(GrouparooModelAdmin):
 
     @admin.action(description="Recompute members", permissions=["change"])
     def recompute(self, request: HttpRequest, queryset) -> None:
-        try:
-            from core.services.groups import group_recompute_enqueue
-        except ImportError:
-            service_unavailable(request, "Recomputing a group")
-            return
+        from core.services.groups import group_recompute_enqueue
+
         for group in queryset:
             with service_errors(request, group):
                 run = group_recompute_enqueue(group=group)

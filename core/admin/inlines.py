@@ -42,7 +42,9 @@ class RemoteChoicesInline:
         names = _cached_remote_names(request, self, obj) if obj is not None and obj.pk else None
         if names:
             stored = list(
-                self.model.objects.filter(**{formset.fk.name: obj}).values_list(self.remote_field, flat=True)
+                self.model.objects.filter(**{formset.fk.name: obj}).values_list(
+                    self.remote_field, flat=True
+                )
             )
             options = sorted(set(names) | {v for v in stored if v})
             field = formset.form.base_fields[self.remote_field]
@@ -51,7 +53,9 @@ class RemoteChoicesInline:
         return formset
 
 
-def _cached_remote_names(request: HttpRequest, inline: RemoteChoicesInline, parent: Any) -> list[str] | None:
+def _cached_remote_names(
+    request: HttpRequest, inline: RemoteChoicesInline, parent: Any
+) -> list[str] | None:
     cache = request.__dict__.setdefault("_grouparoo_remote_names", {})
     key = (type(inline).__name__, parent._meta.label, parent.pk)
     if key not in cache:
@@ -67,7 +71,6 @@ def _source_columns(source: Any) -> list[str]:
     from core.services.sources import source_list_columns
 
     return [c.name for c in source_list_columns(source=source)]
-
 
 
 class CrossRowFormSet(BaseInlineFormSet):

@@ -22,7 +22,6 @@ from core.admin.base import (
     admin_link,
     count_of,
     service_errors,
-    service_unavailable,
 )
 from core.admin.forms import ConnectorOptionsAdminMixin, SourceForm
 from core.admin.inlines import ScheduleFilterInline, ScheduleInline, SourceMappingInline
@@ -33,11 +32,8 @@ PREVIEW_LIMIT = 10
 
 def enqueue_runs(request: HttpRequest, schedules: list[tuple[Any, m.Schedule | None]]) -> None:
     """Start a run for each (object, schedule) pair through the runs service."""
-    try:
-        from core.services.runs import run_enqueue
-    except ImportError:
-        service_unavailable(request, "Running a schedule")
-        return
+    from core.services.runs import run_enqueue
+
     for obj, schedule in schedules:
         if schedule is None:
             messages.warning(request, f"{obj} has no schedule: add one to run it.")
@@ -142,19 +138,16 @@ class SourceAdmin(SensitivePostAdminMixin, ConnectorOptionsAdminMixin, Grouparoo
         if not self.has_view_or_change_permission(request, source):
             raise PermissionDenied
         rows: list[dict[str, Any]] = []
+        from core.services.sources import source_preview
+
         try:
-            from core.services.sources import source_preview
-        except ImportError:
-            service_unavailable(request, "Previewing a source")
-        else:
-            try:
-                rows = source_preview(source=source, limit=PREVIEW_LIMIT)
-            except ConnectorError as exc:
-                messages.error(request, exc.message)
-            except SecretUnavailable as exc:
-                messages.error(request, str(exc))
-            except registry.UnknownConnector as exc:
-                messages.error(request, str(exc))
+            rows = source_preview(source=source, limit=PREVIEW_LIMIT)
+        except ConnectorError as exc:
+            messages.error(request, exc.message)
+        except SecretUnavailable as exc:
+            messages.error(request, str(exc))
+        except registry.UnknownConnector as exc:
+            messages.error(request, str(exc))
         columns: list[str] = []
         for row in rows:
             columns.extend(c for c in row if c not in columns)

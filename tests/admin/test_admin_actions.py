@@ -66,12 +66,6 @@ def test_an_unexpected_error_names_only_its_class(admin_client, world, monkeypat
     assert "hunter2" not in html
 
 
-def test_a_missing_service_is_an_error_message(admin_client, world, monkeypatch):
-    monkeypatch.setitem(sys.modules, "core.services.apps", None)  # import fails
-    html = run_action(admin_client, m.App, "test_connection", [world["app"]])
-    assert "is not available" in html
-
-
 def test_run_now_starts_a_run_of_the_schedule(admin_client, world, monkeypatch):
     calls = []
 
