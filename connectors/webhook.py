@@ -299,6 +299,10 @@ def url_problem(url: str) -> str | None:
         return "The webhook URL is not a valid URL."
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "The webhook URL must be an http:// or https:// URL with a host."
+    try:
+        httpx.URL(url)  # stricter than urlsplit: e.g. refuses the octal host 0177.0.0.1
+    except httpx.InvalidURL:
+        return "The webhook URL is not a valid URL."
     return None
 
 
