@@ -7,7 +7,9 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
 
 - Signed: `X-Grouparoo-Signature: sha256=<hex HMAC-SHA256 of the exact body with the secret>`.
 - Idempotent for the receiver: a re-sent export has the same export_id and the same body.
-- Outcomes: 2xx delivered; 429 and 503 with Retry-After (seconds or an HTTP date) are throttling
+- Outcomes: 2xx delivered, except the records a 2xx JSON answer lists as rejected,
+  `{"rejected": [{"export_id": 12, "reason": "..."}]}` (final failures with that reason); 429
+  and 503 with Retry-After (seconds or an HTTP date) are throttling
   (retried after that delay without spending an attempt; 429 without it waits 60 s); other 5xx,
   408, timeouts and connection errors are retried with backoff; other 4xx and 3xx are final
   failures whose reason is the response body (an excerpt).
@@ -255,6 +257,27 @@ class WebhookClient:
             text = text[: EXCERPT - 3] + "..."
         return text or "(empty body)"
 
+    def rejections(self, response: httpx.Response, export_ids: set[int]) -> dict[int, str]:
+        """Per-record rejections in a 2xx answer: `{"rejected": [{"export_id": 12, "reason":
+        "..."}]}` -> {12: "..."} (ids of this request only; any other body rejects nothing)."""
+        try:
+            document = json.loads(response.content or b"null")
+        except ValueError:
+            return {}
+        items = document.get("rejected") if isinstance(document, dict) else None
+        out: dict[int, str] = {}
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            try:
+                export_id = int(item.get("export_id"))
+            except (TypeError, ValueError):
+                continue
+            if export_id in export_ids:
+                reason = self._scrub(" ".join(str(item.get("reason") or "").split())) or "no reason given"
+                out[export_id] = reason if len(reason) <= EXCERPT else reason[: EXCERPT - 3] + "..."
+        return out
+
     def post(self, document: dict[str, Any]) -> httpx.Response:
         """POST the document; return the 2xx response or raise _Failure / AddressRefused."""
         assert self._http is not None, "use WebhookClient as a context manager"
@@ -409,7 +432,8 @@ class WebhookDestination(DestinationConnector):
         failure becomes per-record results: its records and the unsent ones are throttled
         (retry_after) or retried (level error) as that failure says; a final failure (4xx)
         fails only that request's records (level info, the body as the reason) and sending
-        goes on. Every body is deterministic, so a repeated export repeats its request."""
+        goes on. Records a 2xx answer lists as rejected fail alone (level info, the receiver's
+        reason). Every body is deterministic, so a repeated export repeats its request."""
         if not exports:
             return []
         size = int(_number(self.app_options, "batchSize", DEFAULT_BATCH_SIZE))
@@ -420,7 +444,7 @@ class WebhookDestination(DestinationConnector):
             for index, chunk in enumerate(chunks):
                 document = {"type": "records", "records": [record_document(p, operations) for p in chunk]}
                 try:
-                    client.post(document)
+                    response = client.post(document)
                 except _Failure as failure:
                     if failure.final:
                         results += [ExportResult(p.export_id, success=False, error=failure.message, level="info") for p in chunk]
@@ -435,5 +459,11 @@ class WebhookDestination(DestinationConnector):
                     ]
                     break
                 delivered = True
-                results += [ExportResult(p.export_id, success=True) for p in chunk]
+                rejected = client.rejections(response, {p.export_id for p in chunk})
+                results += [
+                    ExportResult(p.export_id, success=False, level="info",
+                                 error=f"Webhook {client.shown} rejected the record: {rejected[p.export_id]}")
+                    if p.export_id in rejected else ExportResult(p.export_id, success=True)
+                    for p in chunk
+                ]
         return results

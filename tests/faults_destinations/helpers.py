@@ -48,7 +48,8 @@ class Receiver:
     """A webhook endpoint on 127.0.0.1. `start()`/`stop()` make the port listen or refuse
     connections (the port stays reserved for this receiver); `behaviour` decides each answer.
     It checks every signature, keeps every request, and applies the records of 2xx answers
-    (minus the ones it rejected) to `rows`, as an upserting destination would."""
+    (minus the ones it rejected) to `rows`, keyed by the mapped "id", as an upserting
+    destination would."""
 
     behaviour: Behaviour = ok
     port: int = 0
@@ -92,10 +93,11 @@ class Receiver:
                                 if r["export_id"] in rejected:
                                     continue
                                 receiver.applied[r["export_id"]] += 1
+                                key = (r["properties"] or r["old_properties"]).get("id")
                                 if r["operation"] == "delete":
-                                    receiver.rows.pop(r["record_id"], None)
+                                    receiver.rows.pop(key, None)
                                 else:
-                                    receiver.rows[r["record_id"]] = {**r["properties"], "groups": r["groups"]}
+                                    receiver.rows[key] = {**r["properties"], "groups": r["groups"]}
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
