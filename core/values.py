@@ -15,11 +15,18 @@ from urllib.parse import urlsplit
 
 from core.choices import VALUE_KIND_BY_TYPE, PropertyType, ValueKind
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL = 254  # RFC 5321's limit on a forward path
+# NUL excluded: the import's fast path trusts a match (PostgreSQL text cannot hold NUL).
+_EMAIL = re.compile(rf"^(?=.{{1,{MAX_EMAIL}}}$)[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
 _PHONE = re.compile(r"^\+?[0-9 ().\-/]{7,}$")
 _TRUE = {"true", "t", "1", "yes", "y", "on"}
 _FALSE = {"false", "f", "0", "no", "n", "off"}
-MAX_TEXT = 1_000_000
+# Typed text is indexed, and PostgreSQL refuses an index entry over ~2.7 KB (btree): a longer
+# value would abort its whole batch. So text values are limited in UTF-8 bytes; a longer one is
+# flagged (its raw text is kept in full). Unique values also fit `unique_value` (500 characters).
+MAX_TEXT_BYTES = 2_500
+MAX_UNIQUE_TEXT = 500
+MAX_TEXT = 500  # characters that always fit both limits (UTF-8 uses at most 4 bytes each)
 
 
 def value_kind(property_type: str) -> str:
@@ -120,6 +127,13 @@ def _datetime(raw: Any) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def _check_size(text: str) -> None:
+    if len(text) > MAX_TEXT:
+        size = len(text.encode("utf-8"))
+        if size > MAX_TEXT_BYTES:
+            raise ValueError(f"is too long: {size:,} bytes of text (at most {MAX_TEXT_BYTES:,})")
+
+
 def _short(raw: Any) -> str:
     text = repr(raw)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -133,11 +147,12 @@ def coerce(property_type: str, raw: Any) -> Any:
         return None
     if property_type == PropertyType.STRING:
         text = _text(raw)
-        if len(text) > MAX_TEXT:
-            raise ValueError(f"is longer than {MAX_TEXT} characters")
+        _check_size(text)
         return text
     if property_type == PropertyType.EMAIL:
         text = _text(raw).strip()
+        if len(text) > MAX_EMAIL:
+            raise ValueError(f"is longer than {MAX_EMAIL} characters, too long for an email address")
         if not _EMAIL.match(text):
             raise ValueError(f"{_short(raw)} is not an email address")
         return text
@@ -145,12 +160,14 @@ def coerce(property_type: str, raw: Any) -> Any:
         text = _text(raw).strip()
         if not _PHONE.match(text) or sum(c.isdigit() for c in text) < 7:
             raise ValueError(f"{_short(raw)} is not a phone number")
+        _check_size(text)
         return text
     if property_type == PropertyType.URL:
         text = _text(raw).strip()
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"{_short(raw)} is not an http(s) URL")
+        _check_size(text)
         return text
     if property_type == PropertyType.INTEGER:
         return _number(raw, integer=True)

@@ -157,6 +157,9 @@ def stage_value(prop: Property, raw: Any) -> tuple:
         out[_KIND_COLUMN[kind] - 3] = db.ts(typed) if kind == "datetime" else typed
         if prop.unique:
             out[5] = values.canonical(prop.type, typed)
+            if len(out[5]) > values.MAX_UNIQUE_TEXT:  # would overflow unique_value: flag it
+                reason = f"is longer than {values.MAX_UNIQUE_TEXT} characters, too long to identify a record"
+                return (out[0], None, None, None, None, None, reason)
     return tuple(out)
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from core.choices import PropertyType
-from core.values import MAX_TEXT, canonical, coerce, coerce_match
+from core.values import MAX_TEXT, MAX_TEXT_BYTES, canonical, coerce, coerce_match
 
 UTC = dt.UTC
 T = PropertyType
@@ -64,7 +64,7 @@ def test_string_accepts_text_and_stringifies_other_values(raw, expected):
     "raw, reason",
     [
         ("a\x00b", "contains a NUL character"),
-        ("x" * (MAX_TEXT + 1), f"is longer than {MAX_TEXT} characters"),
+        ("x" * (MAX_TEXT_BYTES + 1), f"is too long: {MAX_TEXT_BYTES + 1:,} bytes of text (at most {MAX_TEXT_BYTES:,})"),
     ],
 )
 def test_string_rejects_nul_and_overlong_text(raw, reason):
