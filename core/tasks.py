@@ -20,10 +20,31 @@ TICK_FUNC = "core.tasks.tick"
 
 
 def process_run(run_id: int) -> dict:
-    """Do or resume a run."""
-    from core.engine.runs import run_process
+    """Do or resume a run.
 
-    run = run_process(run_id)
+    A SIGTERM that reaches the worker process meanwhile (a service manager stopping every
+    process of the cluster) stops the run after the batch in hand and releases it for the next
+    worker (the clock re-drives it); then the signal takes its usual course (django-q2's
+    workers exit). Without this, the worker would die mid-batch and the run would wait for its
+    lease to expire."""
+    import signal
+    import threading
+
+    from core.engine import runs
+
+    if threading.current_thread() is not threading.main_thread():  # signals need the main thread
+        run = runs.run_process(run_id)
+        return {"run": run.pk, "state": run.state}
+    runs.clear_stop()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: runs.request_stop())
+    try:
+        run = runs.run_process(run_id)
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        stopped = runs.stop_requested()
+        runs.clear_stop()
+    if stopped:
+        signal.raise_signal(signal.SIGTERM)
     return {"run": run.pk, "state": run.state}
 
 
@@ -94,14 +115,10 @@ def _relative_groups_due() -> int:
 def _redrive_abandoned_runs() -> int:
     from django_q.tasks import async_task
 
-    from core.engine.runs import lease_seconds
+    from core.engine.runs import lease_seconds, runs_abandoned
 
     stale = timezone.now() - timedelta(seconds=lease_seconds())
-    ids = list(
-        Run.objects.filter(state=RunState.RUNNING, heartbeat_at__lt=stale).values_list(
-            "pk", flat=True
-        )
-    ) + list(
+    ids = list(Run.objects.filter(runs_abandoned()).values_list("pk", flat=True)) + list(
         Run.objects.filter(state=RunState.PENDING, created_at__lt=stale).values_list(
             "pk", flat=True
         )

@@ -1,9 +1,15 @@
 """Run orchestration: import batches, recompute groups, build and send exports, finish.
 
-A run is claimed with a conditional UPDATE (pending -> running, or running with an expired
-lease -> running, taken over). Each batch commits its data together with the run's cursor and
-counters, so a run interrupted at any point resumes after its last committed batch. The
-schedule's high watermark moves only when the whole run has read everything.
+A run is claimed with a conditional UPDATE (pending -> running, or running with an expired or
+released lease -> running, taken over). Each batch commits its data together with the run's
+cursor and counters, so a run interrupted at any point resumes after its last committed batch.
+The schedule's high watermark moves only when the whole run has read everything.
+
+Faults: a lost application-database connection (or another transient database error) rolls back
+the batch in hand; the worker reconnects and resumes after the last committed batch, a few times
+with backoff. A stop request (`request_stop`, which the SIGTERM/SIGINT handlers of `run_schedule`
+and `process_run` call) is honoured between batches: the batch in hand finishes, the run's lease
+is released (heartbeat cleared) and the run stays running for the next worker to resume at once.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from connectors import registry
@@ -47,6 +53,47 @@ class RunStopped(Exception):
     """The run was stopped (or taken over) while this worker held it."""
 
 
+class RunInterrupted(Exception):
+    """This process was asked to stop (request_stop): leave the run for another worker."""
+
+
+# Set by a signal handler (SIGTERM/SIGINT), read between batches. A plain flag: the handler must
+# not take locks, and the loops only need to see it at their next batch boundary.
+_stop_requested = False
+
+# A lost application-database connection is retried this many times, sleeping DB_RETRY_BASE *
+# 2**attempt seconds between attempts (0.5, 1, 2, 4, 8: about 15 s in all).
+DB_RETRIES = 5
+DB_RETRY_BASE = 0.5
+
+
+def request_stop() -> None:
+    """Ask this process's run loops to stop after the batch in hand. Safe in a signal handler."""
+    global _stop_requested
+    _stop_requested = True
+
+
+def clear_stop() -> None:
+    global _stop_requested
+    _stop_requested = False
+
+
+def stop_requested() -> bool:
+    return _stop_requested
+
+
+def _check_stop() -> None:
+    if _stop_requested:
+        raise RunInterrupted
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep, waking early when a stop is requested."""
+    deadline = time.monotonic() + seconds
+    while not _stop_requested and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(0.1, left))
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -63,12 +110,32 @@ def run_claim(run_id: int) -> bool:
         state=RunState.RUNNING, started_at=now, heartbeat_at=now
     )
     if not claimed:
+        released = Run.objects.filter(
+            pk=run_id, state=RunState.RUNNING, heartbeat_at__isnull=True
+        ).update(heartbeat_at=now)
+        if released:
+            logger.info("run %s: released by its last worker, resumed by %s", run_id, worker_name())
+            return True
         claimed = Run.objects.filter(
             pk=run_id, state=RunState.RUNNING, heartbeat_at__lt=stale
         ).update(heartbeat_at=now)
         if claimed:
             logger.warning("run %s: lease expired, taken over by %s", run_id, worker_name())
     return bool(claimed)
+
+
+def run_release(run_id: int) -> bool:
+    """Give the run up without finishing it: it stays running, with no lease (heartbeat cleared),
+    so the next claim (a restarted `run_schedule`, the clock's re-drive) resumes it at once."""
+    return bool(
+        Run.objects.filter(pk=run_id, state=RunState.RUNNING).update(heartbeat_at=None)
+    )
+
+
+def runs_abandoned() -> Q:
+    """Running runs that no worker holds: lease expired or released."""
+    stale = timezone.now() - timedelta(seconds=lease_seconds())
+    return Q(state=RunState.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
 
 
 def run_add_errors(run_id: int, errors: dict[str, int]) -> None:
@@ -115,10 +182,63 @@ def run_process(
     wait_for_exports: keep sending until no export of this run is pending (sleeping through
     retry delays), as the foreground `run_schedule` command does; otherwise leave retries to the
     clock (core.tasks.tick).
+
+    A lost database connection rolls back the batch in hand and is retried here (reconnect,
+    resume after the last committed batch). After `request_stop()` the run returns between
+    batches with its lease released and its state still running.
     """
     run = Run.objects.get(pk=run_id)
     if run.state not in (RunState.PENDING, RunState.RUNNING) or not run_claim(run_id):
         return Run.objects.get(pk=run_id)
+    attempt = 0
+    while True:
+        try:
+            _run_work(run, progress, wait_for_exports)
+            break
+        except (OperationalError, InterfaceError) as exc:
+            # Inside a caller's transaction there is nothing to resume from: let it fail.
+            if connection.in_atomic_block or attempt >= DB_RETRIES:
+                _fail_logged(run, exc)
+                raise
+            delay = DB_RETRY_BASE * 2**attempt
+            attempt += 1
+            logger.warning(
+                "run %s: application database error (%s); batch rolled back, retrying in %.1fs "
+                "(attempt %s of %s)",
+                run_id,
+                type(exc).__name__,
+                delay,
+                attempt,
+                DB_RETRIES,
+            )
+            connection.close()
+            _sleep(delay)
+            try:
+                run.refresh_from_db()
+            except (OperationalError, InterfaceError):
+                connection.close()
+                continue
+            if run.state != RunState.RUNNING:
+                break
+        except RunInterrupted:
+            run_release(run.pk)
+            logger.warning(
+                "run %s: stop requested; released after its last committed batch", run_id
+            )
+            break
+        except (KeyboardInterrupt, SystemExit):
+            # Killed mid-batch (a task timeout, a forced exit): the batch rolled back; give the
+            # run back so it resumes without waiting for the lease (best effort).
+            try:
+                run_release(run.pk)
+            except Exception:
+                pass
+            raise
+    return Run.objects.get(pk=run_id)
+
+
+def _run_work(run: Run, progress: Progress | None, wait_for_exports: bool) -> None:
+    run_id = run.pk
     run.refresh_from_db()
     try:
         if run.phase in (RunPhase.IMPORTING, RunPhase.PROCESSING):
@@ -139,11 +259,20 @@ def run_process(
         logger.info("run %s stopped", run_id)
     except ConnectorError as exc:
         _fail(run, exc.message)
+    except (OperationalError, InterfaceError, RunInterrupted):
+        raise  # run_process retries or releases
     except Exception as exc:
-        logger.exception("run %s failed", run_id)
-        _fail(run, f"{type(exc).__name__}: {exc}")
+        _fail_logged(run, exc)
         raise
-    return Run.objects.get(pk=run_id)
+
+
+def _fail_logged(run: Run, exc: Exception) -> None:
+    logger.exception("run %s failed", run.pk)
+    try:
+        _fail(run, f"{type(exc).__name__}: {exc}")
+    except (OperationalError, InterfaceError):
+        # The database is unreachable: the run stays running and is re-driven after its lease.
+        connection.close()
 
 
 def _fail(run: Run, message: str) -> None:
@@ -289,6 +418,7 @@ def _import_loop(
         since = run.starting_watermark
         agg_specs = [property_spec(p) for p in plan.aggregate_properties]
         while True:
+            _check_stop()
             page = connector.read_batch(
                 key_column=plan.key_column,
                 columns=read_columns(plan) if plan.creates_records else [plan.key_column],
@@ -414,6 +544,7 @@ def _delete_unconfirmed(run: Run, source: Source, groups, dplans) -> None:
     gone = sorted(candidates - seen)
     step = settings.GROUPAROO_BATCH_SIZE
     for i in range(0, len(gone), step):
+        _check_stop()
         chunk = gone[i : i + step]
         with transaction.atomic():
             Record.objects.filter(pk__in=chunk).update(
@@ -447,6 +578,7 @@ def _recompute_group(run: Run, progress: Progress | None) -> None:
     last = run.cursor or 0
     done = run.rows_read
     while True:
+        _check_stop()
         chunk = list(ids.filter(pk__gt=last)[:step])
         if not chunk:
             break
@@ -500,6 +632,7 @@ def _export_destination_everything(run: Run, progress: Progress | None) -> None:
     )
     last = run.cursor or 0
     while True:
+        _check_stop()
         chunk = list(ids.filter(pk__gt=last)[:step])
         if not chunk:
             break
@@ -533,6 +666,7 @@ def _send_run_exports(run: Run, progress: Progress | None, *, wait: bool) -> Non
         progressed = False
         for did in dest_ids:
             while True:
+                _check_stop()
                 summary = exports_send(destination_id=did)
                 if not summary.claimed:
                     break
@@ -556,7 +690,8 @@ def _send_run_exports(run: Run, progress: Progress | None, *, wait: bool) -> Non
                 0.2 if due is None else max(0.05, min(5.0, (due - timezone.now()).total_seconds()))
             )
             _beat(run)
-            time.sleep(delay)
+            _sleep(delay)
+            _check_stop()
 
 
 def run_finish_if_done(run_id: int) -> bool:

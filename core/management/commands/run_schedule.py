@@ -3,15 +3,23 @@
     manage.py run_schedule [ID ...] [--all] [--full] [--no-export]
 
 IDs are schedule ids (or source names). Exits non-zero when a run fails.
+
+SIGTERM or Ctrl-C (SIGINT) stops after the batch in hand: the run is released, not left for
+its lease to expire, and the command exits with 128 + the signal number; run it again to
+resume. A second signal stops at once.
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from core.choices import RunCreator, RunState
+from core.engine import runs
 from core.engine.runs import run_process
 from core.models import Run, Schedule
 from core.services.runs import run_create
@@ -31,7 +39,33 @@ class Command(BaseCommand):
         parser.add_argument("--full", action="store_true", help="Ignore the high watermark and read everything")
         parser.add_argument("--no-export", action="store_true", help="Import, compute groups and queue exports, but send nothing (the worker sends them later)")
 
-    def handle(self, *args, ids, all, full, no_export, **options):
+    def handle(self, *args, **options):
+        if threading.current_thread() is not threading.main_thread():
+            return self._handle(*args, **options)
+        received: list[int] = []
+
+        def on_signal(signum, frame):
+            if received:  # the second signal: stop now (the run resumes after its lease)
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            received.append(signum)
+            runs.request_stop()
+
+        runs.clear_stop()
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._handle(*args, **options)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            runs.clear_stop()
+        if received:
+            name = signal.Signals(received[0]).name
+            self.stderr.write(f"Stopped by {name}; run the command again to resume.")
+            sys.exit(128 + received[0])
+
+    def _handle(self, *args, ids, all, full, no_export, **options):
         schedules = list(Schedule.objects.select_related("source").order_by("source__is_primary", "pk").reverse())
         if not all:
             if not ids:
@@ -48,6 +82,8 @@ class Command(BaseCommand):
         failed = False
         interactive = sys.stdout.isatty()
         for schedule in schedules:
+            if runs.stop_requested():
+                break
             run, created = run_create(
                 source=schedule.source, schedule=schedule, creator_type=RunCreator.MANUAL,
                 full=full, export=not no_export, enqueue=False,
@@ -67,6 +103,9 @@ class Command(BaseCommand):
                 self.stdout.write("")
             elapsed = time.monotonic() - started
             self.stdout.write(self._summary(schedule, run, elapsed))
+            if runs.stop_requested():
+                self.stdout.write(f"  interrupted: run {run.pk} released after its last committed batch")
+                break
             if run.state != RunState.COMPLETE:
                 failed = True
         if failed:
