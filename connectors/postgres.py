@@ -139,6 +139,36 @@ class PostgresDialect(Dialect):
             array_type, keys = "text[]", [str(k) for k in keys]
         return Frag(f"SELECT unnest(CAST(%s AS {array_type}))", [list(keys)])
 
+    # Batches at least this large are written with COPY; smaller ones (and the record-by-record
+    # retry after a rejected value) row by row.
+    COPY_MIN_ROWS = 20
+
+    def bulk_upsert(
+        self, cur: Any, table_sql: str, columns: Sequence[str], key: str, update: Sequence[str], rows: list[list[Any]]
+    ) -> None:
+        """COPY into a temporary table shaped like the target, then one INSERT ... ON CONFLICT."""
+        if len(rows) < self.COPY_MIN_ROWS:
+            return super().bulk_upsert(cur, table_sql, columns, key, update, rows)
+        # One statement cannot touch a row twice: of equal keys the last wins, as row by row.
+        last = {_copy_key(row[0]): row for row in rows}
+        rows = list(last.values())
+        cols = ", ".join(columns)
+        temp = "grouparoo_upsert"
+        cur.execute(f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS SELECT {cols} FROM {table_sql} WITH NO DATA")
+        with cur.copy(f"COPY {temp} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        action = "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update) if update else "NOTHING"
+        cur.execute(f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {temp} ON CONFLICT ({key}) DO {action}")
+        cur.execute(f"DROP TABLE {temp}")
+
+    def bulk_insert(self, cur: Any, table_sql: str, columns: Sequence[str], rows: list[list[Any]]) -> None:
+        if len(rows) < self.COPY_MIN_ROWS:
+            return super().bulk_insert(cur, table_sql, columns, rows)
+        with cur.copy(f"COPY {table_sql} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def adapt_value(self, value: Any, column_type: str | None) -> Any:
         t = (column_type or "").lower()
         if t in ("json", "jsonb"):
@@ -236,3 +266,7 @@ class PostgresDestination(SqlDestination):
 
 def _is_text_type(column_type: str) -> bool:
     return column_type in ("text", "citext", "name") or column_type.startswith(("character", "varchar", "char"))
+
+
+def _copy_key(value: Any) -> Any:
+    return str(value) if not isinstance(value, (int, str)) else value

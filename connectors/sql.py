@@ -408,6 +408,17 @@ class Dialect:
             return sql + "NOTHING"
         return sql + "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
 
+    def bulk_upsert(
+        self, cur: Any, table_sql: str, columns: Sequence[str], key: str, update: Sequence[str], rows: list[list[Any]]
+    ) -> None:
+        """Write many rows as upsert_sql would, row after row (the last of equal keys wins)."""
+        cur.executemany(self.upsert_sql(table_sql, columns, key, update), rows)
+
+    def bulk_insert(self, cur: Any, table_sql: str, columns: Sequence[str], rows: list[list[Any]]) -> None:
+        """Insert many rows known not to exist."""
+        ph = ", ".join(self.placeholder for _ in columns)
+        cur.executemany(f"INSERT INTO {table_sql} ({', '.join(columns)}) VALUES ({ph})", rows)
+
     def adapt_value(self, value: Any, column_type: str | None) -> Any:
         """A payload value as the driver should bind it into a column of `column_type`."""
         return value
@@ -1273,8 +1284,8 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         for cols, group in by_columns.items():
             quoted = [q(c) for c in cols]
             if ops.create:
-                sql = d.upsert_sql(t, [k, *quoted], k, quoted if ops.update else [])
-                cur.executemany(sql, [[it.key, *(it.values[c] for c in cols)] for it in group])
+                rows = [[it.key, *(it.values[c] for c in cols)] for it in group]
+                d.bulk_upsert(cur, t, [k, *quoted], k, quoted if ops.update else [], rows)
             elif cols and ops.update:
                 sets = ", ".join(f"{c} = {ph}" for c in quoted)
                 cur.executemany(f"UPDATE {t} SET {sets} WHERE {k} = {ph}", [[*(it.values[c] for c in cols), it.key] for it in group])
@@ -1294,5 +1305,5 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
             if removals:
                 cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {gname} = {ph}", removals)
             if additions:
-                cur.executemany(f"INSERT INTO {g} ({fk}, {gname}) VALUES ({ph}, {ph})", additions)
+                d.bulk_insert(cur, g, [fk, gname], [list(a) for a in additions])
         return skipped

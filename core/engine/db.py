@@ -6,7 +6,12 @@ decide anything are set-based SQL over a whole batch.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import math
+import uuid
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -34,8 +39,26 @@ def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     if not values:
         return "1 = 0", []
     if is_postgres():
+        if all(type(v) is int for v in values):
+            return f"{column} = ANY(%s::bigint[])", [pg_array(values)]
         return f"{column} = ANY(%s)", [list(values)]
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def _array_item(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if type(value) is int:
+        return str(value)
+    text = value.isoformat() if isinstance(value, (dt.datetime, dt.date)) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pg_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal ('{1,2,NULL,"a \\"b\\""}') for a parameter cast in SQL
+    (`%s::bigint[]`, `%s::text[]`): much cheaper than letting psycopg adapt a list item by
+    item, which showed in the profile of every batch statement keyed by record ids."""
+    return "{" + ",".join([_array_item(v) for v in values]) + "}"
 
 
 def fetchall(sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -59,11 +82,75 @@ def bulk_insert(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     with connection.cursor() as cursor:
         if is_postgres():
             with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for start in range(0, len(rows), COPY_CHUNK_ROWS):
+                    copy.write(copy_text(rows[start : start + COPY_CHUNK_ROWS]))
         else:
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+
+
+# COPY's text format, written by us: psycopg's write_row adapts value by value and was the
+# largest Python cost of a first sync (a row per record and property).
+COPY_CHUNK_ROWS = 2000
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_float(value: float) -> str:
+    if math.isfinite(value):
+        return repr(value)
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _copy_json(value: Any) -> str:
+    return json.dumps(value).translate(_COPY_ESCAPES)
+
+
+_COPY_FORMAT = {
+    str: lambda v: v.translate(_COPY_ESCAPES),
+    int: str,
+    bool: lambda v: "t" if v else "f",
+    float: _copy_float,
+    Decimal: str,
+    dt.datetime: dt.datetime.isoformat,
+    dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat,
+    uuid.UUID: str,
+    dict: _copy_json,
+    list: _copy_json,
+}
+
+
+def copy_value(value: Any) -> str:
+    """One value in COPY's text format (NULL is \\N; backslash, tab, newline, CR escaped)."""
+    if value is None:
+        return "\\N"
+    fmt = _COPY_FORMAT.get(type(value))
+    if fmt is not None:
+        return fmt(value)
+    for kind, fmt in _COPY_FORMAT.items():  # subclasses (e.g. Django's SafeString)
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return fmt(value)
+    obj = getattr(value, "obj", None)  # psycopg's Json / Jsonb wrappers
+    if obj is not None or type(value).__name__ in ("Json", "Jsonb"):
+        return _copy_json(obj)
+    raise TypeError(f"cannot write a {type(value).__name__} with COPY")
+
+
+def copy_text(rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as COPY text: tab-separated values, one line each."""
+    fmt, null = _COPY_FORMAT, "\\N"
+    lines = []
+    for row in rows:
+        out = []
+        for v in row:
+            if v is None:
+                out.append(null)
+            else:
+                f = fmt.get(type(v))
+                out.append(f(v) if f is not None else copy_value(v))
+        lines.append("\t".join(out))
+    lines.append("")
+    return "\n".join(lines)
 
 
 HOT_TABLES = ("core_record", "core_recordproperty", "core_groupmember", "core_export")

@@ -447,7 +447,7 @@ def _record_outcomes(updates: list[tuple]) -> None:
             "FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
             "%s::timestamptz[], %s::bigint[]) AS v(state, attempts, msg, lvl, after, done, ts, id) "
             "WHERE e.id = v.id AND e.state = %s",
-            [*(list(c) for c in cols), ExportState.PROCESSING],
+            [*(db.pg_array(c) for c in cols), ExportState.PROCESSING],
         )
         return
     with connection.cursor() as cursor:

@@ -208,3 +208,20 @@ def test_text_keys_and_many_rows(world):
     assert world.run("SELECT COUNT(*), SUM(n) FROM contacts") == [(1500, sum(range(1500)))]
     assert world.run("SELECT COUNT(*) FROM contact_groups") == [(2250,)]
     destination.close()
+
+
+def test_large_batch_fails_only_the_rejected_records_and_last_equal_key_wins(world, dest):
+    # Large enough for the bulk (COPY) path on PostgreSQL; the retry goes record by record.
+    batch = [payload({"id": i, "email": f"u{i}@x.test", "score": -1 if i in (7, 33) else i}, groups=["g"])
+             for i in range(1, 61)]
+    results = dest.export_batch(batch, operations=SYNC)
+    assert [i + 1 for i, r in enumerate(results) if not r.success] == [7, 33]
+    assert all(r.error for r in results if not r.success)
+    assert [r[0] for r in people(world)] == [i for i in range(1, 61) if i not in (7, 33)]
+    assert len(memberships(world)) == 58
+    # Two payloads for one key in a batch: the later one wins, as if sent one after the other.
+    again = [payload({"id": i, "email": f"v{i}@x.test", "score": i}) for i in range(1, 41)]
+    again.append(payload({"id": 5, "email": "last@x.test", "score": 500}))
+    ok(dest.export_batch(again, operations=SYNC), 41)
+    rows = {r[0]: r for r in people(world)}
+    assert rows[5] == (5, "last@x.test", None, 500) and rows[7][1] == "v7@x.test" and len(rows) == 60
