@@ -73,7 +73,7 @@ def capture_everything(caplog):
 
 def secrets_of(*api_keys: str) -> dict[str, str]:
     found = {"postgres password": PG_PASSWORD, "mysql password": MY_PASSWORD, "webhook secret": HOOK_SECRET,
-             "webhook authorization": HOOK_AUTH.split(" ", 1)[1], "SECRET_KEY": settings.SECRET_KEY}
+             "webhook authorization": HOOK_AUTH.split(" ", 1)[1], "SECRET_KEY": settings.SECRET_KEY, "API_KEY_PEPPER": settings.API_KEY_PEPPER}
     for i, key in enumerate(settings.FIELD_ENCRYPTION_KEYS if isinstance(settings.FIELD_ENCRYPTION_KEYS, list | tuple)
                             else str(settings.FIELD_ENCRYPTION_KEYS).split(",")):
         found[f"FIELD_ENCRYPTION_KEYS[{i}]"] = key.strip()
