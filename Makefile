@@ -11,6 +11,7 @@
 #   make test                 the test suite on SQLite
 #   make test PYTEST_ARGS='-k crypto -x'
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/grouparoo make test
+#   make soak MINUTES=30      the soak test (needs the local PostgreSQL; see docs/guarantees.md)
 #   make lint                 ruff
 #   make clean                caches and build artefacts (keeps .venv, .env and var/)
 
@@ -27,12 +28,13 @@ PORT ?= 8000
 SERVE ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap venv setup run serve test bench lint clean
+.PHONY: help bootstrap venv setup run serve test bench soak lint clean
 
 help:
 	@echo "make run    set up (venv, .env, database, admin user, demo) and serve http://$(HOST):$(PORT)/admin/"
 	@echo "make test   run the test suite (SQLite; set DATABASE_URL for PostgreSQL)"
 	@echo "make bench  the benchmark (N=100000 REPEAT=3 SQLITE_N=100000; needs PostgreSQL)"
+	@echo "make soak   the soak test (MINUTES=30; needs PostgreSQL)"
 	@echo "make lint   ruff check"
 	@echo "make clean  remove caches and build artefacts"
 
@@ -109,6 +111,19 @@ SQLITE_N ?= 100000
 BENCH_ARGS ?=
 bench: bootstrap
 	$(PY) bench/harness.py --n $(N) --repeat $(REPEAT) --sqlite-n $(SQLITE_N) $(BENCH_ARGS)
+
+# The soak test (manage.py soak, core/soak.py): MINUTES of recurring schedules with real workers
+# against a mutating source and flaky webhook destinations, then a check that the destinations
+# equal the source and nothing is stuck. Runs in a fresh PostgreSQL database (dropped and
+# re-created each time); exits non-zero on any mismatch.
+MINUTES ?= 30
+SOAK_DB ?= grouparoo_soak
+SOAK_SERVER ?= postgres://postgres@127.0.0.1:5432
+soak: bootstrap
+	$(PY) -c 'import psycopg; c = psycopg.connect("$(SOAK_SERVER)/postgres", autocommit=True); \
+	c.execute("DROP DATABASE IF EXISTS $(SOAK_DB) WITH (FORCE)"); c.execute("CREATE DATABASE $(SOAK_DB)")'
+	DATABASE_URL=$(SOAK_SERVER)/$(SOAK_DB) DEBUG=false Q_SYNC=false $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=$(SOAK_SERVER)/$(SOAK_DB) DEBUG=false Q_SYNC=false $(PY) manage.py soak --minutes $(MINUTES) --workdir var/soak
 
 lint: venv
 	$(VENV)/bin/ruff check .
