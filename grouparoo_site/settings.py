@@ -160,7 +160,7 @@ Q_CLUSTER = {
 
 # Engine knobs.
 GROUPAROO_BATCH_SIZE = env.int("GROUPAROO_BATCH_SIZE", default=5000)
-GROUPAROO_EXPORT_BATCH_SIZE = env.int("GROUPAROO_EXPORT_BATCH_SIZE", default=1000)
+GROUPAROO_EXPORT_BATCH_SIZE = env.int("GROUPAROO_EXPORT_BATCH_SIZE", default=5000)
 # Webhook destinations may target private/loopback addresses only when this is set.
 GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = env.bool("GROUPAROO_ALLOW_PRIVATE_WEBHOOKS", default=False)
 

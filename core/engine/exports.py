@@ -244,6 +244,15 @@ class SendSummary:
 
 def _release_expired(destination_id: int, now) -> None:
     lease = timedelta(seconds=setting_number("runs-lease-seconds"))
+    # A newer export of the same record is already pending: it carries the newest state, so the
+    # abandoned one is superseded (releasing it would make a second pending row per record).
+    db.execute(
+        "UPDATE core_export SET state = %s, started_at = NULL, error_message = %s WHERE destination_id = %s "
+        "AND state = %s AND started_at < %s AND EXISTS (SELECT 1 FROM core_export p WHERE p.destination_id = "
+        "core_export.destination_id AND p.record_id = core_export.record_id AND p.state = %s)",
+        [ExportState.CANCELED, "superseded by a newer export", destination_id, ExportState.PROCESSING,
+         db.ts(now - lease), ExportState.PENDING],
+    )
     db.execute(
         "UPDATE core_export SET state = %s, started_at = NULL WHERE destination_id = %s AND state = %s AND started_at < %s",
         [ExportState.PENDING, destination_id, ExportState.PROCESSING, db.ts(now - lease)],
@@ -283,9 +292,16 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
     from django.conf import settings
 
     now = now or timezone.now()
-    limit = limit or settings.GROUPAROO_EXPORT_BATCH_SIZE
     summary = SendSummary()
     destination = Destination.objects.select_related("app").get(pk=destination_id)
+    if not limit:
+        # The setting caps the connector's own preference (SQL 5,000 rows, webhook 100).
+        limit = settings.GROUPAROO_EXPORT_BATCH_SIZE
+        try:
+            preferred = getattr(registry.get_destination(destination.type), "preferred_batch_size", None)
+            limit = min(limit, preferred or limit)
+        except registry.UnknownConnector:
+            pass  # sending fails below, with the reason on each export
     claimed = _claim(destination_id, limit, now)
     if not claimed:
         return summary

@@ -41,6 +41,7 @@ from core.engine.groups import (
     model_groups,
 )
 from core.engine.imports import import_batch, property_spec, read_columns, source_plan
+from core.engine.pipeline import ConcurrentSender
 from core.models import Destination, Export, Group, Import, Record, Run, Schedule, Source
 from core.settings_registry import setting_number
 
@@ -291,10 +292,13 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     source_cls = registry.get_source(source.type)
     enrichers = _enrichers(plan) if plan.creates_records else []
     covered = _secondary_watermarks(run, plan, enrichers)
+    # Send while importing (PostgreSQL): see core/engine/pipeline.py.
+    sender = ConcurrentSender(run.pk, [p.destination.pk for p in dplans] if run.export else [])
     try:
-        _import_loop(
-            run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress
-        )
+        with sender:
+            _import_loop(
+                run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress
+            )
     finally:
         for _, _, conn in enrichers:
             conn.close()

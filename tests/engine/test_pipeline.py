@@ -1,0 +1,54 @@
+"""Sending while importing (core/engine/pipeline.py): on PostgreSQL a run's exports are sent by
+a second thread as its batches commit, with the same result as sending afterwards."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import connection
+
+from core import models as m
+from core.choices import ExportState, RunPhase, RunState
+from core.engine import runs as engine_runs
+from tests.engine.conftest import make_shop
+from tests.engine.helpers import sync
+
+N = 400  # 8 batches of 50 (tests/settings.py)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exports_are_sent_while_the_run_is_still_importing(tmp_path, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("the concurrent sender runs on PostgreSQL only")
+    users = [(i, f"u{i}@example.com", f"U{i}", float(i), "2026-01-01T00:00:00") for i in range(1, N + 1)]
+    shop = make_shop(tmp_path, users=users, purchases=[])
+    seen_while_importing: list[tuple[int, str]] = []
+    original = engine_runs.import_batch
+    calls = {"n": 0}
+
+    def batch_then_wait(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            # Earlier batches are committed: the sender thread must deliver some of them
+            # before this import goes on.
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                done = m.Export.objects.filter(state=ExportState.COMPLETE).count()
+                if done:
+                    run = m.Run.objects.get(source=shop.users)
+                    seen_while_importing.append((done, run.phase))
+                    break
+                time.sleep(0.05)
+        return result
+
+    monkeypatch.setattr(engine_runs, "import_batch", batch_then_wait)
+    run = sync(shop.users_schedule)
+    assert seen_while_importing, "no export was sent while the run was importing"
+    done, phase = seen_while_importing[0]
+    assert 0 < done < N and phase == RunPhase.IMPORTING
+    run.refresh_from_db()
+    assert run.state == RunState.COMPLETE and run.exports_sent == N
+    assert sorted(int(r["id"]) for r in shop.dst_rows()) == list(range(1, N + 1))
+    exports = m.Export.objects.filter(destination=shop.destination)
+    assert exports.count() == N and not exports.exclude(state=ExportState.COMPLETE).exists()
