@@ -22,7 +22,7 @@ leaving it out of a PATCH keeps them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -46,7 +46,25 @@ def model_errors(exc: DjangoValidationError, prefix: str = "") -> serializers.Va
     return serializers.ValidationError(detail)
 
 
-class CleanModelSerializer(serializers.ModelSerializer):
+class StrictFieldsMixin:
+    """Refuses input fields the serializer does not know, naming them (400): a data tool must not
+    silently ignore a typo. Read-only fields count as known, so what a GET returned may be sent
+    back (they are ignored, as always)."""
+
+    ignored_input: ClassVar[frozenset[str]] = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = [str(k) for k in data if k not in self.fields and k not in self.ignored_input]
+            if unknown:
+                writable = ", ".join(name for name, f in self.fields.items() if not f.read_only)
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field (writable fields: {writable})."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class CleanModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     """A ModelSerializer whose validate() runs the model's full_clean() on the row it would save.
 
     `create_only_fields` may be set on create and are refused on update when they differ
@@ -93,7 +111,7 @@ class CleanModelSerializer(serializers.ModelSerializer):
         return {name for name, value in attrs.items() if getattr(self.instance, name, object()) != value}
 
 
-class ChildSerializer(serializers.ModelSerializer):
+class ChildSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     """A nested row (mapping, filter, rule...): validated by its model's clean() without its
     parent (which may not exist yet); the parent checks what involves itself."""
 

@@ -7,16 +7,17 @@ from typing import Any
 from rest_framework import serializers
 
 from core import models as m
+from core.api.serializers import StrictFieldsMixin
 from core.api.serializers_records import RecordSerializer
 
 
-class ScheduleRunInput(serializers.Serializer):
+class ScheduleRunInput(StrictFieldsMixin, serializers.Serializer):
     full = serializers.BooleanField(
         default=False, help_text="Read everything, ignoring the high watermark."
     )
 
 
-class RetryFailedInput(serializers.Serializer):
+class RetryFailedInput(StrictFieldsMixin, serializers.Serializer):
     since = serializers.DateTimeField(required=False, allow_null=True,
                                       help_text="Only exports created at or after this time.")
     until = serializers.DateTimeField(required=False, allow_null=True,
@@ -33,7 +34,7 @@ class RetryFailedOutput(serializers.Serializer):
     retried = serializers.IntegerField(help_text="Failed exports queued again.")
 
 
-class PreviewInput(serializers.Serializer):
+class PreviewInput(StrictFieldsMixin, serializers.Serializer):
     limit = serializers.IntegerField(default=10, min_value=1, max_value=100)
 
 
@@ -53,7 +54,7 @@ class TestConnectionOutput(serializers.Serializer):
     message = serializers.CharField()
 
 
-class RecordImportInput(serializers.Serializer):
+class RecordImportInput(StrictFieldsMixin, serializers.Serializer):
     model = serializers.PrimaryKeyRelatedField(queryset=m.RecordModel.objects.all())
     property = serializers.CharField(max_length=191, help_text="Key of a unique property.")
     value = serializers.CharField(max_length=500, trim_whitespace=False)

@@ -19,7 +19,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.generics import get_object_or_404
@@ -37,7 +37,7 @@ from core.api import serializers as s
 from core.api import serializers_actions as a
 from core.api import serializers_records as sr
 from core.api import serializers_sources as ss
-from core.api.exceptions import BadGateway, BadRequest, Conflict
+from core.api.exceptions import BadGateway, BadRequest, Conflict, JSONParser
 from core.api.permissions import (
     ANY_TOPIC,
     HasTopicPermission,
@@ -87,6 +87,7 @@ class ApiViewMixin:
     # "read" or "write" overrides the method's access (e.g. a POST that changes nothing).
     api_access: ClassVar[str | None] = None
     abstract_view: ClassVar[bool] = True
+    parser_classes: ClassVar[list[type]] = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
