@@ -92,8 +92,13 @@ class GroupMember(models.Model):
     """Membership of a record in a group. A current member has `left_at` NULL."""
 
     # FK indexes left out: (group, record) and (record, group) cover both directions.
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="members", db_index=False)
-    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    # No database FOREIGN KEY on this hot table: see RecordProperty.record.
+    group = models.ForeignKey(
+        Group, on_delete=models.CASCADE, related_name="members", db_index=False, db_constraint=False
+    )
+    record = models.ForeignKey(
+        Record, on_delete=models.CASCADE, related_name="memberships", db_index=False, db_constraint=False
+    )
     joined_at = models.DateTimeField()
     left_at = models.DateTimeField(null=True, blank=True)
 

@@ -34,9 +34,15 @@ class RecordProperty(models.Model):
 
     # Hot table (one row per value): the FK indexes are left out, (record, property, position)
     # and the typed (property, value) indexes cover every lookup the pipeline makes.
-    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="properties", db_index=False)
+    # Hot-table references carry no database FOREIGN KEY (db_constraint=False): PostgreSQL's
+    # deferred checks lock every referenced parent row FOR KEY SHARE and cost two thirds of a
+    # first sync's inserts. Deletes cascade through Django's collector (every parent is deleted
+    # with .delete()); tests/engine/test_no_orphans.py checks that nothing is left behind.
+    record = models.ForeignKey(
+        Record, on_delete=models.CASCADE, related_name="properties", db_index=False, db_constraint=False
+    )
     property = models.ForeignKey(
-        Property, on_delete=models.CASCADE, related_name="record_properties", db_index=False
+        Property, on_delete=models.CASCADE, related_name="record_properties", db_index=False, db_constraint=False
     )
     position = models.PositiveIntegerField(default=0)
     raw_value = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL means "no value"

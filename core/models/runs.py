@@ -102,11 +102,16 @@ class Export(TimeStampedModel):
 
     # Not indexed on its own: the admin orders by id, which is the same order.
     created_at = models.DateTimeField(auto_now_add=True)
+    # No database FOREIGN KEY on this hot table: see RecordProperty.record.
     destination = models.ForeignKey(
-        "core.Destination", on_delete=models.CASCADE, related_name="exports", db_index=False
+        "core.Destination", on_delete=models.CASCADE, related_name="exports", db_index=False, db_constraint=False
     )
-    record = models.ForeignKey("core.Record", on_delete=models.CASCADE, related_name="exports", db_index=False)
-    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports")
+    record = models.ForeignKey(
+        "core.Record", on_delete=models.CASCADE, related_name="exports", db_index=False, db_constraint=False
+    )
+    run = models.ForeignKey(
+        Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports", db_constraint=False
+    )
     old_properties = models.JSONField(default=dict, blank=True)
     new_properties = models.JSONField(default=dict, blank=True)
     old_groups = models.JSONField(default=list, blank=True)
