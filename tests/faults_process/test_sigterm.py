@@ -62,33 +62,113 @@ def test_sigterm_while_importing_releases_after_the_batch_in_hand(tmp_path):
 
 
 def test_sigterm_while_exporting_records_the_batch_in_hand(tmp_path):
+    """SIGTERM arrives while an export batch is in hand (the destination has it, its outcomes
+    are being recorded: a trigger holds that for three seconds): the worker records it, then
+    stops and releases the run."""
     world.require_postgres()
     shop = world.big_shop(tmp_path)
     _long_lease()
     env = {"FAULT_EXPORT_BATCH_SIZE": "200"}
-    first = world.Worker(tmp_path, shop.users_schedule, "first", **env)
-    run = world.wait_until(
-        lambda: (r := world.the_run(shop))
-        and r.phase == RunPhase.EXPORTING
-        and r.exports_sent >= 2000
-        and r,
-        worker=first,
-        timeout=180,
-    )
-    took = _terminate(first)
-    assert took < 10, took
-    run.refresh_from_db()
-    assert run.state == RunState.RUNNING and run.phase == RunPhase.EXPORTING
+    with world.Pause(*world.OUTCOMES_AFTER_2000, seconds=3) as pause:
+        first = world.Worker(tmp_path, shop.users_schedule, "first", **env)
+        world.wait_until(pause.backend, worker=first, timeout=180)
+        took = _terminate(first)
+    assert took < 15, took
+    run = world.the_run(shop)
+    assert run.state == RunState.RUNNING
     assert run.heartbeat_at is None
     exports = m.Export.objects.filter(run=run)
-    # The batch in hand was sent and its outcomes recorded: nothing is left claimed.
+    # The batch in hand was sent and its outcomes recorded: nothing is left claimed, and the
+    # destination has exactly what the run counts as sent.
     assert not exports.filter(state=ExportState.PROCESSING).exists()
     complete = exports.filter(state=ExportState.COMPLETE).count()
-    assert 0 < complete == run.exports_sent < world.N
+    assert 2000 < complete == run.exports_sent < world.N
     assert len(shop.dst_rows()) == complete
     second = world.Worker(tmp_path, shop.users_schedule, "second", **env)
     assert second.wait(timeout=240) == 0, second.output()[-3000:]
     assert "released by its last worker, resumed" in second.output()
     world.assert_synced_exactly(shop, run)
     run.refresh_from_db()
-    assert run.exports_sent == world.N  # nothing was sent twice
+    assert run.exports_sent == world.N
+    assert set(world.deliveries(shop).values()) == {1}  # nothing was sent twice
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_sigterm_to_a_qcluster_stops_its_task_after_the_batch_in_hand(tmp_path):
+    """A service manager stopping a `qcluster` signals every process of it (systemd's default
+    KillMode=control-group). django-q2's sentinel then dies at once and its workers get SIGTERM
+    mid-task: process_run finishes the batch in hand and releases the run before the worker
+    exits, so nothing waits for the lease."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from django_q.models import Schedule as QSchedule
+    from django_q.tasks import async_task
+
+    from core.choices import RunCreator
+    from core.services.runs import run_create
+    from core.tasks import process_run
+
+    world.require_postgres()
+    shop = world.big_shop(tmp_path)
+    _long_lease()
+    QSchedule.objects.all().delete()  # only the task below: no clock ticking meanwhile
+    run, _ = run_create(
+        source=shop.users, schedule=shop.users_schedule, creator_type=RunCreator.MANUAL,
+        enqueue=False,
+    )
+    async_task(process_run, run.pk, sync=False)  # into the ORM broker, for the cluster
+    log = tmp_path / "qcluster.log"
+    with open(log, "wb") as out:
+        cluster = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=world.ROOT,
+            env=world.worker_env(Q_SYNC="false", Q_WORKERS="1"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            world.wait_until(
+                lambda: m.Run.objects.get(pk=run.pk).batches_done >= 5,
+                timeout=180,
+                step=0.02,
+            )
+            found = re.search(r"ready for work at (\d+)", log.read_text(errors="replace"))
+            assert found, log.read_text(errors="replace")
+            worker_pid = int(found.group(1))
+            sent = time.monotonic()
+            os.killpg(cluster.pid, signal.SIGTERM)
+            world.wait_until(lambda: _gone(worker_pid), timeout=30, step=0.05)
+            took = time.monotonic() - sent
+        finally:
+            # django-q2's own processes may hang once the sentinel is gone (a service manager
+            # would SIGKILL them after its grace period): what matters here is the worker.
+            try:
+                os.killpg(cluster.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            cluster.wait(timeout=30)
+    output = log.read_text(errors="replace")
+    assert took < 15, (took, output[-3000:])
+    run.refresh_from_db()
+    assert "stop requested; released" in output, output[-3000:]
+    assert run.state == RunState.RUNNING and run.phase == RunPhase.IMPORTING, output[-3000:]
+    assert run.heartbeat_at is None
+    assert 0 < run.rows_read < world.N
+    assert run.rows_read == 500 * run.batches_done
+    assert m.Import.objects.filter(run=run).count() == run.batches_done
+    second = world.Worker(tmp_path, shop.users_schedule, "second")
+    assert second.wait(timeout=240) == 0, second.output()[-3000:]
+    assert "released by its last worker, resumed" in second.output()
+    world.assert_synced_exactly(shop, run)

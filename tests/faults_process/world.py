@@ -211,3 +211,67 @@ def assert_synced_exactly(shop: Shop, run: m.Run, n: int = N) -> None:
     assert len(contents) == n
     twice = {rid: c for rid, c in contents.items() if len(c) > 1}
     assert not twice, list(twice.items())[:5]
+
+
+class Pause:
+    """A test-only trigger in the application database that holds one worker transaction open
+    (pg_sleep), once, at a chosen statement: the test then acts on the worker at a known point.
+
+        with Pause("core_import", "BEFORE INSERT", "NEW.batch = 5", seconds=60) as pause:
+            pid = wait_until(pause.backend)
+    """
+
+    def __init__(self, table: str, timing: str, condition: str, *, seconds: float):
+        self.table, self.timing, self.condition, self.seconds = table, timing, condition, seconds
+
+    def __enter__(self) -> Pause:
+        with connection.cursor() as cur:
+            cur.execute("CREATE SEQUENCE fault_once")
+            cur.execute(
+                "CREATE FUNCTION fault_pause() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF {self.condition} THEN IF nextval('fault_once') = 1 THEN "
+                f"PERFORM pg_sleep({float(self.seconds)}); END IF; END IF; RETURN NEW; END $$"
+            )
+            cur.execute(
+                f"CREATE TRIGGER fault_pause {self.timing} ON {self.table} "
+                "FOR EACH ROW EXECUTE FUNCTION fault_pause()"
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with connection.cursor() as cur:
+            cur.execute(f"DROP TRIGGER IF EXISTS fault_pause ON {self.table}")
+            cur.execute("DROP FUNCTION IF EXISTS fault_pause()")
+            cur.execute("DROP SEQUENCE IF EXISTS fault_once")
+
+    def backend(self) -> int | None:
+        """The paused worker backend: sleeping in the trigger, in a transaction that has written."""
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event = 'PgSleep' AND backend_xid IS NOT NULL"
+            )
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def terminate(pid: int) -> bool:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", [pid])
+            return bool(cur.fetchone()[0])
+
+
+# Recording the outcomes of an export batch the destination has already received and committed,
+# once at least 2,000 exports of the run are recorded as sent.
+OUTCOMES_AFTER_2000 = (
+    "core_export",
+    "BEFORE UPDATE",
+    "OLD.state = 'processing' AND NEW.state = 'complete' AND "
+    "(SELECT exports_sent FROM core_run WHERE id = NEW.run_id) >= 2000",
+)
+
+
+def deliveries(shop: Shop) -> dict[str, int]:
+    """How many times the destination received each record (the write log)."""
+    with sqlite3.connect(shop.dst) as conn:
+        return dict(conn.execute("SELECT id, COUNT(*) FROM crm_log GROUP BY id"))
