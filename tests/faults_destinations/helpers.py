@@ -36,6 +36,12 @@ def ok(records: list[dict]) -> tuple[int, dict[str, str], bytes]:
     return 200, {}, b"ok"
 
 
+def _open_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class Request:
     at: float  # time.time() when it arrived
@@ -57,6 +63,8 @@ class Receiver:
     rows: dict[int, dict] = field(default_factory=dict)
     applied: Counter = field(default_factory=Counter)  # export_id -> times applied
     bad_signatures: int = 0
+    # While cleared, requests wait (up to a minute) before being answered.
+    gate: threading.Event = field(default_factory=lambda: _open_event())
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -76,6 +84,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.gate.wait(timeout=60)
                 expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
                 records = json.loads(body).get("records", [])
                 if not hmac.compare_digest(self.headers.get("X-Grouparoo-Signature", ""), expected):
@@ -149,7 +158,8 @@ class World:
     destinations: list[m.Destination]
 
 
-def make_world(tmp_path: Path, n: int, urls: list[str], *, request_size: int = 100, users=None) -> World:
+def make_world(tmp_path: Path, n: int, urls: list[str], *, request_size: int = 100, timeout: float = 5,
+               users=None) -> World:
     """Users 1..n in a SQLite table, synced (id, email, ltv, group "High value": ltv > 500) into
     one webhook destination per URL, `request_size` records per request."""
     src = tmp_path / "users.sqlite3"
@@ -175,7 +185,7 @@ def make_world(tmp_path: Path, n: int, urls: list[str], *, request_size: int = 1
     destinations = []
     for k, url in enumerate(urls):
         hook_app = m.App.objects.create(name=f"hook{k}", type="webhook",
-                                        options={"url": url, "batchSize": request_size, "timeout": 5},
+                                        options={"url": url, "batchSize": request_size, "timeout": timeout},
                                         secret_options={"secret": SECRET})
         d = m.Destination.objects.create(name=f"hook{k}", app=hook_app, model=model, type="webhook-export",
                                          sync_mode=SyncMode.SYNC, collection=DestinationCollection.MODEL, options={})
