@@ -8,6 +8,7 @@ core/soak.py for what is mutated, which faults are injected and what is checked.
 
 from __future__ import annotations
 
+import logging
 import random
 import signal
 import sys
@@ -61,6 +62,7 @@ class Command(BaseCommand):
         source_path.unlink(missing_ok=True)
         rng = random.Random(seed)
         out = self.stdout
+        logging.getLogger("django-q").setLevel(logging.WARNING)  # not a line per enqueued task
 
         last_stamp = soak.source_create(source_path, opts["rows"], rng)
         receiver = soak.Receiver(faults=soak.Faults(), seed=seed + 1)
