@@ -117,7 +117,6 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -214,9 +213,9 @@ def worker_env(**extra: str) -> dict:
 
 def run_schedule(schedule: m.Schedule, log: Path) -> subprocess.Popen:
     """`manage.py run_schedule <id>` in a subprocess, output to `log`."""
-    out = open(log, "wb")  # noqa: SIM115 - closed with the process by the caller's wait
-    return subprocess.Popen([sys.executable, "manage.py", "run_schedule", str(schedule.pk)], cwd=ROOT,
-                            env=worker_env(), stdout=out, stderr=subprocess.STDOUT)
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "manage.py", "run_schedule", str(schedule.pk)], cwd=ROOT,
+                                env=worker_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, procs=(), every: float = 0.02) -> Any:

@@ -89,9 +89,9 @@ def test_two_run_schedule_processes_at_once_make_one_run(tmp_path):
 
 
 def _qcluster(log) -> subprocess.Popen:
-    out = open(log, "wb")  # noqa: SIM115
-    return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            env=worker_env(Q_SYNC="false", Q_WORKERS="1"))
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, env=worker_env(Q_SYNC="false", Q_WORKERS="1"))
 
 
 @pytest.mark.slow
