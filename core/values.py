@@ -21,12 +21,12 @@ _EMAIL = re.compile(rf"^(?=.{{1,{MAX_EMAIL}}}$)[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x0
 _PHONE = re.compile(r"^\+?[0-9 ().\-/]{7,}$")
 _TRUE = {"true", "t", "1", "yes", "y", "on"}
 _FALSE = {"false", "f", "0", "no", "n", "off"}
-# Typed text is indexed, and PostgreSQL refuses an index entry over ~2.7 KB (btree): a longer
-# value would abort its whole batch. So text values are limited in UTF-8 bytes; a longer one is
-# flagged (its raw text is kept in full). Unique values also fit `unique_value` (500 characters).
-MAX_TEXT_BYTES = 2_500
+# Typed text is not indexed (a btree entry cannot exceed ~2.7 KB on PostgreSQL, and the index
+# cost every text value a write): long text round-trips. A text value over 10 MB of UTF-8 is
+# flagged (its raw text is kept in full). Unique values must fit `unique_value` (500 characters).
+MAX_TEXT_BYTES = 10_000_000
 MAX_UNIQUE_TEXT = 500
-MAX_TEXT = 500  # characters that always fit both limits (UTF-8 uses at most 4 bytes each)
+MAX_TEXT = 500  # characters that always fit both limits: the fast paths skip the byte count
 
 
 def value_kind(property_type: str) -> str:

@@ -81,9 +81,6 @@ class RecordProperty(models.Model):
         # one typed index instead of four (group rules always test a non-null typed value).
         indexes = [
             models.Index(
-                fields=["property", "value_text"], name="core_rp_prop_text", condition=models.Q(value_text__isnull=False)
-            ),
-            models.Index(
                 fields=["property", "value_number"], name="core_rp_prop_number", condition=models.Q(value_number__isnull=False)
             ),
             models.Index(
