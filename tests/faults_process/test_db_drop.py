@@ -15,10 +15,13 @@ from tests.faults_process import world
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
+# Half the size of the SIGKILL tests' run: these faults need a run in progress, not a big one.
+N = 10_000
+
 
 def test_connection_dropped_mid_import_batch_is_retried_by_the_same_worker(tmp_path):
     world.require_postgres()
-    shop = world.big_shop(tmp_path)
+    shop = world.big_shop(tmp_path, N)
     # The 5th import batch, after its records, properties, memberships and exports are written.
     with world.Pause("core_import", "BEFORE INSERT", "NEW.batch = 5", seconds=120) as pause:
         worker = world.Worker(tmp_path, shop.users_schedule, "worker")
@@ -29,7 +32,7 @@ def test_connection_dropped_mid_import_batch_is_retried_by_the_same_worker(tmp_p
     assert "application database error" in output and "retrying" in output, output[-3000:]
     run = world.the_run(shop)
     assert run.state == RunState.COMPLETE
-    world.assert_synced_exactly(shop, run)
+    world.assert_synced_exactly(shop, run, N)
 
 
 def test_connection_dropped_while_recording_export_outcomes(tmp_path):
@@ -37,7 +40,7 @@ def test_connection_dropped_while_recording_export_outcomes(tmp_path):
     recorded. The batch goes back to the queue when its lease ends and is sent again, with
     the same content; the run completes in the same process."""
     world.require_postgres()
-    shop = world.big_shop(tmp_path)
+    shop = world.big_shop(tmp_path, N)
     env = {"FAULT_EXPORT_BATCH_SIZE": "200"}
     with world.Pause(*world.OUTCOMES_AFTER_2000, seconds=120) as pause:
         worker = world.Worker(tmp_path, shop.users_schedule, "worker", **env)
@@ -47,5 +50,5 @@ def test_connection_dropped_while_recording_export_outcomes(tmp_path):
     assert code == 0, output[-3000:]
     run = world.the_run(shop)
     assert run.state == RunState.COMPLETE
-    world.assert_synced_exactly(shop, run)
+    world.assert_synced_exactly(shop, run, N)
     assert any(c > 1 for c in world.deliveries(shop).values())  # the dropped batch, re-sent

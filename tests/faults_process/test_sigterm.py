@@ -18,6 +18,9 @@ from tests.faults_process import world
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
+# Half the size of the SIGKILL tests' run: these faults need a run in progress, not a big one.
+N = 10_000
+
 
 def _long_lease() -> None:
     m.Setting.objects.update_or_create(
@@ -38,7 +41,7 @@ def _terminate(worker: world.Worker) -> float:
 
 def test_sigterm_while_importing_releases_after_the_batch_in_hand(tmp_path):
     world.require_postgres()
-    shop = world.big_shop(tmp_path)
+    shop = world.big_shop(tmp_path, N)
     _long_lease()
     first = world.Worker(tmp_path, shop.users_schedule, "first")
     run = world.wait_until(
@@ -50,7 +53,7 @@ def test_sigterm_while_importing_releases_after_the_batch_in_hand(tmp_path):
     # Released, not abandoned: still running, no lease held, only whole batches committed.
     assert run.state == RunState.RUNNING and run.phase == RunPhase.IMPORTING
     assert run.heartbeat_at is None
-    assert 0 < run.rows_read < world.N
+    assert 0 < run.rows_read < N
     assert run.rows_read == 500 * run.batches_done
     assert m.Import.objects.filter(run=run).count() == run.batches_done
     assert m.Record.objects.count() == run.rows_read
@@ -58,7 +61,7 @@ def test_sigterm_while_importing_releases_after_the_batch_in_hand(tmp_path):
     second = world.Worker(tmp_path, shop.users_schedule, "second")
     assert second.wait(timeout=240) == 0, second.output()[-3000:]
     assert "released by its last worker, resumed" in second.output()
-    world.assert_synced_exactly(shop, run)
+    world.assert_synced_exactly(shop, run, N)
 
 
 def test_sigterm_while_exporting_records_the_batch_in_hand(tmp_path):
@@ -66,7 +69,7 @@ def test_sigterm_while_exporting_records_the_batch_in_hand(tmp_path):
     are being recorded: a trigger holds that for three seconds): the worker records it, then
     stops and releases the run."""
     world.require_postgres()
-    shop = world.big_shop(tmp_path)
+    shop = world.big_shop(tmp_path, N)
     _long_lease()
     env = {"FAULT_EXPORT_BATCH_SIZE": "200"}
     with world.Pause(*world.OUTCOMES_AFTER_2000, seconds=3) as pause:
@@ -82,14 +85,14 @@ def test_sigterm_while_exporting_records_the_batch_in_hand(tmp_path):
     # destination has exactly what the run counts as sent.
     assert not exports.filter(state=ExportState.PROCESSING).exists()
     complete = exports.filter(state=ExportState.COMPLETE).count()
-    assert 2000 < complete == run.exports_sent < world.N
+    assert 2000 < complete == run.exports_sent < N
     assert len(shop.dst_rows()) == complete
     second = world.Worker(tmp_path, shop.users_schedule, "second", **env)
     assert second.wait(timeout=240) == 0, second.output()[-3000:]
     assert "released by its last worker, resumed" in second.output()
-    world.assert_synced_exactly(shop, run)
+    world.assert_synced_exactly(shop, run, N)
     run.refresh_from_db()
-    assert run.exports_sent == world.N
+    assert run.exports_sent == N
     assert set(world.deliveries(shop).values()) == {1}  # nothing was sent twice
 
 
@@ -120,7 +123,7 @@ def test_sigterm_to_a_qcluster_stops_its_task_after_the_batch_in_hand(tmp_path):
     from core.tasks import process_run
 
     world.require_postgres()
-    shop = world.big_shop(tmp_path)
+    shop = world.big_shop(tmp_path, N)
     _long_lease()
     QSchedule.objects.all().delete()  # only the task below: no clock ticking meanwhile
     run, _ = run_create(
@@ -165,10 +168,10 @@ def test_sigterm_to_a_qcluster_stops_its_task_after_the_batch_in_hand(tmp_path):
     assert "stop requested; released" in output, output[-3000:]
     assert run.state == RunState.RUNNING and run.phase == RunPhase.IMPORTING, output[-3000:]
     assert run.heartbeat_at is None
-    assert 0 < run.rows_read < world.N
+    assert 0 < run.rows_read < N
     assert run.rows_read == 500 * run.batches_done
     assert m.Import.objects.filter(run=run).count() == run.batches_done
     second = world.Worker(tmp_path, shop.users_schedule, "second")
     assert second.wait(timeout=240) == 0, second.output()[-3000:]
     assert "released by its last worker, resumed" in second.output()
-    world.assert_synced_exactly(shop, run)
+    world.assert_synced_exactly(shop, run, N)
