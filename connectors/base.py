@@ -220,6 +220,9 @@ class ExportResult:
     level: str = "error"
     retry_after: float | None = None
     skipped: bool = False
+    # The connector never sent this record (an earlier request of the batch failed): it is
+    # retried when the failed ones are, without spending an attempt.
+    not_sent: bool = False
 
 
 @dataclass(frozen=True)

@@ -428,9 +428,11 @@ class WebhookDestination(DestinationConnector):
         """POST the batch, `batchSize` records per request, and return one result per payload.
 
         A request that fails before anything was delivered raises ConnectorError (retry_after
-        for throttling; permanent for a refused address). Once a request succeeded, a later
-        failure becomes per-record results: its records and the unsent ones are throttled
-        (retry_after) or retried (level error) as that failure says; a final failure (4xx)
+        for throttling; permanent for a refused address): the destination looks down. Once a
+        request succeeded, a throttled one (429/503 with Retry-After) throttles its records and
+        the unsent ones (retry_after; no attempt spent); any other retryable failure fails its
+        records (level error: an attempt each) and returns the unsent ones as not_sent (retried
+        with them, no attempt spent). A final failure (4xx)
         fails only that request's records (level info, the body as the reason) and sending
         goes on. Records a 2xx answer lists as rejected fail alone (level info, the receiver's
         reason). Every body is deterministic, so a repeated export repeats its request."""
@@ -450,11 +452,26 @@ class WebhookDestination(DestinationConnector):
                         results += [ExportResult(p.export_id, success=False, error=failure.message, level="info") for p in chunk]
                         continue
                     if not delivered:
+                        # Nothing got through: the destination looks down (or throttles); the
+                        # whole batch waits, as one failure.
                         raise ConnectorError(failure.message, retry_after=failure.retry_after) from None
-                    rest = [p for c in chunks[index:] for p in c]
+                    rest = [p for c in chunks[index + 1 :] for p in c]
+                    if failure.retry_after is not None:
+                        # Throttled: nobody spends an attempt; everything waits as asked.
+                        results += [
+                            ExportResult(p.export_id, success=False, error=failure.message, level="error",
+                                         retry_after=failure.retry_after)
+                            for p in chunk + rest
+                        ]
+                        break
+                    # This request's records spend an attempt; the ones never sent do not.
                     results += [
-                        ExportResult(p.export_id, success=False, error=failure.message, level="error",
-                                     retry_after=failure.retry_after)
+                        ExportResult(p.export_id, success=False, error=failure.message, level="error")
+                        for p in chunk
+                    ]
+                    results += [
+                        ExportResult(p.export_id, success=False, level="error", not_sent=True,
+                                     error=f"not sent: an earlier request of the batch failed ({failure.message})")
                         for p in rest
                     ]
                     break

@@ -298,8 +298,7 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
         # The setting caps the connector's own preference (SQL 5,000 rows, webhook 100).
         limit = settings.GROUPAROO_EXPORT_BATCH_SIZE
         try:
-            preferred = getattr(registry.get_destination(destination.type), "preferred_batch_size", None)
-            limit = min(limit, preferred or limit)
+            limit = min(limit, registry.get_app(destination.app.type).preferred_batch_size)
         except registry.UnknownConnector:
             pass  # sending fails below, with the reason on each export
     claimed = _claim(destination_id, limit, now)
@@ -329,7 +328,7 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
             )
         for r in results:
             outcomes[r.export_id] = (
-                "ok" if r.success else "fail",
+                "ok" if r.success else ("notsent" if r.not_sent else "fail"),
                 r.error
                 if not r.skipped
                 else (r.error or "not sent: the record does not exist at the destination"),
@@ -409,6 +408,14 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
                 )
             )
             summary.throttled += 1
+        elif kind == "notsent":
+            # Never sent (an earlier request of the batch failed): due with the failed ones,
+            # attempts unchanged.
+            send_after = db.ts(done_at + timedelta(seconds=base * (2**att)))
+            updates.append(
+                (ExportState.PENDING, att, message, ErrorLevel.ERROR, send_after, None, ts, eid)
+            )
+            summary.retried += 1
         elif kind == "fatal" or level == ErrorLevel.INFO or att + 1 >= max_attempts:
             updates.append((ExportState.FAILED, att + 1, message, level, None, ts, ts, eid))
             summary.failed += 1
@@ -441,7 +448,7 @@ def exports_send(*, destination_id: int, limit: int | None = None, now=None) -> 
 
                 errs: dict[str, int] = {}
                 for eid, (kind, message, _level, retry_after, _skipped) in outcomes.items():
-                    if runs[eid] == run_id and kind != "ok" and retry_after is None:
+                    if runs[eid] == run_id and kind not in ("ok", "notsent") and retry_after is None:
                         text = f"export to {destination.name}: {message}"
                         errs[text] = errs.get(text, 0) + 1
                 run_add_errors(run_id, errs)

@@ -247,6 +247,25 @@ def test_server_error_after_a_delivery_retries_only_the_rest(httpserver, hook):
     assert all(r.level == "error" and r.retry_after is None and "boom" in r.error for r in results[2:])
 
 
+def test_records_after_a_failed_request_are_not_sent_and_say_so(httpserver, hook):
+    answer(httpserver, (200, "", {}), (500, "boom", {}))
+    results = hook().export_batch([payload({"id": i}) for i in range(6)], operations=SYNC)
+    assert [r.success for r in results] == [True, True, False, False, False, False]
+    assert [r.not_sent for r in results] == [False, False, False, False, True, True]
+    assert all("boom" in r.error and r.retry_after is None for r in results[2:])
+    assert results[4].error.startswith("not sent: an earlier request of the batch failed")
+    assert len(httpserver.log) == 2
+
+
+def test_a_first_request_failing_fails_the_whole_batch(httpserver, hook):
+    # Nothing got through: the destination looks down, the batch is one failure.
+    answer(httpserver, (503, "down", {}))
+    with pytest.raises(ConnectorError) as info:
+        hook().export_batch([payload({"id": i}) for i in range(5)], operations=SYNC)
+    assert not info.value.permanent and "down" in info.value.message
+    assert len(httpserver.log) == 1
+
+
 def test_a_rejected_request_fails_its_records_and_sending_goes_on(httpserver, hook):
     answer(httpserver, (422, "bad record", {}), (200, "", {}), (200, "", {}))
     results = hook().export_batch([payload({"id": i}) for i in range(5)], operations=SYNC)

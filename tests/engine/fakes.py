@@ -30,7 +30,8 @@ class MemoryApp(AppConnector):
 class MemoryDestination(DestinationConnector):
     """Keeps rows in `STORE[name]` keyed by the `id` field. `SCRIPT[name]` is a list of actions
     consumed one per batch call: "ok", "down" (whole batch raises), ("throttle", seconds),
-    ("fail", id) (that record fails), ("info", id) (final failure)."""
+    ("fail", id) (that record fails), ("info", id) (final failure), ("notsent", id) (that record
+    was never sent)."""
 
     key = "memory-export"
     app_key = "memory"
@@ -58,6 +59,9 @@ class MemoryDestination(DestinationConnector):
         results = []
         for e in exports:
             key = str(e.new_properties.get("id"))
+            if isinstance(action, tuple) and action[0] == "notsent" and key == str(action[1]):
+                results.append(ExportResult(e.export_id, False, f"not sent: {key}", not_sent=True))
+                continue
             if isinstance(action, tuple) and action[0] in ("fail", "info") and key == str(action[1]):
                 results.append(ExportResult(e.export_id, False, f"rejected {key}", level="error" if action[0] == "fail" else "info"))
                 continue

@@ -110,6 +110,20 @@ def test_throttling_waits_without_spending_an_attempt(shop):
     assert len(store("slow")) == 4
 
 
+def test_records_never_sent_are_retried_without_spending_an_attempt(shop):
+    # Record 3 fails (an attempt spent); record 4 was never sent (an earlier request failed).
+    dest = add_memory_destination(shop, "partial")
+    m.Setting.objects.update_or_create(plugin="core", key="exports-max-attempts", defaults={"value": "2"})
+    fakes.MemoryDestination.SCRIPT["partial"] = [("notsent", 4), ("notsent", 4), ("notsent", 4)]
+    run = sync(shop.users_schedule)
+    assert run.state == RunState.COMPLETE
+    four = dest.exports.get(record__properties__unique_value="4", record__properties__property=shop.props["user_id"])
+    # Three "never sent" answers with max attempts 2: not failed, one attempt when it finally went.
+    assert four.state == ExportState.COMPLETE and four.attempts == 1, (four.state, four.attempts)
+    assert set(store("partial")) == {"1", "2", "3", "4"}
+    assert not any("not sent" in k for k in run.errors)
+
+
 def test_info_errors_are_final_and_other_records_complete(shop):
     dest = add_memory_destination(shop, "picky")
     fakes.MemoryDestination.SCRIPT["picky"] = [("info", 2)]
