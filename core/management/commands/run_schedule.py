@@ -108,7 +108,7 @@ class Command(BaseCommand):
                 break
             if run.state != RunState.COMPLETE:
                 failed = True
-        if failed:
+        if failed and not runs.stop_requested():  # a stop reports itself (exit 128 + signal)
             raise CommandError("At least one run did not complete.")
 
     def _summary(self, schedule: Schedule, run: Run, elapsed: float) -> str:
