@@ -48,7 +48,7 @@ def test_sigterm_while_importing_releases_after_the_batch_in_hand(tmp_path):
         lambda: (r := world.the_run(shop)) and r.batches_done >= 5 and r, worker=first
     )
     took = _terminate(first)
-    assert took < 10, took
+    assert took < 30, took  # the batch in hand, on a loaded machine; not the rest of the run
     run.refresh_from_db()
     # Released, not abandoned: still running, no lease held, only whole batches committed.
     assert run.state == RunState.RUNNING and run.phase == RunPhase.IMPORTING
@@ -76,7 +76,7 @@ def test_sigterm_while_exporting_records_the_batch_in_hand(tmp_path):
         first = world.Worker(tmp_path, shop.users_schedule, "first", **env)
         world.wait_until(pause.backend, worker=first, timeout=180)
         took = _terminate(first)
-    assert took < 15, took
+    assert took < 30, took
     run = world.the_run(shop)
     assert run.state == RunState.RUNNING
     assert run.heartbeat_at is None
@@ -163,7 +163,7 @@ def test_sigterm_to_a_qcluster_stops_its_task_after_the_batch_in_hand(tmp_path):
                 pass
             cluster.wait(timeout=30)
     output = log.read_text(errors="replace")
-    assert took < 15, (took, output[-3000:])
+    assert took < 30, (took, output[-3000:])
     run.refresh_from_db()
     assert "stop requested; released" in output, output[-3000:]
     assert run.state == RunState.RUNNING and run.phase == RunPhase.IMPORTING, output[-3000:]
