@@ -32,6 +32,9 @@ def _bar(run: Run, width: int = 30) -> str:
 
 class Command(BaseCommand):
     help = "Run schedules now, in the foreground, and print a summary."
+    # An operational command run by cron and scripts: Django's system checks (every admin,
+    # every URL) would add most of a second to each start; `manage.py check` runs them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("ids", nargs="*", help="Schedule ids or source names")
