@@ -69,6 +69,7 @@ class SourcePlan:
 class BatchResult:
     record_ids: list[int] = field(default_factory=list)
     created: set[int] = field(default_factory=set)
+    created_rows: list[dict] = field(default_factory=list)  # the source rows that created them
     changed: dict[int, set[int]] = field(default_factory=dict)  # record id -> changed property ids
     invalid_records: set[int] = field(default_factory=set)
     skipped: int = 0
@@ -328,6 +329,8 @@ def import_batch(
 
     # 3. Unique values held by other records: merge, or flag as duplicates.
     staged = _resolve_unique_conflicts(plan, staged, result, key_to_record)
+    if result.created:
+        result.created_rows = [by_key[k] for k, rid in key_to_record.items() if rid in result.created]
 
     # 4-6. Rows of records that have none yet (created by this batch, or new records a
     # secondary source enriches) go straight into the table with COPY; the rest through the

@@ -449,7 +449,7 @@ def _import_loop(
                 changed_records = set(result.changed) | result.merged_into
                 changed_props = set().union(*result.changed.values()) if result.changed else set()
                 if enrichers and result.created:
-                    new_rows = _rows_of_records(plan, page.rows, result)
+                    new_rows = result.created_rows
                     for extra in _enrich_new_records(plan, enrichers, result.created, new_rows):
                         changed_records |= set(extra.changed)
                         for pids in extra.changed.values():
@@ -505,32 +505,6 @@ def _import_loop(
                 progress(run)
             if len(page.rows) < batch_size:
                 break
-
-
-def _rows_of_records(plan, rows, result) -> list[dict]:
-    """The rows of this batch that created records (by canonical key)."""
-    from core import values
-
-    created_keys = set(
-        db.fetchall(
-            "SELECT unique_value FROM core_recordproperty WHERE property_id = %s AND "
-            + db.in_list("record_id", sorted(result.created))[0],
-            [plan.key_property.pk, *db.in_list("record_id", sorted(result.created))[1]],
-        )
-    )
-    created_keys = {k for (k,) in created_keys}
-    out = []
-    for row in rows:
-        try:
-            key = values.canonical(
-                plan.key_property.type,
-                values.coerce(plan.key_property.type, row.get(plan.key_column)),
-            )
-        except ValueError:
-            continue
-        if key in created_keys:
-            out.append(row)
-    return out
 
 
 def _delete_unconfirmed(run: Run, source: Source, groups, dplans) -> None:
