@@ -106,25 +106,33 @@ def exports_build(
     run_id: int | None,
     plans: list[DestinationPlan] | None = None,
     now=None,
+    fresh_values: dict[int, dict[int, list]] | None = None,
 ) -> int:
     """Create exports for `record_ids` wherever a destination's snapshot changed. Returns the
     number created. Runs inside the caller's transaction; idempotent: a second call with nothing
-    changed creates nothing."""
+    changed creates nothing.
+
+    fresh_values: every value of records created in this transaction, as written
+    ({record: {property: [typed values by position]}}, see BatchResult.fresh_values): they are
+    not read back, and such records have no earlier export to compare with."""
     now = now or timezone.now()
     plans = destination_plans(model_id) if plans is None else plans
     if not plans or not record_ids:
         return 0
     record_ids = sorted(set(record_ids))
     prop_ids = sorted({pid for p in plans for _, pid, _, _ in p.mapping})
+    fresh_values = fresh_values or {}
+    stored_ids = [rid for rid in record_ids if rid not in fresh_values] if fresh_values else record_ids
     cond_r, params_r = db.in_list("record_id", record_ids)
+    cond_s, params_s = db.in_list("record_id", stored_ids)
 
-    values_by_record: dict[int, dict[int, list]] = {}
-    if prop_ids:
+    values_by_record: dict[int, dict[int, list]] = dict(fresh_values)
+    if prop_ids and stored_ids:
         cond_p, params_p = db.in_list("property_id", prop_ids)
         for rid, pid, text, number, when, boolean in db.fetchall(
             "SELECT record_id, property_id, value_text, value_number, value_datetime, value_boolean "
-            f"FROM core_recordproperty WHERE {cond_r} AND {cond_p} ORDER BY record_id, property_id, position",
-            [*params_r, *params_p],
+            f"FROM core_recordproperty WHERE {cond_s} AND {cond_p} ORDER BY record_id, property_id, position",
+            [*params_s, *params_p],
         ):
             values_by_record.setdefault(rid, {}).setdefault(pid, []).append(
                 _typed((text, number, when, boolean))
@@ -135,19 +143,26 @@ def exports_build(
         params_r,
     ):
         members.setdefault(rid, set()).add(gid)
-    cond_id, params_id = db.in_list("id", record_ids)
-    states = dict(db.fetchall(f"SELECT id, state FROM core_record WHERE {cond_id}", params_id))
+    # Records created in this transaction are ready and have no exports yet.
+    states = {rid: RecordState.READY for rid in fresh_values}
+    if stored_ids:
+        cond_id, params_id = db.in_list("id", stored_ids)
+        states.update(db.fetchall(f"SELECT id, state FROM core_record WHERE {cond_id}", params_id))
     dest_ids = [p.destination.pk for p in plans]
     cond_d, params_d = db.in_list("destination_id", dest_ids)
     newest: dict[tuple[int, int], tuple] = {}
     newest_complete: dict[tuple[int, int], tuple] = {}
-    for did, rid, eid, state, new_props, new_groups, to_delete, rn_all, rn_state in db.fetchall(
-        "SELECT destination_id, record_id, id, state, new_properties, new_groups, to_delete, rn_all, rn_state FROM ("
-        "SELECT destination_id, record_id, id, state, new_properties, new_groups, to_delete, "
-        "ROW_NUMBER() OVER (PARTITION BY destination_id, record_id ORDER BY id DESC) AS rn_all, "
-        "ROW_NUMBER() OVER (PARTITION BY destination_id, record_id, state ORDER BY id DESC) AS rn_state "
-        f"FROM core_export WHERE {cond_r} AND {cond_d} AND state <> %s) e WHERE rn_all = 1 OR (rn_state = 1 AND state = %s)",
-        [*params_r, *params_d, ExportState.CANCELED, ExportState.COMPLETE],
+    for did, rid, eid, state, new_props, new_groups, to_delete, rn_all, rn_state in (
+        db.fetchall(
+            "SELECT destination_id, record_id, id, state, new_properties, new_groups, to_delete, rn_all, rn_state FROM ("
+            "SELECT destination_id, record_id, id, state, new_properties, new_groups, to_delete, "
+            "ROW_NUMBER() OVER (PARTITION BY destination_id, record_id ORDER BY id DESC) AS rn_all, "
+            "ROW_NUMBER() OVER (PARTITION BY destination_id, record_id, state ORDER BY id DESC) AS rn_state "
+            f"FROM core_export WHERE {cond_s} AND {cond_d} AND state <> %s) e WHERE rn_all = 1 OR (rn_state = 1 AND state = %s)",
+            [*params_s, *params_d, ExportState.CANCELED, ExportState.COMPLETE],
+        )
+        if stored_ids
+        else []
     ):
         entry = (eid, state, _json(new_props), _json(new_groups), bool(to_delete))
         if rn_all == 1:

@@ -70,6 +70,9 @@ class BatchResult:
     record_ids: list[int] = field(default_factory=list)
     created: set[int] = field(default_factory=set)
     created_rows: list[dict] = field(default_factory=list)  # the source rows that created them
+    # PostgreSQL: the typed values written for records that had none ({record: {property:
+    # [values by position]}}), so the export stage need not read them back.
+    fresh_values: dict[int, dict[int, list]] = field(default_factory=dict)
     changed: dict[int, set[int]] = field(default_factory=dict)  # record id -> changed property ids
     invalid_records: set[int] = field(default_factory=set)
     skipped: int = 0
@@ -340,6 +343,12 @@ def import_batch(
     if direct:
         staged_rest = [r for r in staged if r[0] not in fresh_ids]
         _insert_direct(direct, now)
+        if db.is_postgres():
+            fresh = result.fresh_values
+            for r in sorted(direct, key=lambda r: r[2]):  # by position
+                typed = r[4] if r[4] is not None else r[5] if r[5] is not None else r[6] if r[6] is not None else r[7]
+                if typed is not None:
+                    fresh.setdefault(r[0], {}).setdefault(r[1], []).append(typed)
     else:
         staged_rest = staged
     changed = [(r[0], r[1]) for r in direct]

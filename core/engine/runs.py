@@ -448,12 +448,19 @@ def _import_loop(
                 result = import_batch(plan=plan, rows=page.rows, aggregates=aggregates)
                 changed_records = set(result.changed) | result.merged_into
                 changed_props = set().union(*result.changed.values()) if result.changed else set()
+                fresh_values = None
+                if db.is_postgres() and result.created:
+                    fresh_values = {rid: result.fresh_values.get(rid, {}) for rid in result.created}
                 if enrichers and result.created:
                     new_rows = result.created_rows
                     for extra in _enrich_new_records(plan, enrichers, result.created, new_rows):
                         changed_records |= set(extra.changed)
                         for pids in extra.changed.values():
                             changed_props |= pids
+                        if fresh_values is not None:
+                            for rid, by_prop in extra.fresh_values.items():
+                                if rid in fresh_values:
+                                    fresh_values[rid] = {**fresh_values[rid], **by_prop}
                 if result.merged_into:
                     changed_props = None  # a merge can change anything
                 gchanges = memberships_update(
@@ -469,6 +476,7 @@ def _import_loop(
                         record_ids=sorted(changed_records | gchanges.records),
                         run_id=run.pk,
                         plans=dplans,
+                        fresh_values=fresh_values,
                     )
                 batch_no = run.batches_done + 1
                 Import.objects.create(

@@ -52,3 +52,22 @@ def test_exports_are_sent_while_the_run_is_still_importing(tmp_path, monkeypatch
     assert sorted(int(r["id"]) for r in shop.dst_rows()) == list(range(1, N + 1))
     exports = m.Export.objects.filter(destination=shop.destination)
     assert exports.count() == N and not exports.exclude(state=ExportState.COMPLETE).exists()
+
+
+@pytest.mark.django_db
+def test_values_passed_from_the_import_equal_the_values_read_back(tmp_path):
+    """On PostgreSQL a first sync builds exports from the values it just wrote (fresh_values)
+    instead of reading them back. Rebuilding from the table must find nothing changed."""
+    from core.engine.exports import destination_plans, exports_build
+    from tests.engine.conftest import PURCHASES, USERS
+
+    users = [*USERS, (5, "eve@example.com", "Éve 😀", 12.5, "2026-01-04T10:11:12.345678")]
+    shop = make_shop(tmp_path, users=users, purchases=[*PURCHASES, (4, 5, 1.25, "2026-01-08T01:02:03")])
+    sync(shop.users_schedule)
+    records = list(m.Record.objects.values_list("pk", flat=True))
+    exports = m.Export.objects.filter(destination=shop.destination)
+    assert exports.count() == len(users) and len(records) == len(users)
+    assert exports_build(model_id=shop.model.pk, record_ids=records, run_id=None,
+                         plans=destination_plans(shop.model.pk)) == 0
+    eve = exports.get(new_properties__email="eve@example.com").new_properties
+    assert eve["first_name"] == "Éve 😀" and eve["purchase_count"] == 1 and eve["total_spend"] == 1.25
