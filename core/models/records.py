@@ -83,6 +83,11 @@ class RecordProperty(models.Model):
             models.Index(
                 fields=["property", "value_number"], name="core_rp_prop_number", condition=models.Q(value_number__isnull=False)
             ),
+            # "Does this record hold an invalid value?" without visiting its rows: only the
+            # (rare) invalid rows enter this index.
+            models.Index(
+                fields=["record"], name="core_rp_invalid", condition=models.Q(invalid_reason__isnull=False)
+            ),
             models.Index(
                 fields=["property", "value_datetime"], name="core_rp_prop_datetime",
                 condition=models.Q(value_datetime__isnull=False),
