@@ -266,6 +266,11 @@ def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any
 # --- the dialect --------------------------------------------------------------------------
 
 
+# Whitespace, comments and opening parentheses before a query's first word.
+_LEADING_SQL_NOISE = re.compile(r"^(\s+|--[^\n]*(\n|$)|/\*.*?\*/|\()*", re.S)
+_QUERY_KEYWORDS = ("select", "with", "values", "table")
+
+
 class Dialect:
     """What differs between SQL databases. The defaults are standard SQL (double-quoted
     identifiers, `?` parameters, `LIMIT`, `INSERT ... ON CONFLICT`, `VALUES` lists); a dialect
@@ -298,8 +303,17 @@ class Dialect:
 
     def check_user_sql(self, sql: str) -> None:
         """Raise a permanent ConnectorError for user-written SQL (a source query, a query
-        property, an App Refresh Query) this database could not be trusted to run read only.
-        The default accepts everything: the read-only transaction is the guard."""
+        property, an App Refresh Query) that is not a query. The read-only transaction is the
+        guard; this only makes the refusal of a DROP or DELETE say so instead of failing as
+        a syntax error inside the wrapping SELECT."""
+        head = _LEADING_SQL_NOISE.sub("", str(sql or ""), count=1)
+        word = head.split(None, 1)[0].lower() if head.strip() else ""
+        if not word.startswith(_QUERY_KEYWORDS):
+            shown = word[:20].upper() or "nothing"
+            raise ConnectorError(
+                f"Only a query (SELECT, WITH, VALUES) can read a source; this one starts with {shown}.",
+                permanent=True,
+            )
 
     # -- connections and transactions
     def connect(self, options: dict[str, Any], *, read_only: bool) -> Any:
