@@ -31,7 +31,6 @@ class ConcurrentSender:
         self.destination_ids = list(destination_ids)
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
-        self.claimed = 0
 
     @staticmethod
     def enabled() -> bool:
@@ -60,9 +59,7 @@ class ConcurrentSender:
                 for did in self.destination_ids:
                     if self.stop.is_set():
                         break
-                    summary = exports_send(destination_id=did)
-                    self.claimed += summary.claimed
-                    progressed = progressed or bool(summary.claimed)
+                    progressed = bool(exports_send(destination_id=did).claimed) or progressed
                 if not progressed:
                     self.stop.wait(IDLE_SECONDS)
         except Exception:
