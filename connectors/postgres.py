@@ -26,6 +26,7 @@ from connectors.sql import (
     SqlDestination,
     SqlQuerySource,
     SqlTableSource,
+    key_norm,
     timeout_option,
 )
 from connectors.sql import option_value as _get
@@ -150,7 +151,7 @@ class PostgresDialect(Dialect):
         if len(rows) < self.COPY_MIN_ROWS:
             return super().bulk_upsert(cur, table_sql, columns, key, update, rows)
         # One statement cannot touch a row twice: of equal keys the last wins, as row by row.
-        last = {_copy_key(row[0]): row for row in rows}
+        last = {key_norm(row[0]): row for row in rows}
         rows = list(last.values())
         cols = ", ".join(columns)
         temp = "grouparoo_upsert"
@@ -266,7 +267,3 @@ class PostgresDestination(SqlDestination):
 
 def _is_text_type(column_type: str) -> bool:
     return column_type in ("text", "citext", "name") or column_type.startswith(("character", "varchar", "char"))
-
-
-def _copy_key(value: Any) -> Any:
-    return str(value) if not isinstance(value, (int, str)) else value
