@@ -89,10 +89,21 @@ def bulk_insert(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
             cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
 
 
+def copy_lines(table: str, columns: Sequence[str], lines: Sequence[str]) -> None:
+    """COPY rows already in COPY's text format (one line each, no newline) into a table
+    (PostgreSQL only)."""
+    if not lines:
+        return
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for start in range(0, len(lines), COPY_CHUNK_ROWS):
+                copy.write("\n".join(lines[start : start + COPY_CHUNK_ROWS]) + "\n")
+
+
 # COPY's text format, written by us: psycopg's write_row adapts value by value and was the
 # largest Python cost of a first sync (a row per record and property).
 COPY_CHUNK_ROWS = 2000
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _copy_float(value: float) -> str:
@@ -102,11 +113,11 @@ def _copy_float(value: float) -> str:
 
 
 def _copy_json(value: Any) -> str:
-    return json.dumps(value).translate(_COPY_ESCAPES)
+    return json.dumps(value).translate(COPY_ESCAPES)
 
 
 _COPY_FORMAT = {
-    str: lambda v: v.translate(_COPY_ESCAPES),
+    str: lambda v: v.translate(COPY_ESCAPES),
     int: str,
     bool: lambda v: "t" if v else "f",
     float: _copy_float,
@@ -139,7 +150,7 @@ def copy_value(value: Any) -> str:
 def copy_text(rows: Sequence[Sequence[Any]]) -> str:
     """Rows as COPY text: tab-separated values, one line each. The common types are inlined and
     a repeated timestamp object (a batch's `now`) is formatted once."""
-    esc, null, DT = _COPY_ESCAPES, "\\N", dt.datetime
+    esc, null, DT = COPY_ESCAPES, "\\N", dt.datetime
     last_dt, last_dt_text = None, ""
     lines = []
     for row in rows:
