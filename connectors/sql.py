@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -436,6 +436,12 @@ class Dialect:
     def adapt_value(self, value: Any, column_type: str | None) -> Any:
         """A payload value as the driver should bind it into a column of `column_type`."""
         return value
+
+    def value_adapter(self, column_type: str | None) -> Callable[[Any], Any]:
+        """adapt_value for one column type, as a function of the value alone (a batch adapts
+        every value of a column the same way); a dialect may return a faster equivalent."""
+        adapt = self.adapt_value
+        return lambda value: adapt(value, column_type)
 
     # -- errors
     def translate_error(self, exc: BaseException, *, timeout: float | None) -> ConnectorError:
@@ -1165,8 +1171,9 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                     if col not in group_columns:
                         raise ConnectorError(f'column "{col}" does not exist in groups table "{groups[0]}"', permanent=True)
             items: list[_Item] = []
+            adapters = {c: self.dialect.value_adapter(t) for c, t in columns.items()}
             for index, payload in enumerate(exports):
-                item = self._plan(index, payload, table, pk, columns)
+                item = self._plan(index, payload, table, pk, columns, adapters)
                 if isinstance(item, ExportResult):
                     results[index] = item
                 else:
@@ -1198,7 +1205,15 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                     results[item.index] = ExportResult(item.payload.export_id, success=True, skipped=item.index in skipped)
         return [r for r in results if r is not None]
 
-    def _plan(self, index: int, payload: ExportPayload, table: str, pk: str, columns: dict[str, str | None]) -> _Item | ExportResult:
+    def _plan(
+        self,
+        index: int,
+        payload: ExportPayload,
+        table: str,
+        pk: str,
+        columns: dict[str, str | None],
+        adapters: dict[str, Callable[[Any], Any]],
+    ) -> _Item | ExportResult:
         key = payload.new_properties.get(pk)
         old_key = payload.old_properties.get(pk)
         if old_key is not None:
@@ -1219,7 +1234,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                 success=False,
                 error=", ".join(f'unknown column "{c}" in table "{table}"' for c in unknown),
             )
-        values = {c: self.dialect.adapt_value(v, columns[c]) for c, v in payload.new_properties.items() if c != pk}
+        values = {c: adapters[c](v) for c, v in payload.new_properties.items() if c != pk}
         for c in payload.old_properties:
             if c != pk and c not in payload.new_properties and c in columns:
                 values[c] = None  # a property no longer mapped or no longer set is cleared
