@@ -282,6 +282,82 @@ def stager(prop: Property, fragments: bool = False):
     return fast
 
 
+@dataclass
+class PreparedBatch:
+    """A batch's source rows keyed and staged, before any database work: `prepare_batch` needs
+    no application database, so the next batch can be prepared while this one is written."""
+
+    by_key: dict[str, dict]  # canonical key -> its row (a later duplicate row wins)
+    raw_by_key: dict[str, Any]
+    staged: list[tuple]  # staging rows; their first item is the canonical key, not yet a record
+    skipped: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def prepare_batch(
+    *,
+    plan: SourcePlan,
+    rows: list[dict],
+    aggregates: dict[Any, dict[str, Any]],
+    fragments: bool,
+) -> PreparedBatch:
+    """Coerce and canonicalise the keys (bad keys are skipped and reported), and unpivot every
+    row into staging rows coerced to their property's type. fragments: see `stager`."""
+    key_prop = plan.key_property
+    prepared = PreparedBatch(by_key={}, raw_by_key={}, staged=[])
+    by_key, raw_by_key = prepared.by_key, prepared.raw_by_key
+    for row in rows:
+        raw_key = row.get(plan.key_column)
+        try:
+            typed = values.coerce(key_prop.type, raw_key)
+        except ValueError as exc:
+            prepared.skipped += 1
+            message = f"{plan.key_column}: {exc}; row skipped"
+            prepared.errors[message] = prepared.errors.get(message, 0) + 1
+            continue
+        if typed is None:
+            prepared.skipped += 1
+            continue
+        canon = values.canonical(key_prop.type, typed)
+        by_key[canon] = row  # a later duplicate row for the same key wins
+        raw_by_key[canon] = raw_key
+
+    staged = prepared.staged
+    empty = (*_EMPTY, _EMPTY_FRAGMENT) if fragments else _EMPTY
+    stage_key = stager(key_prop, fragments)
+    row_stagers = [
+        (prop.pk, prop.options["column"], stager(prop, fragments)) for prop in plan.row_properties
+    ]
+    agg_stagers = [(prop, stager(prop, fragments)) for prop in plan.aggregate_properties]
+    for key, row in by_key.items():
+        if plan.creates_records:  # the identity belongs to the sources that create records
+            staged.append((key, key_prop.pk, 0, *stage_key(raw_by_key[key])))
+        for pid, column, stage in row_stagers:
+            staged.append((key, pid, 0, *stage(row.get(column))))
+        agg = (
+            aggregates.get(_agg_key(row.get(plan.key_column)), {})
+            if plan.aggregate_properties
+            else {}
+        )
+        for prop, stage in agg_stagers:
+            value = agg.get(prop.key)
+            if prop.is_array:
+                items = (
+                    list(value)
+                    if isinstance(value, (list, tuple))
+                    else ([] if value is None else [value])
+                )
+                if not items:
+                    staged.append((key, prop.pk, 0, *empty))
+                for pos, item in enumerate(items):
+                    staged.append((key, prop.pk, pos, *stage(item)))
+            else:
+                if value is None and prop.aggregation_method == AggregationMethod.COUNT:
+                    value = 0
+                staged.append((key, prop.pk, 0, *stage(value)))
+    return prepared
+
+
 def import_batch(
     *,
     plan: SourcePlan,
@@ -289,33 +365,22 @@ def import_batch(
     aggregates: dict[Any, dict[str, Any]],
     now=None,
     fresh: set[int] | frozenset[int] = frozenset(),
+    prepared: PreparedBatch | None = None,
 ) -> BatchResult:
     """Write one batch. Must run inside a transaction; idempotent: writing the same batch twice
     changes nothing the second time (no changed pairs are returned).
 
     fresh: records known to hold no value of this source's properties yet (just created in the
-    same transaction); their rows skip the change-detecting upsert."""
+    same transaction); their rows skip the change-detecting upsert.
+    prepared: prepare_batch() of these rows and aggregates, if the caller made it already."""
     now = now or timezone.now()
-    result = BatchResult()
+    if prepared is None:
+        prepared = prepare_batch(
+            plan=plan, rows=rows, aggregates=aggregates, fragments=db.is_postgres()
+        )
+    result = BatchResult(skipped=prepared.skipped, errors=dict(prepared.errors))
     key_prop = plan.key_property
-
-    # Keys: coerce and canonicalise; bad keys are skipped and reported.
-    by_key: dict[str, dict] = {}
-    raw_by_key: dict[str, Any] = {}
-    for row in rows:
-        raw_key = row.get(plan.key_column)
-        try:
-            typed = values.coerce(key_prop.type, raw_key)
-        except ValueError as exc:
-            result.skipped += 1
-            result.error(f"{plan.key_column}: {exc}; row skipped")
-            continue
-        if typed is None:
-            result.skipped += 1
-            continue
-        canon = values.canonical(key_prop.type, typed)
-        by_key[canon] = row  # a later duplicate row for the same key wins
-        raw_by_key[canon] = raw_key
+    by_key = prepared.by_key
     if not by_key:
         return result
 
@@ -341,41 +406,9 @@ def import_batch(
     if not by_key:
         return result
 
-    # 2. Unpivot into staging rows, coercing each value to its property's type.
-    staged: list[tuple] = []
+    # 2. The staged rows (values coerced to their property's types) get their records.
     key_to_record = {k: found[k] for k in by_key}
-    frag = db.is_postgres()  # staged rows carry their COPY text (stager's fragments)
-    empty = (*_EMPTY, _EMPTY_FRAGMENT) if frag else _EMPTY
-    stage_key = stager(key_prop, frag)
-    row_stagers = [(prop.pk, prop.options["column"], stager(prop, frag)) for prop in plan.row_properties]
-    agg_stagers = [(prop, stager(prop, frag)) for prop in plan.aggregate_properties]
-    for key, row in by_key.items():
-        rid = key_to_record[key]
-        if plan.creates_records:  # the identity belongs to the sources that create records
-            staged.append((rid, key_prop.pk, 0, *stage_key(raw_by_key[key])))
-        for pid, column, stage in row_stagers:
-            staged.append((rid, pid, 0, *stage(row.get(column))))
-        agg = (
-            aggregates.get(_agg_key(row.get(plan.key_column)), {})
-            if plan.aggregate_properties
-            else {}
-        )
-        for prop, stage in agg_stagers:
-            value = agg.get(prop.key)
-            if prop.is_array:
-                items = (
-                    list(value)
-                    if isinstance(value, (list, tuple))
-                    else ([] if value is None else [value])
-                )
-                if not items:
-                    staged.append((rid, prop.pk, 0, *empty))
-                for pos, item in enumerate(items):
-                    staged.append((rid, prop.pk, pos, *stage(item)))
-            else:
-                if value is None and prop.aggregation_method == AggregationMethod.COUNT:
-                    value = 0
-                staged.append((rid, prop.pk, 0, *stage(value)))
+    staged = [(key_to_record[r[0]], *r[1:]) for r in prepared.staged if r[0] in key_to_record]
 
     # 3. Unique values held by other records: merge, or flag as duplicates.
     staged = _resolve_unique_conflicts(plan, staged, result, key_to_record)

@@ -1,4 +1,12 @@
-"""Sending while importing: a second thread sends a run's due exports as its batches commit.
+"""Overlapping a run's stages: reading ahead while writing, sending while importing.
+
+Reading ahead: a thread reads the source's next page (and its aggregates) and prepares it
+(keys, typed staging rows: pure Python, no application database) while the run writes the
+current page. Writing waits on the database about half of the time, so on two cores the two
+overlap. Pages are still written one at a time, in order, each in its own transaction, so what
+is committed, and where a resumed run starts, is unchanged; at most one page is held ahead.
+
+Sending while importing: a second thread sends a run's due exports as its batches commit.
 
 A first sync used to import everything and only then send. On PostgreSQL the import waits on
 the database about half of the time, so a sender thread with its own connection overlaps the
@@ -14,7 +22,10 @@ a caller's transaction (the thread could not see uncommitted exports).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.db import connection
 
@@ -67,3 +78,60 @@ class ConcurrentSender:
             logger.exception("run %s: the concurrent sender stopped", self.run_id)
         finally:
             connection.close()
+
+
+class ReadAhead:
+    """Iterate over what `produce()` yields, produced one item ahead in a thread.
+
+    `with ReadAhead(produce) as items: for item in items: ...`. An exception in the producer is
+    raised in the consumer, at the item it would have been; leaving the block early stops the
+    producer after the item in hand (a page read in vain is simply read again by the next run).
+    """
+
+    _END = object()
+
+    def __init__(self, produce: Callable[[], Iterator[Any]], depth: int = 1):
+        self.produce = produce
+        self.items: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+
+    def __enter__(self) -> Iterator[Any]:
+        self.thread.start()
+        return self._consume()
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        while self.thread.is_alive():
+            try:  # unblock a producer waiting to hand over an item
+                self.items.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self.thread.join()
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self.produce():
+                if not self._put((item, None)):
+                    return
+            self._put((self._END, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put((None, exc))
+
+    def _consume(self) -> Iterator[Any]:
+        while True:
+            item, exc = self.items.get()
+            if exc is not None:
+                raise exc
+            if item is self._END:
+                return
+            yield item

@@ -40,8 +40,14 @@ from core.engine.groups import (
     memberships_update,
     model_groups,
 )
-from core.engine.imports import import_batch, property_spec, read_columns, source_plan
-from core.engine.pipeline import ConcurrentSender
+from core.engine.imports import (
+    import_batch,
+    prepare_batch,
+    property_spec,
+    read_columns,
+    source_plan,
+)
+from core.engine.pipeline import ConcurrentSender, ReadAhead
 from core.models import Destination, Export, Group, Import, Record, Run, Schedule, Source
 from core.settings_registry import setting_number
 
@@ -371,18 +377,49 @@ def _enrichers(plan):
     return out
 
 
-def _enrich_new_records(plan, enrichers, created: set[int], created_keys_rows):
-    """Compute secondary-source properties of this batch's new records; returns BatchResults."""
-    results = []
+def _enrichment_keys(plan, oplan, rows) -> list:
+    prop = oplan.key_property
+    column = plan.key_column if prop.pk == plan.key_property.pk else prop.options.get("column")
+    return [r.get(column) for r in rows if r.get(column) is not None]
+
+
+def _enrichment_aggregates(plan, enrichers, rows) -> list[dict]:
+    """Each enricher's aggregates for these rows' keys (read ahead for a whole page)."""
+    out = []
     for oplan, specs, conn in enrichers:
-        prop = oplan.key_property
-        column = plan.key_column if prop.pk == plan.key_property.pk else prop.options.get("column")
-        keys = [r.get(column) for r in created_keys_rows if r.get(column) is not None]
+        keys = _enrichment_keys(plan, oplan, rows)
+        out.append(
+            conn.aggregate(
+                properties=specs,
+                key_column=oplan.key_column,
+                key_property=oplan.key_property.key,
+                keys=keys,
+            )
+            if keys
+            else {}
+        )
+    return out
+
+
+def _enrich_new_records(
+    plan, enrichers, created: set[int], created_keys_rows, read_ahead: list[dict] | None = None
+):
+    """Compute secondary-source properties of this batch's new records; returns BatchResults.
+    read_ahead: _enrichment_aggregates() of a superset of these rows, if already read."""
+    results = []
+    for i, (oplan, specs, conn) in enumerate(enrichers):
+        keys = _enrichment_keys(plan, oplan, created_keys_rows)
         if not keys:
             continue
-        aggregates = conn.aggregate(
-            properties=specs, key_column=oplan.key_column, key_property=prop.key, keys=keys
-        )
+        if read_ahead is not None:
+            aggregates = read_ahead[i]  # keys without purchases are absent, as when read here
+        else:
+            aggregates = conn.aggregate(
+                properties=specs,
+                key_column=oplan.key_column,
+                key_property=oplan.key_property.key,
+                keys=keys,
+            )
         results.append(
             import_batch(
                 plan=oplan,
@@ -421,98 +458,143 @@ def _import_loop(
             run.refresh_from_db()
         since = run.starting_watermark
         agg_specs = [property_spec(p) for p in plan.aggregate_properties]
-        while True:
-            _check_stop()
-            page = connector.read_batch(
-                key_column=plan.key_column,
-                columns=read_columns(plan) if plan.creates_records else [plan.key_column],
-                watermark_column=plan.watermark_column if since is not None else None,
-                since=since,
-                after=run.cursor,
-                limit=batch_size,
-                filters=plan.filters,
-                distinct_keys=not plan.creates_records,
-            )
-            if not page.rows:
-                break
-            aggregates = {}
-            if agg_specs:
-                keys = [r[plan.key_column] for r in page.rows if r.get(plan.key_column) is not None]
-                aggregates = connector.aggregate(
-                    properties=agg_specs,
+        fragments = db.is_postgres()
+        columns = read_columns(plan) if plan.creates_records else [plan.key_column]
+
+        def pages():
+            """The source's pages from the run's cursor on, read and prepared (ReadAhead)."""
+            after = run.cursor
+            while True:
+                page = connector.read_batch(
                     key_column=plan.key_column,
-                    key_property=plan.key_property.key,
-                    keys=keys,
+                    columns=columns,
+                    watermark_column=plan.watermark_column if since is not None else None,
+                    since=since,
+                    after=after,
+                    limit=batch_size,
+                    filters=plan.filters,
+                    distinct_keys=not plan.creates_records,
                 )
-            with transaction.atomic():
-                result = import_batch(plan=plan, rows=page.rows, aggregates=aggregates)
-                changed_records = set(result.changed) | result.merged_into
-                changed_props = set().union(*result.changed.values()) if result.changed else set()
-                fresh_values = None
-                if db.is_postgres() and result.created:
-                    fresh_values = {rid: result.fresh_values.get(rid, {}) for rid in result.created}
-                if enrichers and result.created:
-                    new_rows = result.created_rows
-                    for extra in _enrich_new_records(plan, enrichers, result.created, new_rows):
-                        changed_records |= set(extra.changed)
-                        for pids in extra.changed.values():
-                            changed_props |= pids
-                        if fresh_values is not None:
-                            for rid, by_prop in extra.fresh_values.items():
-                                if rid in fresh_values:
-                                    fresh_values[rid] = {**fresh_values[rid], **by_prop}
-                if result.merged_into:
-                    changed_props = None  # a merge can change anything
-                gchanges = memberships_update(
-                    groups=groups,
-                    record_ids=sorted(changed_records),
-                    changed_properties=changed_props,
-                    new_records=result.created,
-                )
-                exported = 0
-                if dplans:
-                    exported = exports_build(
-                        model_id=source.model_id,
-                        record_ids=sorted(changed_records | gchanges.records),
-                        run_id=run.pk,
-                        plans=dplans,
-                        fresh_values=fresh_values,
+                if not page.rows:
+                    return
+                aggregates = {}
+                if agg_specs:
+                    keys = [r[plan.key_column] for r in page.rows if r.get(plan.key_column) is not None]
+                    aggregates = connector.aggregate(
+                        properties=agg_specs,
+                        key_column=plan.key_column,
+                        key_property=plan.key_property.key,
+                        keys=keys,
                     )
-                batch_no = run.batches_done + 1
-                Import.objects.create(
-                    run=run,
-                    source=source,
-                    batch=batch_no,
-                    rows_read=len(page.rows),
-                    records_created=len(result.created),
-                    records_updated=len(set(result.changed) - result.created),
-                    records_skipped=result.skipped,
-                    record_ids=result.record_ids,
-                    watermark_from=run.cursor,
-                    watermark_to=page.cursor,
+                prepared = prepare_batch(
+                    plan=plan, rows=page.rows, aggregates=aggregates, fragments=fragments
                 )
-                run_add_errors(run.pk, result.errors)
-                read = run.rows_read + len(page.rows)
-                percent = min(89, int(90 * read / run.rows_total)) if run.rows_total else 0
-                _beat(
-                    run,
-                    rows_read=len(page.rows),
-                    records_created=len(result.created),
-                    records_updated=len(set(result.changed) - result.created),
-                    records_invalid=len(result.invalid_records & set(result.changed)),
-                    records_skipped=result.skipped,
-                    records_merged=result.merged,
-                    groups_changed=gchanges.count,
-                    exports_created=exported,
-                    batches_done=1,
+                # While pages create most of the records they read (a first sync), read the
+                # secondary sources' aggregates for the whole page here too.
+                enriched = (
+                    _enrichment_aggregates(plan, enrichers, page.rows)
+                    if enrichers and created_share[0] >= 0.5
+                    else None
                 )
-                Run.objects.filter(pk=run.pk).update(cursor=page.cursor, percent_complete=percent)
-            run.refresh_from_db()
-            db.analyze_hot_tables(run.batches_done)
-            if progress:
-                progress(run)
-            if len(page.rows) < batch_size:
-                break
+                yield page, aggregates, prepared, enriched
+                if len(page.rows) < batch_size:
+                    return
+                after = page.cursor
+
+        # The share of the last written page's rows that created records (written by this
+        # thread, read by the reader).
+        created_share = [
+            0.0 if not enrichers or Record.objects.filter(model_id=plan.model_id).exists() else 1.0
+        ]
+        with ReadAhead(pages) as read_ahead:
+            for page, aggregates, prepared, enriched in read_ahead:
+                _check_stop()
+                created = _import_page(
+                    run, source, plan, groups, dplans, enrichers, progress,
+                    page, aggregates, prepared, enriched,
+                )
+                created_share[0] = created / max(len(page.rows), 1)
+                if len(page.rows) < batch_size:
+                    break
+
+
+def _import_page(
+    run, source, plan, groups, dplans, enrichers, progress, page, aggregates, prepared, enriched
+) -> int:
+    """Write one page in one transaction: records and values, groups, exports, progress.
+    Returns the number of records it created."""
+    with transaction.atomic():
+        result = import_batch(
+            plan=plan, rows=page.rows, aggregates=aggregates, prepared=prepared
+        )
+        changed_records = set(result.changed) | result.merged_into
+        changed_props = set().union(*result.changed.values()) if result.changed else set()
+        fresh_values = None
+        if db.is_postgres() and result.created:
+            fresh_values = {rid: result.fresh_values.get(rid, {}) for rid in result.created}
+        if enrichers and result.created:
+            new_rows = result.created_rows
+            for extra in _enrich_new_records(
+                plan, enrichers, result.created, new_rows, read_ahead=enriched
+            ):
+                changed_records |= set(extra.changed)
+                for pids in extra.changed.values():
+                    changed_props |= pids
+                if fresh_values is not None:
+                    for rid, by_prop in extra.fresh_values.items():
+                        if rid in fresh_values:
+                            fresh_values[rid] = {**fresh_values[rid], **by_prop}
+        if result.merged_into:
+            changed_props = None  # a merge can change anything
+        gchanges = memberships_update(
+            groups=groups,
+            record_ids=sorted(changed_records),
+            changed_properties=changed_props,
+            new_records=result.created,
+        )
+        exported = 0
+        if dplans:
+            exported = exports_build(
+                model_id=source.model_id,
+                record_ids=sorted(changed_records | gchanges.records),
+                run_id=run.pk,
+                plans=dplans,
+                fresh_values=fresh_values,
+            )
+        batch_no = run.batches_done + 1
+        Import.objects.create(
+            run=run,
+            source=source,
+            batch=batch_no,
+            rows_read=len(page.rows),
+            records_created=len(result.created),
+            records_updated=len(set(result.changed) - result.created),
+            records_skipped=result.skipped,
+            record_ids=result.record_ids,
+            watermark_from=run.cursor,
+            watermark_to=page.cursor,
+        )
+        run_add_errors(run.pk, result.errors)
+        read = run.rows_read + len(page.rows)
+        percent = min(89, int(90 * read / run.rows_total)) if run.rows_total else 0
+        _beat(
+            run,
+            rows_read=len(page.rows),
+            records_created=len(result.created),
+            records_updated=len(set(result.changed) - result.created),
+            records_invalid=len(result.invalid_records & set(result.changed)),
+            records_skipped=result.skipped,
+            records_merged=result.merged,
+            groups_changed=gchanges.count,
+            exports_created=exported,
+            batches_done=1,
+        )
+        Run.objects.filter(pk=run.pk).update(cursor=page.cursor, percent_complete=percent)
+    run.refresh_from_db()
+    db.analyze_hot_tables(run.batches_done)
+    if progress:
+        progress(run)
+    return len(result.created)
 
 
 def _delete_unconfirmed(run: Run, source: Source, groups, dplans) -> None:
