@@ -372,10 +372,14 @@ def _rule_sql(
             left = f'{column} COLLATE "C"'
         condition = f"{left} {operator} %s"
         params.append(_sql_param(rule.operand, vendor))
+    # PostgreSQL: OFFSET 0 keeps the subquery correlated (probing the record's own rows through
+    # (record, property, position)); turned into a semi-join, the planner would read every
+    # matching value of the property, for every batch of records, as the table grows.
+    fence = " OFFSET 0" if vendor == "postgresql" else ""
     sql = (
         f'{"NOT EXISTS" if rule.negated else "EXISTS"} (SELECT 1 FROM "{opts.db_table}" {alias} '
         f'WHERE {alias}."{opts.get_field("record").column}" = {record_alias}.id '
-        f'AND {alias}."{opts.get_field("property").column}" = %s AND {condition})'
+        f'AND {alias}."{opts.get_field("property").column}" = %s AND {condition}{fence})'
     )
     return sql, params
 
