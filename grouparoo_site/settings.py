@@ -161,6 +161,9 @@ Q_CLUSTER = {
 # Engine knobs.
 GROUPAROO_BATCH_SIZE = env.int("GROUPAROO_BATCH_SIZE", default=5000)
 GROUPAROO_EXPORT_BATCH_SIZE = env.int("GROUPAROO_EXPORT_BATCH_SIZE", default=5000)
+# PostgreSQL: a run reading at least this many rows sends from a separate process while it
+# imports (smaller runs send from a thread); 0 never starts the process.
+GROUPAROO_SENDER_PROCESS_MIN_ROWS = env.int("GROUPAROO_SENDER_PROCESS_MIN_ROWS", default=50_000)
 # Webhook destinations may target private/loopback addresses only when this is set.
 GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = env.bool("GROUPAROO_ALLOW_PRIVATE_WEBHOOKS", default=False)
 

@@ -22,11 +22,15 @@ a caller's transaction (the thread could not see uncommitted exports).
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 logger = logging.getLogger(__name__)
@@ -35,49 +39,97 @@ IDLE_SECONDS = 0.2
 
 
 class ConcurrentSender:
-    """Context manager: `with ConcurrentSender(run_id, destination_ids): import...`."""
+    """Context manager: `with ConcurrentSender(run_id, destination_ids) as sender:` around the
+    import; `sender.start(rows)` once the run knows how many rows it will read.
+
+    A run of at least GROUPAROO_SENDER_PROCESS_MIN_ROWS rows sends from a separate process
+    (`python -m core.engine.sender`): a thread shares the interpreter lock with the import, whose
+    Python work then waits for the sender's. Smaller runs use a thread (a process costs about a
+    second of start-up). Either way the sender stops after the batch in hand when the import
+    ends, and the run's export phase sends what is left."""
 
     def __init__(self, run_id: int, destination_ids: list[int]):
         self.run_id = run_id
         self.destination_ids = list(destination_ids)
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.process: subprocess.Popen | None = None
 
     @staticmethod
     def enabled() -> bool:
         return connection.vendor == "postgresql" and not connection.in_atomic_block
 
     def __enter__(self) -> ConcurrentSender:
-        if self.destination_ids and self.enabled():
-            self.thread = threading.Thread(
-                target=self._loop, name=f"run-{self.run_id}-sender", daemon=True
-            )
-            self.thread.start()
         return self
+
+    def start(self, expected_rows: int) -> None:
+        if not self.destination_ids or not self.enabled() or self.thread or self.process:
+            return
+        threshold = settings.GROUPAROO_SENDER_PROCESS_MIN_ROWS
+        if threshold and expected_rows >= threshold:
+            self.process = self._spawn()
+            if self.process is not None:
+                return
+        self.thread = threading.Thread(
+            target=self._loop, name=f"run-{self.run_id}-sender", daemon=True
+        )
+        self.thread.start()
+
+    def _spawn(self) -> subprocess.Popen | None:
+        env = dict(os.environ)
+        env["DJANGO_SETTINGS_MODULE"] = os.environ.get(
+            "DJANGO_SETTINGS_MODULE", "grouparoo_site.settings"
+        )
+        # The database this process uses (tests rename it at run time).
+        env["GROUPAROO_SENDER_DATABASE_NAME"] = str(connection.settings_dict["NAME"])
+        ids = ",".join(str(d) for d in self.destination_ids)
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "core.engine.sender", str(self.run_id), ids],
+                cwd=str(settings.BASE_DIR),
+                env=env,
+                stdin=subprocess.PIPE,
+            )
+        except OSError:
+            logger.exception("run %s: could not start the sender process; sending from a thread", self.run_id)
+            return None
 
     def __exit__(self, *exc) -> None:
         # Let the batch in hand finish (its outcomes recorded), then stop.
         self.stop.set()
         if self.thread is not None:
             self.thread.join()
+        if self.process is not None:
+            try:
+                self.process.stdin.close()  # end of input: the process stops after its batch
+            except OSError:
+                pass
+            code = self.process.wait()
+            if code:
+                logger.warning("run %s: the sender process exited with status %s", self.run_id, code)
 
     def _loop(self) -> None:
-        from core.engine.exports import exports_send
-
         try:
-            while not self.stop.is_set():
-                progressed = False
-                for did in self.destination_ids:
-                    if self.stop.is_set():
-                        break
-                    progressed = bool(exports_send(destination_id=did).claimed) or progressed
-                if not progressed:
-                    self.stop.wait(IDLE_SECONDS)
+            send_until(self.destination_ids, self.stop)
         except Exception:
             # The run's own export phase sends whatever is left; say why this thread stopped.
             logger.exception("run %s: the concurrent sender stopped", self.run_id)
         finally:
             connection.close()
+
+
+def send_until(destination_ids: list[int], stop: threading.Event) -> None:
+    """Send the destinations' due exports, batch by batch, until `stop` is set."""
+    from core.engine.exports import exports_send
+
+    while not stop.is_set():
+        progressed = False
+        for did in destination_ids:
+            if stop.is_set():
+                break
+            progressed = bool(exports_send(destination_id=did).claimed) or progressed
+        if not progressed:
+            stop.wait(IDLE_SECONDS)
 
 
 class ReadAhead:

@@ -303,7 +303,8 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     try:
         with sender:
             _import_loop(
-                run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress
+                run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers,
+                progress, sender,
             )
     finally:
         for _, _, conn in enrichers:
@@ -432,7 +433,7 @@ def _enrich_new_records(
 
 
 def _import_loop(
-    run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress
+    run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress, sender
 ):
     with source_cls(source.app.connector_options(), source.connector_options()) as connector:
         if run.batches_done == 0 and run.cursor is None:
@@ -456,6 +457,7 @@ def _import_loop(
                 starting_watermark=since, high_watermark=high, rows_total=total
             )
             run.refresh_from_db()
+        sender.start(max(0, (run.rows_total or 0) - run.rows_read))
         since = run.starting_watermark
         agg_specs = [property_spec(p) for p in plan.aggregate_properties]
         fragments = db.is_postgres()

@@ -17,9 +17,23 @@ N = 400  # 8 batches of 50 (tests/settings.py)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_exports_are_sent_while_the_run_is_still_importing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_exports_are_sent_while_the_run_is_still_importing(tmp_path, monkeypatch, settings, mode):
     if connection.vendor != "postgresql":
         pytest.skip("the concurrent sender runs on PostgreSQL only")
+    from core.engine.pipeline import ConcurrentSender
+
+    # A run this size sends from a thread unless the process threshold is lowered.
+    settings.GROUPAROO_SENDER_PROCESS_MIN_ROWS = 1 if mode == "process" else 0
+    spawned = []
+    original_spawn = ConcurrentSender._spawn
+
+    def spawn(self):
+        proc = original_spawn(self)
+        spawned.append(proc)
+        return proc
+
+    monkeypatch.setattr(ConcurrentSender, "_spawn", spawn)
     users = [(i, f"u{i}@example.com", f"U{i}", float(i), "2026-01-01T00:00:00") for i in range(1, N + 1)]
     shop = make_shop(tmp_path, users=users, purchases=[])
     seen_while_importing: list[tuple[int, str]] = []
@@ -49,6 +63,10 @@ def test_exports_are_sent_while_the_run_is_still_importing(tmp_path, monkeypatch
     assert 0 < done < N and phase == RunPhase.IMPORTING
     run.refresh_from_db()
     assert run.state == RunState.COMPLETE and run.exports_sent == N
+    if mode == "process":
+        assert len(spawned) == 1 and spawned[0] is not None and spawned[0].returncode == 0
+    else:
+        assert spawned == []
     assert sorted(int(r["id"]) for r in shop.dst_rows()) == list(range(1, N + 1))
     exports = m.Export.objects.filter(destination=shop.destination)
     assert exports.count() == N and not exports.exclude(state=ExportState.COMPLETE).exists()

@@ -1,0 +1,54 @@
+"""The sender process of a large run: `python -m core.engine.sender RUN_ID DESTINATION_IDS`.
+
+Started by ConcurrentSender (core/engine/pipeline.py) with its standard input as a pipe. It
+sends the destinations' due exports batch by batch, exactly as a queue worker would (exclusive
+claims, outcomes recorded for its own claims), until its input ends (the run's import is over,
+or the run's process died) or it receives SIGTERM/SIGINT; it always finishes the batch in hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m core.engine.sender RUN_ID DESTINATION_IDS", file=sys.stderr)
+        return 2
+    run_id, destination_ids = int(argv[0]), [int(d) for d in argv[1].split(",") if d]
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+
+    name = os.environ.get("GROUPAROO_SENDER_DATABASE_NAME")
+    if name:
+        settings.DATABASES["default"]["NAME"] = name
+    from core.engine.pipeline import send_until
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def watch_input() -> None:
+        sys.stdin.buffer.read()  # returns at end of input
+        stop.set()
+
+    threading.Thread(target=watch_input, daemon=True).start()
+    try:
+        send_until(destination_ids, stop)
+    except Exception:
+        logging.getLogger(__name__).exception("run %s: the sender process stopped", run_id)
+        return 1
+    finally:
+        connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
