@@ -393,6 +393,7 @@ def import_batch(
         )
     )
     missing = [k for k in by_key if k not in found]
+    dropped = False
     if missing:
         if plan.creates_records:
             new_ids = _create_records(plan.model_id, len(missing), now)
@@ -401,14 +402,19 @@ def import_batch(
                 result.created.add(rid)
         else:
             result.skipped += len(missing)
+            dropped = True
             for key in missing:
                 by_key.pop(key)
     if not by_key:
         return result
 
-    # 2. The staged rows (values coerced to their property's types) get their records.
+    # 2. The staged rows (values coerced to their property's types) stay keyed by their
+    # canonical key; key_to_record gives each its record (merges below update it).
     key_to_record = {k: found[k] for k in by_key}
-    staged = [(key_to_record[r[0]], *r[1:]) for r in prepared.staged if r[0] in key_to_record]
+    k2r = key_to_record
+    staged = prepared.staged
+    if dropped:
+        staged = [r for r in staged if r[0] in k2r]
 
     # 3. Unique values held by other records: merge, or flag as duplicates.
     staged = _resolve_unique_conflicts(plan, staged, result, key_to_record)
@@ -418,31 +424,42 @@ def import_batch(
     # 4-6. Rows of records that have none yet (created by this batch, or new records a
     # secondary source enriches) go straight into the table with COPY; the rest through the
     # staging table and the upsert that reports what changed.
-    fresh_ids = result.created | (set(fresh) & set(key_to_record.values()))
-    direct = [r for r in staged if r[0] in fresh_ids] if fresh_ids else []
+    fresh_ids = result.created | (set(fresh) & set(k2r.values()))
+    fresh_keys = {k for k, rid in k2r.items() if rid in fresh_ids} if fresh_ids else set()
+    direct = [r for r in staged if r[0] in fresh_keys] if fresh_keys else []
+    staged_rest = staged
+    changed_map = result.changed
     if direct:
-        staged_rest = [r for r in staged if r[0] not in fresh_ids]
-        _insert_direct(direct, now)
-        if db.is_postgres():
-            fresh = result.fresh_values
-            for r in direct:  # staged in position order within each (record, property)
+        staged_rest = [r for r in staged if r[0] not in fresh_keys] if len(direct) < len(staged) else []
+        _insert_direct(direct, k2r, now)
+        # Every direct row is a change; on PostgreSQL its typed value is kept for the export
+        # stage. Rows come grouped by key, in position order within each property.
+        pg, fresh_values = db.is_postgres(), result.fresh_values
+        last_key, pids, vals = None, set(), {}
+        for r in direct:
+            if r[0] is not last_key:
+                last_key = r[0]
+                rid = k2r[last_key]
+                pids = changed_map.setdefault(rid, set())
+                if pg:
+                    vals = fresh_values.setdefault(rid, {})
+            pids.add(r[1])
+            if pg:
                 typed = r[4] if r[4] is not None else r[5] if r[5] is not None else r[6] if r[6] is not None else r[7]
                 if typed is not None:
-                    fresh.setdefault(r[0], {}).setdefault(r[1], []).append(typed)
-    else:
-        staged_rest = staged
-    changed = [(r[0], r[1]) for r in direct]
+                    vals.setdefault(r[1], []).append(typed)
+    changed: list[tuple[int, int]] = []
     if staged_rest:
-        _load_stage(staged_rest)
+        _load_stage(staged_rest, k2r)
         changed += _upsert_from_stage(now)
     array_props = [p.pk for p in plan.written_properties if p.is_array]
     if array_props:
-        changed += _delete_stale_positions(array_props, sorted(set(key_to_record.values())))
+        changed += _delete_stale_positions(array_props, sorted(set(k2r.values())))
     for rid, pid in changed:
-        result.changed.setdefault(rid, set()).add(pid)
-    result.record_ids = sorted(set(key_to_record.values()))
+        changed_map.setdefault(rid, set()).add(pid)
+    result.record_ids = sorted(set(k2r.values()))
     invalid_rows = [r for r in staged if r[9] is not None]
-    result.invalid_records = {r[0] for r in invalid_rows}
+    result.invalid_records = {k2r[r[0]] for r in invalid_rows}
     for r in invalid_rows:
         prop_key = next((p.key for p in plan.written_properties if p.pk == r[1]), r[1])
         result.error(f"{prop_key}: {_reason_class(r[9])}")
@@ -450,7 +467,7 @@ def import_batch(
     # 7. Records: ready (revived if they had been deleted), invalid flag refreshed where changed.
     # Records without rows before this batch: their invalid flag follows from the staged rows
     # alone (set, never cleared); the others are recomputed from the table.
-    flag_invalid = sorted({r[0] for r in direct if r[9] is not None})
+    flag_invalid = sorted({rid for rid in result.invalid_records if rid in fresh_ids})
     if flag_invalid:
         cond, params = db.in_list("id", flag_invalid)
         db.execute(f"UPDATE core_record SET invalid = %s WHERE {cond}", [True, *params])
@@ -501,10 +518,15 @@ def _resolve_unique_conflicts(
     different customers sharing an identifier; the newer claim is flagged invalid ("duplicate").
     If it has none (it came from another source, e.g. keyed by email), the two are one customer
     and are merged: the older record survives (see core.services.records.records_merge).
+
+    Staged rows are keyed by canonical key; key_to_record is updated in place by merges. Returns
+    the rows, with flagged duplicates replaced (a new list only if there are any).
     """
-    unique_rows = [r for r in staged if r[8] is not None and r[1] != plan.key_property.pk]
-    if not unique_rows:
+    k2r, key_pk = key_to_record, plan.key_property.pk
+    unique_at = [i for i, r in enumerate(staged) if r[8] is not None and r[1] != key_pk]
+    if not unique_at:
         return staged
+    unique_rows = [staged[i] for i in unique_at]
     pids = sorted({r[1] for r in unique_rows})
     cond_p, params_p = db.in_list("property_id", pids)
     cond_v, params_v = db.in_list("unique_value", sorted({r[8] for r in unique_rows}))
@@ -516,9 +538,9 @@ def _resolve_unique_conflicts(
         )
     }
     conflicts = {
-        (r[0], holders[(r[1], r[8])])
+        (k2r[r[0]], holders[(r[1], r[8])])
         for r in unique_rows
-        if holders.get((r[1], r[8]), r[0]) != r[0]
+        if holders.get((r[1], r[8]), k2r[r[0]]) != k2r[r[0]]
     }
     remap: dict[int, int] = {}
     if conflicts:
@@ -530,7 +552,7 @@ def _resolve_unique_conflicts(
             rid
             for (rid,) in db.fetchall(
                 f"SELECT record_id FROM core_recordproperty WHERE property_id = %s AND unique_value IS NOT NULL AND {cond_o}",
-                [plan.key_property.pk, *params_o],
+                [key_pk, *params_o],
             )
         }
         for mine, other in sorted(conflicts):
@@ -548,26 +570,27 @@ def _resolve_unique_conflicts(
                 if rid == loser:
                     holders[h] = survivor
         if remap:
-            staged = [(remap.get(r[0], r[0]), *r[1:]) for r in staged]
-            for k, rid in key_to_record.items():
-                key_to_record[k] = remap.get(rid, rid)
+            for k, rid in k2r.items():
+                k2r[k] = remap.get(rid, rid)
     seen: dict[tuple[int, str], int] = {}
-    out = []
-    for r in staged:
-        if r[8] is not None and r[1] != plan.key_property.pk:
-            holder = holders.get((r[1], r[8]), r[0])
-            first = seen.setdefault((r[1], r[8]), r[0])
-            if holder != r[0] or first != r[0]:
-                other = holder if holder != r[0] else first
-                r = (
-                    *r[:8],
-                    None,
-                    f"duplicate unique value {r[3]!r}: already held by record {other}",
-                )
-                if len(staged[0]) > 10:  # PostgreSQL: its COPY text changed too
-                    r = (*r, copy_fragment(r[3:]))
-        out.append(r)
-    return out
+    out = None
+    for i, r in zip(unique_at, unique_rows, strict=True):
+        rid = k2r[r[0]]
+        holder = holders.get((r[1], r[8]), rid)
+        first = seen.setdefault((r[1], r[8]), rid)
+        if holder != rid or first != rid:
+            other = holder if holder != rid else first
+            r = (
+                *r[:8],
+                None,
+                f"duplicate unique value {r[3]!r}: already held by record {other}",
+            )
+            if len(staged[0]) > 10:  # PostgreSQL: its COPY text changed too
+                r = (*r, copy_fragment(r[3:]))
+            if out is None:
+                out = list(staged)
+            out[i] = r
+    return staged if out is None else out
 
 
 def _stage_table() -> str:
@@ -589,23 +612,33 @@ def _stage_table() -> str:
     return "grp_stage"
 
 
-def _load_stage(staged: list[tuple]) -> None:
+def _load_stage(staged: list[tuple], k2r: dict[str, int]) -> None:
+    """Staged rows (keyed by canonical key) into the staging table, with their records."""
     _stage_table()
     if len(staged[0]) > 10:  # PostgreSQL: the value columns are COPY text already
-        db.copy_lines("grp_stage", STAGE_COLUMNS, [f"{r[0]}\t{r[1]}\t{r[2]}\t{r[10]}" for r in staged])
+        db.copy_lines(
+            "grp_stage", STAGE_COLUMNS, [f"{k2r[r[0]]}\t{r[1]}\t{r[2]}\t{r[10]}" for r in staged]
+        )
     else:
-        db.bulk_insert("grp_stage", STAGE_COLUMNS, staged)
+        db.bulk_insert("grp_stage", STAGE_COLUMNS, [(k2r[r[0]], *r[1:]) for r in staged])
 
 
-def _insert_direct(rows: list[tuple], now) -> None:
-    """Plain bulk insert (COPY on PostgreSQL) for records that have no rows yet."""
+def _insert_direct(rows: list[tuple], k2r: dict[str, int], now) -> None:
+    """Plain bulk insert (COPY on PostgreSQL) for records that have no rows yet; rows are keyed
+    by canonical key, k2r gives their records."""
     ts = db.ts(now)
     columns = (*STAGE_COLUMNS, "state", "changed_at", "confirmed_at")
     if len(rows[0]) > 10:  # PostgreSQL: the value columns are COPY text already
         tail = f"ready\t{db.copy_value(ts)}\t{db.copy_value(ts)}"
-        db.copy_lines("core_recordproperty", columns, [f"{r[0]}\t{r[1]}\t{r[2]}\t{r[10]}\t{tail}" for r in rows])
+        db.copy_lines(
+            "core_recordproperty",
+            columns,
+            [f"{k2r[r[0]]}\t{r[1]}\t{r[2]}\t{r[10]}\t{tail}" for r in rows],
+        )
     else:
-        db.bulk_insert("core_recordproperty", columns, [(*r, "ready", ts, ts) for r in rows])
+        db.bulk_insert(
+            "core_recordproperty", columns, [(k2r[r[0]], *r[1:], "ready", ts, ts) for r in rows]
+        )
 
 
 def _upsert_from_stage(now) -> list[tuple[int, int]]:
