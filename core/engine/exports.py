@@ -112,8 +112,19 @@ def _exporter(property_type: str):
     value is exported as it is)."""
     from functools import partial
 
-    if property_type in (PropertyType.INTEGER, PropertyType.DATE, PropertyType.BOOLEAN):
-        return partial(values.export_value, property_type)
+    general = partial(values.export_value, property_type)
+    if property_type == PropertyType.DATE:
+        datetime, utc = values.dt.datetime, values.dt.UTC
+
+        def export_date(value: Any) -> Any:
+            # What the import stage hands over: UTC datetimes, already in export form but text.
+            if value.__class__ is datetime and value.tzinfo is utc:
+                return value.isoformat()
+            return general(value)
+
+        return export_date
+    if property_type in (PropertyType.INTEGER, PropertyType.BOOLEAN):
+        return general
     return None
 
 

@@ -384,12 +384,13 @@ def _enrichment_keys(plan, oplan, rows) -> list:
     return [r.get(column) for r in rows if r.get(column) is not None]
 
 
-def _enrichment_aggregates(plan, enrichers, rows) -> list[dict]:
-    """Each enricher's aggregates for these rows' keys (read ahead for a whole page)."""
+def _enrichment_aggregates(plan, enrichers, rows, fragments: bool) -> list[tuple]:
+    """Each enricher's (keys, aggregates, prepared batch) for these rows (read ahead for a
+    whole page)."""
     out = []
     for oplan, specs, conn in enrichers:
         keys = _enrichment_keys(plan, oplan, rows)
-        out.append(
+        aggregates = (
             conn.aggregate(
                 properties=specs,
                 key_column=oplan.key_column,
@@ -399,11 +400,18 @@ def _enrichment_aggregates(plan, enrichers, rows) -> list[dict]:
             if keys
             else {}
         )
+        prepared = prepare_batch(
+            plan=oplan,
+            rows=[{oplan.key_column: k} for k in keys],
+            aggregates=aggregates,
+            fragments=fragments,
+        )
+        out.append((keys, aggregates, prepared))
     return out
 
 
 def _enrich_new_records(
-    plan, enrichers, created: set[int], created_keys_rows, read_ahead: list[dict] | None = None
+    plan, enrichers, created: set[int], created_keys_rows, read_ahead: list[tuple] | None = None
 ):
     """Compute secondary-source properties of this batch's new records; returns BatchResults.
     read_ahead: _enrichment_aggregates() of a superset of these rows, if already read."""
@@ -412,8 +420,13 @@ def _enrich_new_records(
         keys = _enrichment_keys(plan, oplan, created_keys_rows)
         if not keys:
             continue
+        prepared = None
         if read_ahead is not None:
-            aggregates = read_ahead[i]  # keys without purchases are absent, as when read here
+            read_keys, aggregates, read_prepared = read_ahead[i]
+            # Keys without purchases are absent, as when read here. The rows prepared ahead
+            # serve as they are when every key of the page created its record.
+            if read_keys == keys:
+                prepared = read_prepared
         else:
             aggregates = conn.aggregate(
                 properties=specs,
@@ -427,6 +440,7 @@ def _enrich_new_records(
                 rows=[{oplan.key_column: k} for k in keys],
                 aggregates=aggregates,
                 fresh=created,
+                prepared=prepared,
             )
         )
     return results
@@ -494,7 +508,7 @@ def _import_loop(
                 # While pages create most of the records they read (a first sync), read the
                 # secondary sources' aggregates for the whole page here too.
                 enriched = (
-                    _enrichment_aggregates(plan, enrichers, page.rows)
+                    _enrichment_aggregates(plan, enrichers, page.rows, fragments)
                     if enrichers and created_share[0] >= 0.5
                     else None
                 )
