@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +42,8 @@ def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     if is_postgres():
         if all(type(v) is int for v in values):
             return f"{column} = ANY(%s::bigint[])", [pg_array(values)]
+        if all(type(v) is str for v in values):
+            return f"{column} = ANY(%s::text[])", [pg_array(values)]
         return f"{column} = ANY(%s)", [list(values)]
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
@@ -98,6 +101,41 @@ def copy_lines(table: str, columns: Sequence[str], lines: Sequence[str]) -> None
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for start in range(0, len(lines), COPY_CHUNK_ROWS):
                 copy.write("\n".join(lines[start : start + COPY_CHUNK_ROWS]) + "\n")
+
+
+def copy_chunks_in_background(
+    table: str, columns: Sequence[str], chunks: Iterable[list[str]]
+) -> Callable[[], None]:
+    """Start COPYing `chunks` (lists of lines in COPY's text format) into a table on this
+    connection, from a thread, and return a function that waits for the COPY to end (raising
+    its error, as Django's database errors). Until then the caller may run Python but must not
+    use the database (the connection's lock would make it wait anyway). PostgreSQL only.
+
+    The server inserts the rows (index entries and all) while the caller goes on, instead of
+    the two taking turns."""
+    raw = connection.connection  # psycopg's connection: thread-safe, one operation at a time
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with raw.cursor() as cursor, cursor.copy(sql) as copy:
+                for chunk in chunks:
+                    if chunk:
+                        copy.write("\n".join(chunk) + "\n")
+        except BaseException as exc:  # raised by wait(), in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=work, name=f"copy-{table}", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if errors:
+            with connection.wrap_database_errors:
+                raise errors[0]
+
+    return wait
 
 
 # COPY's text format, written by us: psycopg's write_row adapts value by value and was the

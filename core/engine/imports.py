@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -431,23 +432,27 @@ def import_batch(
     changed_map = result.changed
     if direct:
         staged_rest = [r for r in staged if r[0] not in fresh_keys] if len(direct) < len(staged) else []
-        _insert_direct(direct, k2r, now)
-        # Every direct row is a change; on PostgreSQL its typed value is kept for the export
-        # stage. Rows come grouped by key, in position order within each property.
-        pg, fresh_values = db.is_postgres(), result.fresh_values
-        last_key, pids, vals = None, set(), {}
-        for r in direct:
-            if r[0] is not last_key:
-                last_key = r[0]
-                rid = k2r[last_key]
-                pids = changed_map.setdefault(rid, set())
+        inserted = _insert_direct(direct, k2r, now)
+        try:
+            # While the rows are inserted: every direct row is a change; on PostgreSQL its
+            # typed value is kept for the export stage. Rows come grouped by key, in position
+            # order within each property.
+            pg, fresh_values = db.is_postgres(), result.fresh_values
+            last_key, pids, vals = None, set(), {}
+            for r in direct:
+                if r[0] is not last_key:
+                    last_key = r[0]
+                    rid = k2r[last_key]
+                    pids = changed_map.setdefault(rid, set())
+                    if pg:
+                        vals = fresh_values.setdefault(rid, {})
+                pids.add(r[1])
                 if pg:
-                    vals = fresh_values.setdefault(rid, {})
-            pids.add(r[1])
-            if pg:
-                typed = r[4] if r[4] is not None else r[5] if r[5] is not None else r[6] if r[6] is not None else r[7]
-                if typed is not None:
-                    vals.setdefault(r[1], []).append(typed)
+                    typed = r[4] if r[4] is not None else r[5] if r[5] is not None else r[6] if r[6] is not None else r[7]
+                    if typed is not None:
+                        vals.setdefault(r[1], []).append(typed)
+        finally:
+            inserted()
     changed: list[tuple[int, int]] = []
     if staged_rest:
         _load_stage(staged_rest, k2r)
@@ -623,22 +628,24 @@ def _load_stage(staged: list[tuple], k2r: dict[str, int]) -> None:
         db.bulk_insert("grp_stage", STAGE_COLUMNS, [(k2r[r[0]], *r[1:]) for r in staged])
 
 
-def _insert_direct(rows: list[tuple], k2r: dict[str, int], now) -> None:
+def _insert_direct(rows: list[tuple], k2r: dict[str, int], now) -> Callable[[], None]:
     """Plain bulk insert (COPY on PostgreSQL) for records that have no rows yet; rows are keyed
-    by canonical key, k2r gives their records."""
+    by canonical key, k2r gives their records. Returns a function to call before the next use
+    of the database: on PostgreSQL the COPY runs on while the caller goes on in Python."""
     ts = db.ts(now)
     columns = (*STAGE_COLUMNS, "state", "changed_at", "confirmed_at")
     if len(rows[0]) > 10:  # PostgreSQL: the value columns are COPY text already
         tail = f"ready\t{db.copy_value(ts)}\t{db.copy_value(ts)}"
-        db.copy_lines(
-            "core_recordproperty",
-            columns,
-            [f"{k2r[r[0]]}\t{r[1]}\t{r[2]}\t{r[10]}\t{tail}" for r in rows],
+        step = db.COPY_CHUNK_ROWS
+        chunks = (
+            [f"{k2r[r[0]]}\t{r[1]}\t{r[2]}\t{r[10]}\t{tail}" for r in rows[i : i + step]]
+            for i in range(0, len(rows), step)
         )
-    else:
-        db.bulk_insert(
-            "core_recordproperty", columns, [(k2r[r[0]], *r[1:], "ready", ts, ts) for r in rows]
-        )
+        return db.copy_chunks_in_background("core_recordproperty", columns, chunks)
+    db.bulk_insert(
+        "core_recordproperty", columns, [(k2r[r[0]], *r[1:], "ready", ts, ts) for r in rows]
+    )
+    return lambda: None
 
 
 def _upsert_from_stage(now) -> list[tuple[int, int]]:

@@ -64,3 +64,22 @@ def test_pg_array_literals_round_trip():
         )
         got = cur.fetchone()
     assert got == (texts, [1, -2, 2**62], when)
+
+
+@pytest.mark.django_db
+def test_in_list_of_texts_matches_exactly_those_texts():
+    """in_list sends text keys as one array literal on PostgreSQL: every key, however spelled,
+    must match itself and nothing else, on both databases."""
+    keys = ['a"b', "c\\d", "NULL", "", " sp ", "{x,y}", "é😀", "x'y", "tab\there", "a,b", "5"]
+    others = ["a", "null", "sp", "x,y", "05"]
+    cond, params = db.in_list("v", keys)
+    if connection.vendor == "postgresql":
+        assert cond == "v = ANY(%s::text[])"
+        source = "SELECT v FROM unnest(%s::text[]) AS t(v)"
+        source_params = [db.pg_array(keys + others)]
+    else:
+        source = " UNION ALL ".join(["SELECT %s AS v"] * len(keys + others))
+        source_params = keys + others
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT v FROM ({source}) s WHERE {cond}", [*source_params, *params])
+        assert sorted(r[0] for r in cur.fetchall()) == sorted(keys)
