@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,7 @@ class BatchResult:
         default_factory=set
     )  # survivors of merges: re-evaluate everything
     errors: dict[str, int] = field(default_factory=dict)
+    enriched: bool = False  # the `with_fresh` rows were written with this batch
 
     def error(self, message: str) -> None:
         self.errors[message] = self.errors.get(message, 0) + 1
@@ -367,13 +368,17 @@ def import_batch(
     now=None,
     fresh: set[int] | frozenset[int] = frozenset(),
     prepared: PreparedBatch | None = None,
+    with_fresh: Sequence[tuple[SourcePlan, PreparedBatch]] = (),
 ) -> BatchResult:
     """Write one batch. Must run inside a transaction; idempotent: writing the same batch twice
     changes nothing the second time (no changed pairs are returned).
 
     fresh: records known to hold no value of this source's properties yet (just created in the
     same transaction); their rows skip the change-detecting upsert.
-    prepared: prepare_batch() of these rows and aggregates, if the caller made it already."""
+    prepared: prepare_batch() of these rows and aggregates, if the caller made it already.
+    with_fresh: other sources' rows prepared for the same keys (a first sync's secondary
+    sources): written with this batch, and result.enriched set, when the batch creates the
+    record of every key it reads; otherwise ignored (the caller enriches as before)."""
     now = now or timezone.now()
     if prepared is None:
         prepared = prepare_batch(
@@ -430,8 +435,20 @@ def import_batch(
     direct = [r for r in staged if r[0] in fresh_keys] if fresh_keys else []
     staged_rest = staged
     changed_map = result.changed
+    extra: list[tuple] = []
+    if (
+        with_fresh
+        and len(fresh_keys) == len(k2r)
+        and not result.merged
+        and not dropped
+        and all(set(other.by_key) == fresh_keys for _, other in with_fresh)
+    ):
+        for _, other in with_fresh:
+            extra.extend(other.staged)
+        result.enriched = True
     if direct:
         staged_rest = [r for r in staged if r[0] not in fresh_keys] if len(direct) < len(staged) else []
+        direct.extend(extra)
         inserted = _insert_direct(direct, k2r, now)
         try:
             # While the rows are inserted: every direct row is a change; on PostgreSQL its
@@ -463,11 +480,14 @@ def import_batch(
     for rid, pid in changed:
         changed_map.setdefault(rid, set()).add(pid)
     result.record_ids = sorted(set(k2r.values()))
-    invalid_rows = [r for r in staged if r[9] is not None]
+    invalid_rows = [r for r in staged if r[9] is not None] + [r for r in extra if r[9] is not None]
     result.invalid_records = {k2r[r[0]] for r in invalid_rows}
-    for r in invalid_rows:
-        prop_key = next((p.key for p in plan.written_properties if p.pk == r[1]), r[1])
-        result.error(f"{prop_key}: {_reason_class(r[9])}")
+    if invalid_rows:
+        prop_keys = {p.pk: p.key for p in plan.written_properties}
+        for other_plan, _ in with_fresh if extra else ():
+            prop_keys.update((p.pk, p.key) for p in other_plan.written_properties)
+        for r in invalid_rows:
+            result.error(f"{prop_keys.get(r[1], r[1])}: {_reason_class(r[9])}")
 
     # 7. Records: ready (revived if they had been deleted), invalid flag refreshed where changed.
     # Records without rows before this batch: their invalid flag follows from the staged rows

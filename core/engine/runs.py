@@ -540,15 +540,24 @@ def _import_page(
     """Write one page in one transaction: records and values, groups, exports, progress.
     Returns the number of records it created."""
     with transaction.atomic():
+        # A first sync's page: the secondary sources' rows, prepared ahead for every key of
+        # the page, are written with it when every key creates its record.
+        with_fresh = [
+            (oplan, read[2])
+            for (oplan, _specs, _conn), read in zip(enrichers, enriched or (), strict=False)
+            if oplan.key_property.pk == plan.key_property.pk
+        ]
+        if len(with_fresh) != len(enrichers):
+            with_fresh = []
         result = import_batch(
-            plan=plan, rows=page.rows, aggregates=aggregates, prepared=prepared
+            plan=plan, rows=page.rows, aggregates=aggregates, prepared=prepared, with_fresh=with_fresh
         )
         changed_records = set(result.changed) | result.merged_into
         changed_props = set().union(*result.changed.values()) if result.changed else set()
         fresh_values = None
         if db.is_postgres() and result.created:
             fresh_values = {rid: result.fresh_values.get(rid, {}) for rid in result.created}
-        if enrichers and result.created:
+        if enrichers and result.created and not result.enriched:
             new_rows = result.created_rows
             for extra in _enrich_new_records(
                 plan, enrichers, result.created, new_rows, read_ahead=enriched
