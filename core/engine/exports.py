@@ -150,6 +150,7 @@ def exports_build(
     plans: list[DestinationPlan] | None = None,
     now=None,
     fresh_values: dict[int, dict[int, list]] | None = None,
+    snapshots: dict[int, dict[int, tuple[dict, str]]] | None = None,
 ) -> int:
     """Create exports for `record_ids` wherever a destination's snapshot changed. Returns the
     number created. Runs inside the caller's transaction; idempotent: a second call with nothing
@@ -157,7 +158,9 @@ def exports_build(
 
     fresh_values: every value of records created in this transaction, as written
     ({record: {property: [typed values by position]}}, see BatchResult.fresh_values): they are
-    not read back, and such records have no earlier export to compare with."""
+    not read back, and such records have no earlier export to compare with.
+    snapshots: fresh_snapshots() of those records, if the caller built them already
+    (PostgreSQL)."""
     now = now or timezone.now()
     plans = destination_plans(model_id) if plans is None else plans
     if not plans or not record_ids:
@@ -218,10 +221,8 @@ def exports_build(
     ts = db.ts(now)
     for plan in plans:
         did = plan.destination.pk
-        mapping = [
-            (remote, pid, _exporter(ptype), is_array, ptype)
-            for remote, pid, ptype, is_array in plan.mapping
-        ]
+        mapping = _snapshot_mapping(plan)
+        ready = (snapshots or {}).get(did, {})
         for rid in record_ids:
             state = states.get(rid)
             if state is None:
@@ -238,24 +239,19 @@ def exports_build(
             old_props = done[2] if done and not done[4] else {}
             old_groups = done[3] if done and not done[4] else []
             if tracked:
-                rvals = values_by_record.get(rid, {})
-                props = {}
-                for remote, pid, export, is_array, ptype in mapping:
-                    vals = rvals.get(pid)
-                    if not is_array and vals and len(vals) == 1:  # the common case, inlined
-                        v = vals[0]
-                        props[remote] = v if export is None or v is None else export(v)
-                        continue
-                    vals = [values.export_value(ptype, v) for v in vals or () if v is not None]
-                    props[remote] = vals if is_array else (vals[0] if vals else None)
+                props, text = ready.get(rid) or (None, None)
+                if props is None:
+                    props = _snapshot(mapping, values_by_record.get(rid, {}))
                 groups = sorted(plan.groups[g] for g in mine if g in plan.groups)
                 if last is not None and not last[4] and last[2] == props and last[3] == groups:
                     continue
-                to_insert.append((did, rid, run_id, old_props, props, old_groups, groups, False))
+                to_insert.append(
+                    (did, rid, run_id, old_props, props, old_groups, groups, False, text)
+                )
             else:
                 if last is None or last[4]:
                     continue  # never sent, or already leaving
-                to_insert.append((did, rid, run_id, old_props, last[2], old_groups, [], True))
+                to_insert.append((did, rid, run_id, old_props, last[2], old_groups, [], True, None))
             if last is not None and last[1] == ExportState.PENDING:
                 supersede.setdefault(did, []).append(rid)
 
@@ -280,22 +276,61 @@ def exports_build(
             EXPORT_COLUMNS,
             [
                 f"{did}\t{rid}\t{db.copy_value(run)}\t{_dumps(op).replace(BS, BS2)}\t"
-                f"{_dumps(np).replace(BS, BS2)}\t{_dumps(og).replace(BS, BS2)}\t"
-                f"{_dumps(ng).replace(BS, BS2)}\t{'t' if to_delete else 'f'}\t{tail}"
-                for did, rid, run, op, np, og, ng, to_delete in to_insert
+                f"{_dumps(np).replace(BS, BS2) if text is None else text}\t"
+                f"{_dumps(og).replace(BS, BS2)}\t{_dumps(ng).replace(BS, BS2)}\t"
+                f"{'t' if to_delete else 'f'}\t{tail}"
+                for did, rid, run, op, np, og, ng, to_delete, text in to_insert
             ],
         )
         return len(to_insert)
     rows = [
         (did, rid, run, _dumps(op), _dumps(np), _dumps(og), _dumps(ng), to_delete,
          ExportState.PENDING, 0, "", "", ts, ts)
-        for did, rid, run, op, np, og, ng, to_delete in to_insert
+        for did, rid, run, op, np, og, ng, to_delete, _text in to_insert
     ]
     db.bulk_insert("core_export", EXPORT_COLUMNS, rows)
     return len(rows)
 
 
 BS, BS2 = "\\", "\\\\"
+
+
+def _snapshot_mapping(plan: DestinationPlan) -> list[tuple]:
+    return [
+        (remote, pid, _exporter(ptype), is_array, ptype)
+        for remote, pid, ptype, is_array in plan.mapping
+    ]
+
+
+def _snapshot(mapping: list[tuple], rvals: dict[int, list]) -> dict[str, Any]:
+    """A record's properties as a destination receives them ({remote key: value})."""
+    props = {}
+    for remote, pid, export, is_array, ptype in mapping:
+        vals = rvals.get(pid)
+        if not is_array and vals and len(vals) == 1:  # the common case, inlined
+            v = vals[0]
+            props[remote] = v if export is None or v is None else export(v)
+            continue
+        vals = [values.export_value(ptype, v) for v in vals or () if v is not None]
+        props[remote] = vals if is_array else (vals[0] if vals else None)
+    return props
+
+
+def fresh_snapshots(
+    plans: list[DestinationPlan], fresh_values: dict[int, dict[int, list]]
+) -> dict[int, dict[int, tuple[dict, str]]]:
+    """Snapshots of records created in this transaction, from the values written for them
+    (BatchResult.fresh_values), built before the database has finished writing them:
+    {destination: {record: (properties, their JSON in COPY text)}} for exports_build. They
+    need no database; a record's groups are added by exports_build."""
+    out: dict[int, dict[int, tuple[dict, str]]] = {}
+    for plan in plans:
+        mapping = _snapshot_mapping(plan)
+        mine = out[plan.destination.pk] = {}
+        for rid, rvals in fresh_values.items():
+            props = _snapshot(mapping, rvals)
+            mine[rid] = (props, _dumps(props).replace(BS, BS2))
+    return out
 
 
 # --- sending ---------------------------------------------------------------------------------

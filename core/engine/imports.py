@@ -83,6 +83,14 @@ class BatchResult:
     )  # survivors of merges: re-evaluate everything
     errors: dict[str, int] = field(default_factory=dict)
     enriched: bool = False  # the `with_fresh` rows were written with this batch
+    # import_batch(defer=True): the COPY of the new records' values may still be running;
+    # settle() (waits, raising its error) must come before the next use of the database.
+    pending: Callable[[], None] | None = None
+
+    def settle(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending()
 
     def error(self, message: str) -> None:
         self.errors[message] = self.errors.get(message, 0) + 1
@@ -369,6 +377,7 @@ def import_batch(
     fresh: set[int] | frozenset[int] = frozenset(),
     prepared: PreparedBatch | None = None,
     with_fresh: Sequence[tuple[SourcePlan, PreparedBatch]] = (),
+    defer: bool = False,
 ) -> BatchResult:
     """Write one batch. Must run inside a transaction; idempotent: writing the same batch twice
     changes nothing the second time (no changed pairs are returned).
@@ -378,7 +387,9 @@ def import_batch(
     prepared: prepare_batch() of these rows and aggregates, if the caller made it already.
     with_fresh: other sources' rows prepared for the same keys (a first sync's secondary
     sources): written with this batch, and result.enriched set, when the batch creates the
-    record of every key it reads; otherwise ignored (the caller enriches as before)."""
+    record of every key it reads; otherwise ignored (the caller enriches as before).
+    defer: the caller calls result.settle() before its next use of the database, so it can run
+    Python while the new records' values are being written (see BatchResult.pending)."""
     now = now or timezone.now()
     if prepared is None:
         prepared = prepare_batch(
@@ -449,7 +460,7 @@ def import_batch(
     if direct:
         staged_rest = [r for r in staged if r[0] not in fresh_keys] if len(direct) < len(staged) else []
         direct.extend(extra)
-        inserted = _insert_direct(direct, k2r, now)
+        result.pending = _insert_direct(direct, k2r, now)
         try:
             # While the rows are inserted: every direct row is a change; on PostgreSQL its
             # typed value is kept for the export stage. Rows come grouped by key, in position
@@ -468,14 +479,17 @@ def import_batch(
                     typed = r[4] if r[4] is not None else r[5] if r[5] is not None else r[6] if r[6] is not None else r[7]
                     if typed is not None:
                         vals.setdefault(r[1], []).append(typed)
-        finally:
-            inserted()
+        except BaseException:
+            result.settle()
+            raise
     changed: list[tuple[int, int]] = []
     if staged_rest:
+        result.settle()
         _load_stage(staged_rest, k2r)
         changed += _upsert_from_stage(now)
     array_props = [p.pk for p in plan.written_properties if p.is_array]
     if array_props:
+        result.settle()
         changed += _delete_stale_positions(array_props, sorted(set(k2r.values())))
     for rid, pid in changed:
         changed_map.setdefault(rid, set()).add(pid)
@@ -494,11 +508,16 @@ def import_batch(
     # alone (set, never cleared); the others are recomputed from the table.
     flag_invalid = sorted({rid for rid in result.invalid_records if rid in fresh_ids})
     if flag_invalid:
+        result.settle()
         cond, params = db.in_list("id", flag_invalid)
         db.execute(f"UPDATE core_record SET invalid = %s WHERE {cond}", [True, *params])
     recheck = sorted(set(result.changed) - fresh_ids)
     revive = [r for r in result.record_ids if r not in fresh_ids] if plan.creates_records else []
-    _refresh_records(revive, plan.creates_records, recheck, now)
+    if recheck or revive:
+        result.settle()
+        _refresh_records(revive, plan.creates_records, recheck, now)
+    if not defer:
+        result.settle()
     return result
 
 

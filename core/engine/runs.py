@@ -32,7 +32,7 @@ from connectors import registry
 from connectors.base import ConnectorError
 from core.choices import ExportState, RecordState, RunPhase, RunState
 from core.engine import db
-from core.engine.exports import destination_plans, exports_build, exports_send
+from core.engine.exports import destination_plans, exports_build, exports_send, fresh_snapshots
 from core.engine.groups import (
     GroupChanges,
     group_finish,
@@ -550,13 +550,25 @@ def _import_page(
         if len(with_fresh) != len(enrichers):
             with_fresh = []
         result = import_batch(
-            plan=plan, rows=page.rows, aggregates=aggregates, prepared=prepared, with_fresh=with_fresh
+            plan=plan,
+            rows=page.rows,
+            aggregates=aggregates,
+            prepared=prepared,
+            with_fresh=with_fresh,
+            defer=True,
         )
-        changed_records = set(result.changed) | result.merged_into
-        changed_props = set().union(*result.changed.values()) if result.changed else set()
-        fresh_values = None
-        if db.is_postgres() and result.created:
-            fresh_values = {rid: result.fresh_values.get(rid, {}) for rid in result.created}
+        snapshots = None
+        try:
+            # While the database writes the new records' values: their export snapshots.
+            changed_records = set(result.changed) | result.merged_into
+            changed_props = set().union(*result.changed.values()) if result.changed else set()
+            fresh_values = None
+            if db.is_postgres() and result.created:
+                fresh_values = {rid: result.fresh_values.get(rid, {}) for rid in result.created}
+                if dplans and result.pending is not None and (result.enriched or not enrichers):
+                    snapshots = fresh_snapshots(dplans, fresh_values)
+        finally:
+            result.settle()
         if enrichers and result.created and not result.enriched:
             new_rows = result.created_rows
             for extra in _enrich_new_records(
@@ -585,6 +597,7 @@ def _import_page(
                 run_id=run.pk,
                 plans=dplans,
                 fresh_values=fresh_values,
+                snapshots=snapshots,
             )
         batch_no = run.batches_done + 1
         Import.objects.create(
