@@ -140,6 +140,22 @@ class PostgresDialect(Dialect):
             array_type, keys = "text[]", [str(k) for k in keys]
         return Frag(f"SELECT unnest(CAST(%s AS {array_type}))", [list(keys)])
 
+    @staticmethod
+    def _all_ints(values: Sequence[Any]) -> bool:
+        return all(type(v) is int and -(2**63) <= v < 2**63 for v in values)
+
+    def in_frag(self, column_sql: str, values: Sequence[Any]) -> str:
+        # Integer keys travel as one array (no statement with thousands of placeholders to
+        # parse); others keep their placeholders, so the server still coerces each literal.
+        if self._all_ints(values):
+            return f"{column_sql} = ANY(CAST(%s AS bigint[]))"
+        return super().in_frag(column_sql, values)
+
+    def in_params(self, values: Sequence[Any]) -> list[Any]:
+        if self._all_ints(values):
+            return ["{" + ",".join(str(v) for v in values) + "}"]
+        return list(values)
+
     # Batches at least this large are written with COPY; smaller ones (and the record-by-record
     # retry after a rejected value) row by row.
     COPY_MIN_ROWS = 20

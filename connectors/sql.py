@@ -437,6 +437,13 @@ class Dialect:
         """A payload value as the driver should bind it into a column of `column_type`."""
         return value
 
+    def in_frag(self, column_sql: str, values: Sequence[Any]) -> str:
+        """`column IN (...)` for a chunk of key values, as SQL text for Frag(text, values)."""
+        return f"{column_sql} IN ({', '.join(self.placeholder for _ in values)})"
+
+    def in_params(self, values: Sequence[Any]) -> list[Any]:
+        return list(values)
+
     def value_adapter(self, column_type: str | None) -> Callable[[Any], Any]:
         """adapt_value for one column type, as a function of the value alone (a batch adapts
         every value of a column the same way); a dialect may return a faster equivalent."""
@@ -1242,16 +1249,16 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
 
     def _existing(self, cur: Any, table_sql: str, pk_sql: str, keys: list[Any]) -> set[Any]:
         found: set[Any] = set()
-        ph = self.dialect.placeholder
+        d = self.dialect
         for chunk in _chunks(list({key_norm(k): k for k in keys}.values())):
-            sql = Frag(f"SELECT {pk_sql} FROM {table_sql} WHERE {pk_sql} IN ({', '.join(ph for _ in chunk)})", chunk)
+            sql = Frag(f"SELECT {pk_sql} FROM {table_sql} WHERE {d.in_frag(pk_sql, chunk)}", d.in_params(chunk))
             found |= {key_norm(r[0]) for r in self.execute(cur, sql).fetchall()}
         return found
 
     def _delete_in(self, cur: Any, table_sql: str, column_sql: str, keys: list[Any]) -> None:
-        ph = self.dialect.placeholder
+        d = self.dialect
         for chunk in _chunks(list({key_norm(k): k for k in keys}.values())):
-            self.execute(cur, Frag(f"DELETE FROM {table_sql} WHERE {column_sql} IN ({', '.join(ph for _ in chunk)})", chunk))
+            self.execute(cur, Frag(f"DELETE FROM {table_sql} WHERE {d.in_frag(column_sql, chunk)}", d.in_params(chunk)))
 
     def _apply(
         self,
@@ -1326,7 +1333,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                 wanted[key_norm(it.key)] = (it.key, {str(n) for n in it.payload.new_groups})
             have: dict[Any, set[str]] = {}
             for chunk in _chunks([key for key, _ in wanted.values()]):
-                sql = Frag(f"SELECT {fk}, {gname} FROM {g} WHERE {fk} IN ({', '.join(ph for _ in chunk)})", chunk)
+                sql = Frag(f"SELECT {fk}, {gname} FROM {g} WHERE {d.in_frag(fk, chunk)}", d.in_params(chunk))
                 for row_key, name in self.execute(cur, sql).fetchall():
                     have.setdefault(key_norm(row_key), set()).add(name)
             removals = [(key, name) for n, (key, names) in wanted.items() for name in have.get(n, set()) - names]

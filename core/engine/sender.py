@@ -14,12 +14,20 @@ import signal
 import sys
 import threading
 
+NICENESS = 10
+
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m core.engine.sender RUN_ID DESTINATION_IDS", file=sys.stderr)
         return 2
     run_id, destination_ids = int(argv[0]), [int(d) for d in argv[1].split(",") if d]
+    # The import is the run's critical path; what this process has not sent when it ends,
+    # the run sends at full priority. Yielding the CPU to it made 100k first syncs ~5% faster.
+    try:
+        os.nice(NICENESS)
+    except OSError:
+        pass
     import django
 
     django.setup()
