@@ -12,7 +12,17 @@ from core.models.properties import Property
 
 
 class Record(TimeStampedModel):
-    model = models.ForeignKey(RecordModel, on_delete=models.CASCADE, related_name="records")
+    # No database FOREIGN KEY (migration 0009): a first sync inserts a record per customer, and
+    # PostgreSQL's deferred check of each cost as much as the insert itself. Deleting a model
+    # deletes its records through Django's collector (tests/engine/test_no_orphans.py). The
+    # (model, state) index serves lookups by model.
+    model = models.ForeignKey(
+        RecordModel,
+        on_delete=models.CASCADE,
+        related_name="records",
+        db_constraint=False,
+        db_index=False,
+    )
     state = models.CharField(max_length=10, choices=RecordState.choices, default=RecordState.PENDING)
     invalid = models.BooleanField(default=False, help_text="At least one property value did not parse")
 

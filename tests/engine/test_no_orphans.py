@@ -14,6 +14,7 @@ CHILDREN = {
     "core_recordproperty": {"record_id": "core_record", "property_id": "core_property"},
     "core_groupmember": {"record_id": "core_record", "group_id": "core_group"},
     "core_export": {"record_id": "core_record", "destination_id": "core_destination", "run_id": "core_run"},
+    "core_record": {"model_id": "core_recordmodel"},
 }
 
 
@@ -34,8 +35,13 @@ def orphans() -> dict[str, int]:
     return found
 
 
-def counts() -> tuple[int, int, int]:
-    return (m.RecordProperty.objects.count(), m.GroupMember.objects.count(), m.Export.objects.count())
+def counts() -> tuple[int, int, int, int]:
+    return (
+        m.RecordProperty.objects.count(),
+        m.GroupMember.objects.count(),
+        m.Export.objects.count(),
+        m.Record.objects.count(),
+    )
 
 
 @pytest.mark.django_db
@@ -64,6 +70,18 @@ def test_deleting_parents_leaves_no_orphans(shop):
     shop.destination.delete()
     assert orphans() == {}
     assert m.Export.objects.count() == 0
+
+    # The model deleted: its records and everything under them go too.
+    assert m.Record.objects.filter(model=shop.model).exists()
+    # Destinations, groups, properties and sources protect it: they go first.
+    m.Destination.objects.filter(model=shop.model).delete()
+    m.Group.objects.filter(model=shop.model).delete()
+    m.Property.objects.filter(source__model=shop.model).delete()
+    m.Source.objects.filter(model=shop.model).delete()
+    assert m.Record.objects.filter(model=shop.model).exists()
+    m.RecordModel.objects.filter(pk=shop.model.pk).delete()
+    assert orphans() == {}
+    assert counts() == (0, 0, 0, 0)
 
 
 @pytest.mark.django_db
