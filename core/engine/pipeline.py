@@ -141,6 +141,10 @@ class ReadAhead:
     """
 
     _END = object()
+    # The writing thread waits on the database after every statement, then for the
+    # interpreter lock, which the reading thread may hold for a whole switch interval (5 ms by
+    # default): hundreds of statements per run. 1 ms made 100k first syncs ~4% faster.
+    SWITCH_INTERVAL = 0.001
 
     def __init__(self, produce: Callable[[], Iterator[Any]], depth: int = 1):
         self.produce = produce
@@ -149,6 +153,8 @@ class ReadAhead:
         self.thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
 
     def __enter__(self) -> Iterator[Any]:
+        self.switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self.switch_interval, self.SWITCH_INTERVAL))
         self.thread.start()
         return self._consume()
 
@@ -160,6 +166,7 @@ class ReadAhead:
             except queue.Empty:
                 pass
         self.thread.join()
+        sys.setswitchinterval(self.switch_interval)
 
     def _put(self, item: Any) -> bool:
         while not self.stop.is_set():

@@ -59,3 +59,13 @@ def test_an_error_in_the_consumer_stops_the_reader():
                 if item == 5:
                     raise RuntimeError("write failed")
     assert not reader.thread.is_alive()
+
+
+def test_the_switch_interval_is_shortened_while_reading_ahead_and_restored():
+    import sys
+
+    before = sys.getswitchinterval()
+    with ReadAhead(lambda: iter(range(3))) as items:
+        assert sys.getswitchinterval() == min(before, ReadAhead.SWITCH_INTERVAL)
+        assert list(items) == [0, 1, 2]
+    assert sys.getswitchinterval() == before
