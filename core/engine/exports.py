@@ -103,10 +103,6 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _identity(value: Any) -> Any:
-    return value
-
-
 def _exporter(property_type: str):
     """values.export_value for one property type, as a function of the value alone (None: the
     value is exported as it is)."""
