@@ -845,7 +845,7 @@ class SqlTableSource(SqlSource):
         keys = [k for k in keys if k is not None]
         if not properties or not keys:
             return {}
-        d, ph = self.dialect, self.dialect.placeholder
+        d = self.dialect
         key_map = self.map_keys(keys)
         unique_keys = list(key_map.values())
         with self.transaction() as cur:
@@ -897,7 +897,7 @@ class SqlTableSource(SqlSource):
                 else:
                     aggregates.append(f"{_SQL_AGGREGATES[method]}(CASE WHEN _f{i} = 1 THEN _c{i} END) AS _g{i}")
                     outputs.append((prop, method, f"_g._g{i}"))
-            in_list = Frag(f"{key} IN ({', '.join(ph for _ in unique_keys)})", unique_keys)
+            in_list = Frag(d.in_frag(key, unique_keys), d.in_params(unique_keys))
             sql = Frag("WITH _src AS (SELECT ") + Frag.join(", ", src) + f" FROM {self.relation()} WHERE " + in_list + ")"
             if windows:
                 sql += f", _win AS (SELECT _src.*, {', '.join(windows)} FROM _src)"
