@@ -508,7 +508,7 @@ def _import_loop(
                 # While pages create most of the records they read (a first sync), read the
                 # secondary sources' aggregates for the whole page here too.
                 enriched = (
-                    _enrichment_aggregates(plan, enrichers, page.rows, fragments)
+                    _enrichment_aggregates(plan, ahead_enrichers, page.rows, fragments)
                     if enrichers and created_share[0] >= 0.5
                     else None
                 )
@@ -522,16 +522,28 @@ def _import_loop(
         created_share = [
             0.0 if not enrichers or Record.objects.filter(model_id=plan.model_id).exists() else 1.0
         ]
-        with ReadAhead(pages) as read_ahead:
-            for page, aggregates, prepared, enriched in read_ahead:
-                _check_stop()
-                created = _import_page(
-                    run, source, plan, groups, dplans, enrichers, progress,
-                    page, aggregates, prepared, enriched,
-                )
-                created_share[0] = created / max(len(page.rows), 1)
-                if len(page.rows) < batch_size:
-                    break
+        # The reader has connections of its own to the secondary sources: this thread may be
+        # enriching a page through the run's while the reader reads ahead.
+        ahead_enrichers = [
+            (oplan, specs, registry.get_source(oplan.source.type)(
+                oplan.source.app.connector_options(), oplan.source.connector_options()
+            ))
+            for oplan, specs, _conn in enrichers
+        ]
+        try:
+            with ReadAhead(pages) as read_ahead:
+                for page, aggregates, prepared, enriched in read_ahead:
+                    _check_stop()
+                    created = _import_page(
+                        run, source, plan, groups, dplans, enrichers, progress,
+                        page, aggregates, prepared, enriched,
+                    )
+                    created_share[0] = created / max(len(page.rows), 1)
+                    if len(page.rows) < batch_size:
+                        break
+        finally:
+            for _, _, conn in ahead_enrichers:
+                conn.close()
 
 
 def _import_page(

@@ -69,3 +69,43 @@ def test_the_switch_interval_is_shortened_while_reading_ahead_and_restored():
         assert sys.getswitchinterval() == min(before, ReadAhead.SWITCH_INTERVAL)
         assert list(items) == [0, 1, 2]
     assert sys.getswitchinterval() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_source_connection_is_used_by_two_threads(tmp_path, monkeypatch):
+    """The reader reads ahead (and, while pages create their records, reads the secondary
+    sources' aggregates) while the run's thread enriches pages itself: each must use its own
+    connections. A shared one interleaved their transactions ("cannot start a transaction within
+    a transaction" on SQLite) and failed the run."""
+    import threading
+
+    from connectors.sql import SqlTableSource
+    from tests.engine.conftest import make_shop
+    from tests.engine.helpers import sync
+
+    users = [(i, f"u{i}@example.com", f"U{i}", float(i), "2026-01-01T00:00:00") for i in range(1, 51)]
+    shop = make_shop(tmp_path, users=users, purchases=[(1, 1, 5.0, "2026-01-02T00:00:00")])
+    sync(shop.users_schedule)  # the model has records: the next run starts enriching in-thread
+    shop.src_many(
+        "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+        [(i, f"u{i}@example.com", f"U{i}", float(i), "2026-02-01T00:00:00") for i in range(51, 401)],
+    )
+    shop.src_many(
+        "INSERT INTO purchases (user_id, amount, purchased_at) VALUES (?, ?, ?)",
+        [(i, 1.0, "2026-02-02T00:00:00") for i in range(51, 401)],
+    )
+    threads_by_connector: dict[int, set[str]] = {}
+    original = SqlTableSource.aggregate
+
+    def aggregate(self, **kwargs):
+        threads_by_connector.setdefault(id(self), set()).add(threading.current_thread().name)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(SqlTableSource, "aggregate", aggregate)
+    run = sync(shop.users_schedule)
+    assert run.state == "complete", run.errors if hasattr(run, "errors") else run
+    used = [names for names in threads_by_connector.values()]
+    assert any("read-ahead" in names for names in used), used  # the reader did read aggregates
+    assert all(len(names) == 1 for names in used), used
+    rows = {int(r["id"]): r for r in shop.dst_rows()}
+    assert len(rows) == 400 and rows[400]["purchase_count"] == 1
