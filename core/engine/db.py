@@ -11,7 +11,7 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -81,15 +81,26 @@ def bulk_insert(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     rows = list(rows)
     if not rows:
         return
-    cols = ", ".join(columns)
     with connection.cursor() as cursor:
         if is_postgres():
-            with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for start in range(0, len(rows), COPY_CHUNK_ROWS):
-                    copy.write(copy_text(rows[start : start + COPY_CHUNK_ROWS]))
+            chunks = (rows[i : i + COPY_CHUNK_ROWS] for i in range(0, len(rows), COPY_CHUNK_ROWS))
+            _copy(cursor.cursor, table, columns, (copy_text(chunk) for chunk in chunks))
         else:
             marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def _copy(cursor: Any, table: str, columns: Sequence[str], texts: Iterable[str]) -> None:
+    """One COPY ... FROM STDIN on a psycopg cursor, fed with blocks of COPY text."""
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for text in texts:
+            copy.write(text)
+
+
+def _joined(chunks: Iterable[Sequence[str]]) -> Iterator[str]:
+    for chunk in chunks:
+        if chunk:
+            yield "\n".join(chunk) + "\n"
 
 
 def copy_lines(table: str, columns: Sequence[str], lines: Sequence[str]) -> None:
@@ -97,10 +108,9 @@ def copy_lines(table: str, columns: Sequence[str], lines: Sequence[str]) -> None
     (PostgreSQL only)."""
     if not lines:
         return
+    chunks = (lines[i : i + COPY_CHUNK_ROWS] for i in range(0, len(lines), COPY_CHUNK_ROWS))
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for start in range(0, len(lines), COPY_CHUNK_ROWS):
-                copy.write("\n".join(lines[start : start + COPY_CHUNK_ROWS]) + "\n")
+        _copy(cursor.cursor, table, columns, _joined(chunks))
 
 
 def copy_chunks_in_background(
@@ -114,15 +124,12 @@ def copy_chunks_in_background(
     The server inserts the rows (index entries and all) while the caller goes on, instead of
     the two taking turns."""
     raw = connection.connection  # psycopg's connection: thread-safe, one operation at a time
-    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            with raw.cursor() as cursor, cursor.copy(sql) as copy:
-                for chunk in chunks:
-                    if chunk:
-                        copy.write("\n".join(chunk) + "\n")
+            with raw.cursor() as cursor:
+                _copy(cursor, table, columns, _joined(chunks))
         except BaseException as exc:  # raised by wait(), in the caller's thread
             errors.append(exc)
 
