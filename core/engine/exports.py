@@ -124,10 +124,44 @@ def _exporter(property_type: str):
     return None
 
 
+_ENCODER = json.JSONEncoder(default=str)
+_float_repr = float.__repr__
+# JSON of each scalar type a snapshot holds, by exact class (a subclass takes the general way).
+_SCALAR_JSON: dict[type, Any] = {
+    str: json.encoder.encode_basestring_ascii,
+    int: int.__repr__,
+    float: lambda v: r if (r := _float_repr(v))[-1] not in "nf" else _ENCODER.encode(v),  # nan, inf
+    bool: lambda v: "true" if v else "false",
+    type(None): lambda v: "null",
+}
+_KEY_JSON: dict[str, str] = {}
+_LIST_JSON: dict[tuple, str] = {}
+
+
 def _dumps(value: Any) -> str:
+    """JSON of a snapshot: a dict of properties or a list of group names, as json.dumps(value,
+    default=str) would give (one encoder; flat dicts of scalars and repeated group lists, what
+    nearly every export holds, without the general encoder's per-call setup)."""
     if not value:
         return "{}" if isinstance(value, dict) else "[]"
-    return json.dumps(value, default=str)
+    if isinstance(value, dict):
+        try:
+            return "{" + ", ".join([_KEY_JSON[k] + _SCALAR_JSON[v.__class__](v) for k, v in value.items()]) + "}"
+        except KeyError:  # a key not seen yet, or a value that is not a plain scalar
+            for k in value:
+                if k.__class__ is str and k not in _KEY_JSON and len(_KEY_JSON) < 10_000:
+                    _KEY_JSON[k] = json.encoder.encode_basestring_ascii(k) + ": "
+            return _ENCODER.encode(value)
+    if isinstance(value, list):
+        key = tuple(value)
+        try:
+            return _LIST_JSON[key]
+        except (KeyError, TypeError):  # TypeError: an unhashable item
+            text = _ENCODER.encode(value)
+            if len(_LIST_JSON) < 10_000 and all(v.__class__ is str for v in key):
+                _LIST_JSON[key] = text
+            return text
+    return _ENCODER.encode(value)
 
 
 def _typed(row: tuple) -> Any:

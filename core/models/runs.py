@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.db import models
 
 from core.choices import ACTIVE_RUN_STATES, ErrorLevel, ExportState, RunCreator, RunPhase, RunState
+from core.fields import SnapshotJSONField
 from core.models.base import TimeStampedModel
 
 
@@ -112,10 +113,10 @@ class Export(TimeStampedModel):
     run = models.ForeignKey(
         Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports", db_constraint=False
     )
-    old_properties = models.JSONField(default=dict, blank=True)
-    new_properties = models.JSONField(default=dict, blank=True)
-    old_groups = models.JSONField(default=list, blank=True)
-    new_groups = models.JSONField(default=list, blank=True)
+    old_properties = SnapshotJSONField(default=dict, blank=True)
+    new_properties = SnapshotJSONField(default=dict, blank=True)
+    old_groups = SnapshotJSONField(default=list, blank=True)
+    new_groups = SnapshotJSONField(default=list, blank=True)
     to_delete = models.BooleanField(default=False)
     state = models.CharField(max_length=12, choices=ExportState.choices, default=ExportState.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
