@@ -5,6 +5,7 @@ import json
 
 from django.db import models
 from django.db.models.expressions import Col
+from django.db.models.functions import Now
 from django.utils.functional import cached_property
 
 from core import crypto
@@ -99,3 +100,12 @@ class _JsonbCol(Col):
         if connection.vendor == "postgresql":
             return f"{sql}::jsonb", params
         return sql, params
+
+
+class TransactionNow(Now):
+    """The transaction's start time on PostgreSQL (its now()), where Django's Now() is the
+    statement's. A value inserted with this default carries the same instant as everything
+    else its transaction wrote with `SELECT now()` (core.engine.imports.import_batch)."""
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="TRANSACTION_TIMESTAMP()", **extra_context)

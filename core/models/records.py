@@ -6,6 +6,7 @@ import builtins
 from django.db import models
 
 from core.choices import RecordPropertyState, RecordState
+from core.fields import TransactionNow
 from core.models.base import TimeStampedModel
 from core.models.models import RecordModel
 from core.models.properties import Property
@@ -61,10 +62,17 @@ class RecordProperty(models.Model):
     value_datetime = models.DateTimeField(null=True, blank=True)
     value_boolean = models.BooleanField(null=True, blank=True)
     unique_value = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001 - NULL means "no value"
-    state = models.CharField(max_length=10, choices=RecordPropertyState.choices, default=RecordPropertyState.READY)
+    # Database defaults (migration 0011): a first sync's COPY leaves these three to the database
+    # (the batch's time is its transaction's now(), see import_batch).
+    state = models.CharField(
+        max_length=10,
+        choices=RecordPropertyState.choices,
+        default=RecordPropertyState.READY,
+        db_default=RecordPropertyState.READY,
+    )
     invalid_reason = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL means "no value"
-    changed_at = models.DateTimeField(null=True, blank=True)
-    confirmed_at = models.DateTimeField(null=True, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True, db_default=TransactionNow())
+    confirmed_at = models.DateTimeField(null=True, blank=True, db_default=TransactionNow())
 
     class Meta:
         verbose_name_plural = "record properties"

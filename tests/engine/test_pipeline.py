@@ -89,3 +89,30 @@ def test_values_passed_from_the_import_equal_the_values_read_back(tmp_path):
                          plans=destination_plans(shop.model.pk)) == 0
     eve = exports.get(new_properties__email="eve@example.com").new_properties
     assert eve["first_name"] == "Éve 😀" and eve["purchase_count"] == 1 and eve["total_spend"] == 1.25
+
+
+@pytest.mark.django_db
+def test_a_batch_writes_one_instant_its_new_values_take_it_from_the_database(tmp_path, monkeypatch):
+    """On PostgreSQL a batch's time is its transaction's now(): the values a first sync COPYs
+    leave state, changed_at and confirmed_at to the column defaults, and they equal the time
+    the batch gave its records. Elsewhere (SQLite) the batch writes them itself."""
+    from core.engine import db
+    from tests.engine.conftest import PURCHASES, USERS
+
+    copied: list[tuple[str, ...]] = []
+    original = db.copy_chunks_in_background
+
+    def copy(table, columns, chunks):
+        copied.append(tuple(columns))
+        return original(table, columns, chunks)
+
+    monkeypatch.setattr(db, "copy_chunks_in_background", copy)
+    shop = make_shop(tmp_path, users=USERS, purchases=PURCHASES)
+    sync(shop.users_schedule)
+    if connection.vendor == "postgresql":
+        assert copied and all("changed_at" not in c and "state" not in c for c in copied)
+    values = m.RecordProperty.objects.select_related("record")
+    assert values.count() >= len(USERS) * 3
+    for rp in values:
+        assert rp.state == "ready"
+        assert rp.changed_at is not None and rp.changed_at == rp.confirmed_at == rp.record.created_at
