@@ -20,11 +20,12 @@ import re
 import threading
 from typing import Any
 
-import duckdb
-
 from connectors.base import ConnectorError, Option
+from connectors.lazy import LazyModule
 from connectors.registry import register
 from connectors.sql import Dialect, SqlApp, SqlQuerySource, SqlTableSource, timeout_option
+
+duckdb = LazyModule("duckdb")
 
 
 class _Connection:
@@ -69,7 +70,9 @@ def first_line(exc: BaseException) -> str:
 class DuckdbDialect(Dialect):
     name = "DuckDB"
     placeholder = "?"
-    driver_errors = (duckdb.Error,)
+    @property
+    def driver_errors(self) -> tuple[type[BaseException], ...]:  # type: ignore[override]
+        return (duckdb.Error,)
     supports_savepoints = False
     persistent_connections = False
 

@@ -17,6 +17,7 @@ ordered arrays are built with GROUP_CONCAT(... ORDER BY ...), which both servers
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import ssl
@@ -25,10 +26,8 @@ from datetime import time as dtime
 from typing import Any
 from uuid import UUID
 
-import pymysql
-from pymysql.constants import FIELD_TYPE
-
 from connectors.base import ConnectorError, Option
+from connectors.lazy import LazyModule
 from connectors.registry import register
 from connectors.sql import (
     DEFAULT_STATEMENT_TIMEOUT,
@@ -40,6 +39,8 @@ from connectors.sql import (
     timeout_option,
 )
 from connectors.sql import option_value as _get
+
+pymysql = LazyModule("pymysql")
 
 CONNECT_TIMEOUT = 10
 SSL_MODES = (
@@ -56,26 +57,31 @@ TIMEOUT_CODES = {1969, 3024}
 READ_ONLY_CODES = {1792, 1290}
 RECORD_CODES = {1048, 1062, 1264, 1265, 1292, 1366, 1406, 1451, 1452, 3819, 4025}
 DISCONNECT_CODES = {2006, 2013, 2055}
-# MySQL codes by result column type, for query sources (the catalog knows table columns).
-_FIELD_TYPES = {
-    FIELD_TYPE.TINY: "tinyint",
-    FIELD_TYPE.SHORT: "smallint",
-    FIELD_TYPE.INT24: "mediumint",
-    FIELD_TYPE.LONG: "int",
-    FIELD_TYPE.LONGLONG: "bigint",
-    FIELD_TYPE.YEAR: "year",
-    FIELD_TYPE.BIT: "bit",
-    FIELD_TYPE.DECIMAL: "decimal",
-    FIELD_TYPE.NEWDECIMAL: "decimal",
-    FIELD_TYPE.FLOAT: "float",
-    FIELD_TYPE.DOUBLE: "double",
-    FIELD_TYPE.DATE: "date",
-    FIELD_TYPE.NEWDATE: "date",
-    FIELD_TYPE.DATETIME: "datetime",
-    FIELD_TYPE.TIMESTAMP: "timestamp",
-    FIELD_TYPE.TIME: "time",
-    FIELD_TYPE.JSON: "json",
-}
+
+
+@functools.cache
+def _field_types() -> dict[int, str]:
+    """MySQL codes by result column type, for query sources (the catalog knows table columns)."""
+    FIELD_TYPE = pymysql.constants.FIELD_TYPE
+    return {
+        FIELD_TYPE.TINY: "tinyint",
+        FIELD_TYPE.SHORT: "smallint",
+        FIELD_TYPE.INT24: "mediumint",
+        FIELD_TYPE.LONG: "int",
+        FIELD_TYPE.LONGLONG: "bigint",
+        FIELD_TYPE.YEAR: "year",
+        FIELD_TYPE.BIT: "bit",
+        FIELD_TYPE.DECIMAL: "decimal",
+        FIELD_TYPE.NEWDECIMAL: "decimal",
+        FIELD_TYPE.FLOAT: "float",
+        FIELD_TYPE.DOUBLE: "double",
+        FIELD_TYPE.DATE: "date",
+        FIELD_TYPE.NEWDATE: "date",
+        FIELD_TYPE.DATETIME: "datetime",
+        FIELD_TYPE.TIMESTAMP: "timestamp",
+        FIELD_TYPE.TIME: "time",
+        FIELD_TYPE.JSON: "json",
+    }
 _LEADING_NOISE = re.compile(r"^(\s+|--[^\n]*(\n|$)|#[^\n]*(\n|$)|/\*.*?\*/|\()*", re.S)
 _READ_KEYWORDS = ("select", "with", "values", "table")
 _DATE_TYPES = ("date", "datetime", "timestamp")
@@ -96,7 +102,9 @@ def _message(exc: BaseException) -> str:
 class MysqlDialect(Dialect):
     name = "MySQL"
     placeholder = "%s"
-    driver_errors = (pymysql.err.MySQLError,)
+    @property
+    def driver_errors(self) -> tuple[type[BaseException], ...]:  # type: ignore[override]
+        return (pymysql.err.MySQLError,)
     correlated_derived_tables = False
 
     # -- identifiers and raw SQL text
@@ -201,7 +209,7 @@ class MysqlDialect(Dialect):
     def description_types(self, cur: Any) -> list[str | None]:
         out: list[str | None] = []
         for d in cur.description:
-            name = _FIELD_TYPES.get(d[1])
+            name = _field_types().get(d[1])
             if name in ("tinyint", "bit") and d[3] == 1:
                 name += "(1)"  # BOOLEAN is tinyint(1)
             out.append(name or "varchar")
