@@ -156,6 +156,12 @@ def jsonable(value: Any) -> Any:
 
 def key_norm(value: Any) -> Any:
     """A comparable form of a key, so a database's 5 matches the engine's "5" or Decimal("5.0")."""
+    # Fast paths for the usual keys (ints, and their text), each equal to the general form below.
+    cls = value.__class__
+    if cls is int:
+        return str(value)
+    if cls is str and value.isdigit() and value.isascii() and (value[0] != "0" or len(value) == 1):
+        return value
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int | float | Decimal):
