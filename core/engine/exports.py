@@ -119,8 +119,10 @@ def _exporter(property_type: str):
             return general(value)
 
         return export_date
-    if property_type in (PropertyType.INTEGER, PropertyType.BOOLEAN):
-        return general
+    if property_type == PropertyType.INTEGER:
+        return int  # export_value's own conversion, for a value that is not None
+    if property_type == PropertyType.BOOLEAN:
+        return bool
     return None
 
 
@@ -357,8 +359,20 @@ def fresh_snapshots(
     for plan in plans:
         mapping = _snapshot_mapping(plan)
         mine = out[plan.destination.pk] = {}
+        if any(is_array for _, _, _, is_array, _ in mapping):
+            for rid, rvals in fresh_values.items():
+                props = _snapshot(mapping, rvals)
+                mine[rid] = (props, _dumps(props).replace(BS, BS2))
+            continue
+        # No arrays: what _snapshot does, as one comprehension per record (a fresh record has
+        # one value per written property; a missing one, or None, exports as None).
+        flat = [(remote, pid, export) for remote, pid, export, _, _ in mapping]
+        none = (None,)
         for rid, rvals in fresh_values.items():
-            props = _snapshot(mapping, rvals)
+            props = {
+                remote: v if (v := (rvals.get(pid) or none)[0]) is None or export is None else export(v)
+                for remote, pid, export in flat
+            }
             mine[rid] = (props, _dumps(props).replace(BS, BS2))
     return out
 

@@ -20,13 +20,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from django.utils import timezone
 
 from connectors.base import PropertySpec
 from core import values
-from core.choices import AggregationMethod, PropertyType, RecordState
+from core.choices import VALUE_KIND_BY_TYPE, AggregationMethod, PropertyType, RecordState, ValueKind
 from core.engine import db
 from core.models import Property, Source
 
@@ -178,6 +180,10 @@ def stage_value(prop: Property, raw: Any) -> tuple:
 
 
 _EMPTY = (None, None, None, None, None, None, None)
+# Where a staging row holds its typed value, by value kind: (key, property, position, raw_value,
+# value_text, value_number, value_datetime, value_boolean, ...).
+_TYPED_AT = {ValueKind.TEXT: 4, ValueKind.NUMBER: 5, ValueKind.DATETIME: 6, ValueKind.BOOLEAN: 7}
+_first = itemgetter(0)
 _N = "\\N"  # NULL in COPY's text format
 _EMPTY_FRAGMENT = "\t".join([_N] * 7)
 
@@ -472,8 +478,25 @@ def import_batch(
             # typed value is kept for the export stage. Rows come grouped by key, in position
             # order within each property.
             pg, fresh_values = db.is_postgres(), result.fresh_values
+            props = [*plan.written_properties, *(p for op, _ in with_fresh for p in op.written_properties)]
+            rows_left = direct
+            if pg and not any(p.is_array for p in props):
+                # One value per property: a key's rows at once. A property's type says which
+                # typed column holds its value (None for a value that did not parse, as the
+                # table's rows give when read back).
+                at = {p.pk: _TYPED_AT[VALUE_KIND_BY_TYPE[p.type]] for p in props}
+                for key, group in groupby(direct, _first):
+                    rid = k2r[key]
+                    vals = {r[1]: [r[at[r[1]]]] for r in group}
+                    known = fresh_values.get(rid)  # a key's rows come in two runs with enrichment
+                    if known is None:
+                        fresh_values[rid] = vals
+                    else:
+                        known.update(vals)
+                    changed_map.setdefault(rid, set()).update(vals)
+                rows_left = ()
             last_key, pids, vals = None, set(), {}
-            for r in direct:
+            for r in rows_left:
                 if r[0] is not last_key:
                     last_key = r[0]
                     rid = k2r[last_key]
