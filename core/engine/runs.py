@@ -14,13 +14,15 @@ is released (heartbeat cleared) and the run stays running for the next worker to
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -200,7 +202,8 @@ def run_process(
     attempt = 0
     while True:
         try:
-            _run_work(run, progress, wait_for_exports)
+            with batch_collector():
+                _run_work(run, progress, wait_for_exports)
             break
         except (OperationalError, InterfaceError) as exc:
             # Inside a caller's transaction there is nothing to resume from: let it fail.
@@ -242,6 +245,25 @@ def run_process(
                 pass
             raise
     return Run.objects.get(pk=run_id)
+
+
+# Python's cyclic garbage collector during a run: a young collection after 50,000 new container
+# objects (not 700) and a full one rarely. A batch allocates millions of short-lived tuples,
+# lists and dicts, freed by reference counting; with the default thresholds, collections walking
+# every object still alive were a sixth of a first sync's Python time (100k in-process: run
+# process 12.3 -> 10.3 CPU-s, 19.8 -> 18.5 s wall, medians of 3).
+BATCH_GC_THRESHOLD = (50_000, 20, 1000)
+
+
+@contextmanager
+def batch_collector() -> Iterator[None]:
+    """The garbage collector tuned for batch work (BATCH_GC_THRESHOLD), restored afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(*BATCH_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _run_work(run: Run, progress: Progress | None, wait_for_exports: bool) -> None:

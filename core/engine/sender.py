@@ -48,8 +48,11 @@ def main(argv: list[str]) -> int:
         stop.set()
 
     threading.Thread(target=watch_input, daemon=True).start()
+    from core.engine.runs import batch_collector
+
     try:
-        send_until(destination_ids, stop)
+        with batch_collector():
+            send_until(destination_ids, stop)
     except Exception:
         logging.getLogger(__name__).exception("run %s: the sender process stopped", run_id)
         return 1
