@@ -6,7 +6,10 @@ current page. Writing waits on the database about half of the time, so on two co
 overlap. Pages are still written one at a time, in order, each in its own transaction, so what
 is committed, and where a resumed run starts, is unchanged; at most one page is held ahead.
 
-Sending while importing: a second thread sends a run's due exports as its batches commit.
+Sending while importing: a second thread sends a run's due exports as its batches commit; for
+a large run, a second process (core/engine/sender.py) that claims by row lock (exports_send's
+hold=True: a batch is locked, sent and given its outcomes in one transaction), so each export is
+written twice instead of three times.
 
 A first sync used to import everything and only then send. On PostgreSQL the import waits on
 the database about half of the time, so a sender thread with its own connection overlaps the
@@ -118,8 +121,9 @@ class ConcurrentSender:
             connection.close()
 
 
-def send_until(destination_ids: list[int], stop: threading.Event) -> None:
-    """Send the destinations' due exports, batch by batch, until `stop` is set."""
+def send_until(destination_ids: list[int], stop: threading.Event, *, hold: bool = False) -> None:
+    """Send the destinations' due exports, batch by batch, until `stop` is set. hold: claim by
+    row lock for the length of each send (see exports_send)."""
     from core.engine.exports import exports_send
 
     while not stop.is_set():
@@ -127,7 +131,7 @@ def send_until(destination_ids: list[int], stop: threading.Event) -> None:
         for did in destination_ids:
             if stop.is_set():
                 break
-            progressed = bool(exports_send(destination_id=did).claimed) or progressed
+            progressed = bool(exports_send(destination_id=did, hold=hold).claimed) or progressed
         if not progressed:
             stop.wait(IDLE_SECONDS)
 

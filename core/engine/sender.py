@@ -1,9 +1,11 @@
 """The sender process of a large run: `python -m core.engine.sender RUN_ID DESTINATION_IDS`.
 
 Started by ConcurrentSender (core/engine/pipeline.py) with its standard input as a pipe. It
-sends the destinations' due exports batch by batch, exactly as a queue worker would (exclusive
-claims, outcomes recorded for its own claims), until its input ends (the run's import is over,
-or the run's process died) or it receives SIGTERM/SIGINT; it always finishes the batch in hand.
+sends the destinations' due exports batch by batch, as a queue worker would (exclusive claims,
+outcomes recorded for its own claims), until its input ends (the run's import is over, or the
+run's process died) or it receives SIGTERM/SIGINT; it always finishes the batch in hand. Its
+claims are row locks held for one send (exports_send's hold=True): killed mid-send, it leaves
+its batch pending, for the run's export phase to send again.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def main(argv: list[str]) -> int:
 
     try:
         with batch_collector():
-            send_until(destination_ids, stop)
+            send_until(destination_ids, stop, hold=True)
     except Exception:
         logging.getLogger(__name__).exception("run %s: the sender process stopped", run_id)
         return 1

@@ -19,6 +19,24 @@ def _reset_memory():
     fakes.reset()
 
 
+@pytest.fixture(autouse=True, params=["lease", "held"])
+def claims(request, monkeypatch):
+    """Every test here runs with the run's sends claiming by lease and, on PostgreSQL, by row
+    lock (exports_send's hold=True, what a run's sender process does)."""
+    from django.db import connection
+
+    from core.engine import exports as engine_exports
+    from core.engine import runs as engine_runs
+
+    if request.param == "held":
+        if connection.vendor != "postgresql":
+            pytest.skip("claims by row lock are PostgreSQL's")
+        monkeypatch.setattr(
+            engine_runs, "exports_send", lambda **kw: engine_exports.exports_send(**kw, hold=True)
+        )
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _fast_retries(db):
     m.Setting.objects.update_or_create(plugin="core", key="exports-retry-base-seconds", defaults={"value": "0.01"})
@@ -164,3 +182,52 @@ def test_retry_failed_exports_service(shop):
     while exports_send(destination_id=dest.pk).claimed:
         pass
     assert len(store("later")) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_held_claim_keeps_its_rows_pending_and_locked_until_their_outcomes(shop, claims, monkeypatch):
+    """hold=True: while the destination is called, the batch is pending and locked (a leasing
+    sender finds nothing to claim); then complete, written once more. A sender that dies in the
+    call leaves the batch pending, attempts unspent, nothing `processing`."""
+    import threading
+
+    from django.db import connection
+
+    if claims != "held":
+        pytest.skip("about held claims")
+    dest = add_memory_destination(shop, "probe")
+    sync(shop.users_schedule, export=False)
+    exports = dest.exports.all()
+    assert exports.count() == 4 and not exports.exclude(state=ExportState.PENDING).exists()
+    seen = {}
+    original = fakes.MemoryDestination.export_batch
+
+    def probe(self, batch, *, operations):
+        def other_sender():  # its own connection, leasing as queue workers do
+            try:
+                seen["states"] = sorted(set(m.Export.objects.filter(destination=dest).values_list("state", flat=True)))
+                seen["leased"] = exports_send(destination_id=dest.pk).claimed
+            finally:
+                connection.close()
+
+        t = threading.Thread(target=other_sender)
+        t.start()
+        t.join()
+        if fakes.MemoryDestination.SCRIPT.get("probe") == ["die"]:
+            raise KeyboardInterrupt  # the process is going down mid-send
+        return original(self, batch, operations=operations)
+
+    monkeypatch.setattr(fakes.MemoryDestination, "export_batch", probe)
+    fakes.MemoryDestination.SCRIPT["probe"] = ["die"]
+    with pytest.raises(KeyboardInterrupt):
+        exports_send(destination_id=dest.pk, hold=True)
+    assert seen == {"states": [ExportState.PENDING], "leased": 0}
+    assert set(exports.values_list("state", "attempts")) == {(ExportState.PENDING, 0)}
+
+    fakes.MemoryDestination.SCRIPT["probe"] = []
+    seen.clear()
+    summary = exports_send(destination_id=dest.pk, hold=True)
+    assert summary.claimed == summary.sent == 4
+    assert seen == {"states": [ExportState.PENDING], "leased": 0}
+    assert set(exports.values_list("state", "attempts")) == {(ExportState.COMPLETE, 1)}
+    assert set(store("probe")) == {"1", "2", "3", "4"}
