@@ -284,7 +284,8 @@ def stager(prop: Property, fragments: bool = False):
                 when = raw.astimezone(utc)
                 text = raw.isoformat()
                 if not fragments:
-                    return (text, None, None, when if pg else db.ts(when), None, None, None)
+                    # SQLite: Django's stored form of a UTC datetime, as db.ts() gives it.
+                    return (text, None, None, when if pg else str(when.replace(tzinfo=None)), None, None, None)
                 # Same instant and offset: one text serves both columns.
                 typed = text if raw.utcoffset() == zero else when.isoformat()
                 return (text, None, None, when, None, None, None, f"{text}\t\\N\t\\N\t{typed}\t\\N\t\\N\t\\N")

@@ -17,6 +17,8 @@ SAMPLES = [
     dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, 3, 4, 5),
     dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))), dt.date(2026, 1, 2),
     "2026-01-02T03:04:05Z", 1700000000, "yes",
+    dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC),
+    dt.datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),
 ]
 
 
