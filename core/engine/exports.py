@@ -409,41 +409,37 @@ def _release_expired(destination_id: int, now) -> None:
 _CLAIMED_COLUMNS = "id, record_id, run_id, old_properties, new_properties, old_groups, new_groups, to_delete, attempts"
 
 
+def _due(destination_id: int, limit: int, now) -> tuple[str, list]:
+    """The destination's due pending exports, oldest first, `limit` of them (rows `e`), for a
+    claim to lock: not throttled, and no export of the same record in flight."""
+    sql = (
+        "FROM core_export e WHERE e.destination_id = %s AND e.state = %s "
+        "AND (e.send_after IS NULL OR e.send_after <= %s) AND NOT EXISTS (SELECT 1 FROM core_export p "
+        "WHERE p.destination_id = e.destination_id AND p.record_id = e.record_id AND p.state = %s) "
+        "ORDER BY e.id LIMIT %s"
+    )
+    return sql, [destination_id, ExportState.PENDING, db.ts(now), ExportState.PROCESSING, limit]
+
+
 def _claim_held(destination_id: int, limit: int, now) -> list[tuple]:
     """Due pending exports locked (FOR UPDATE SKIP LOCKED) by the caller's transaction, which
     sends them and records their outcomes before it commits (PostgreSQL)."""
     _release_expired(destination_id, now)
-    return db.fetchall(
-        f"SELECT {_CLAIMED_COLUMNS} FROM core_export e WHERE e.destination_id = %s AND e.state = %s "
-        "AND (e.send_after IS NULL OR e.send_after <= %s) AND NOT EXISTS (SELECT 1 FROM core_export p "
-        "WHERE p.destination_id = e.destination_id AND p.record_id = e.record_id AND p.state = %s) "
-        "ORDER BY e.id LIMIT %s FOR UPDATE OF e SKIP LOCKED",
-        [destination_id, ExportState.PENDING, db.ts(now), ExportState.PROCESSING, limit],
-    )
+    due, params = _due(destination_id, limit, now)
+    return db.fetchall(f"SELECT {_CLAIMED_COLUMNS} {due} FOR UPDATE OF e SKIP LOCKED", params)
 
 
 def _claim(destination_id: int, limit: int, now) -> list[tuple]:
+    """Due pending exports leased: marked `processing` with their lease start, committed."""
     lock = " FOR UPDATE SKIP LOCKED" if db.is_postgres() else ""
     ts = db.ts(now)
+    due, params = _due(destination_id, limit, now)
     with transaction.atomic():
         _release_expired(destination_id, now)
         return db.fetchall(
-            "UPDATE core_export SET state = %s, started_at = %s, updated_at = %s WHERE id IN ("
-            "SELECT e.id FROM core_export e WHERE e.destination_id = %s AND e.state = %s "
-            "AND (e.send_after IS NULL OR e.send_after <= %s) AND NOT EXISTS (SELECT 1 FROM core_export p "
-            "WHERE p.destination_id = e.destination_id AND p.record_id = e.record_id AND p.state = %s) "
-            f"ORDER BY e.id LIMIT %s{lock}) "
-            f"RETURNING {_CLAIMED_COLUMNS}",
-            [
-                ExportState.PROCESSING,
-                ts,
-                ts,
-                destination_id,
-                ExportState.PENDING,
-                ts,
-                ExportState.PROCESSING,
-                limit,
-            ],
+            "UPDATE core_export SET state = %s, started_at = %s, updated_at = %s "
+            f"WHERE id IN (SELECT e.id {due}{lock}) RETURNING {_CLAIMED_COLUMNS}",
+            [ExportState.PROCESSING, ts, ts, *params],
         )
 
 
@@ -461,8 +457,8 @@ def exports_send(
     transaction locks the due pending rows (FOR UPDATE SKIP LOCKED, so leasing senders pass
     them by), sends them and records the outcomes. A sender that dies mid-send leaves them
     pending at once, and each export is written twice (created, outcome) instead of three
-    times, about a seventh of a first sync's database work. The lock is held for one send, so
-    it suits a sender whose destination answers in seconds."""
+    times (an UPDATE of 100,000 exports is about 1.2 s of PostgreSQL's CPU). The lock is held
+    for one send, so it suits a sender whose destination answers in seconds."""
     if hold and db.is_postgres():
         with transaction.atomic():
             return _exports_send(destination_id, limit, now, hold=True)
