@@ -86,7 +86,8 @@ class SnapshotJSONField(models.JSONField):
         return super().db_type(connection)
 
     def from_db_value(self, value, expression, connection):
-        # psycopg decodes `json` itself (Django keeps only `jsonb` as text).
+        # Text, as core.apps has psycopg load `json`; a connection without that hook hands over
+        # the value psycopg decoded itself.
         if value is not None and not isinstance(value, str):
             return value
         return super().from_db_value(value, expression, connection)
