@@ -709,17 +709,13 @@ def _insert_direct(rows: list[tuple], k2r: dict[str, int], now, *, db_clock: boo
     if len(rows[0]) > 10:  # PostgreSQL: the value columns are COPY text already
         step = db.COPY_CHUNK_ROWS
         if db_clock:
-            columns = STAGE_COLUMNS
-            chunks = (
-                [f"{k2r[r[0]]}\t{r[1]}\t{r[2]}\t{r[10]}" for r in rows[i : i + step]]
-                for i in range(0, len(rows), step)
-            )
+            columns, tail = STAGE_COLUMNS, ""
         else:
-            tail = f"ready\t{db.copy_value(ts)}\t{db.copy_value(ts)}"
-            chunks = (
-                [f"{k2r[r[0]]}\t{r[1]}\t{r[2]}\t{r[10]}\t{tail}" for r in rows[i : i + step]]
-                for i in range(0, len(rows), step)
-            )
+            tail = f"\tready\t{db.copy_value(ts)}\t{db.copy_value(ts)}"
+        chunks = (
+            [f"{k2r[r[0]]}\t{r[1]}\t{r[2]}\t{r[10]}{tail}" for r in rows[i : i + step]]
+            for i in range(0, len(rows), step)
+        )
         return db.copy_chunks_in_background("core_recordproperty", columns, chunks)
     db.bulk_insert(
         "core_recordproperty", columns, [(k2r[r[0]], *r[1:], "ready", ts, ts) for r in rows]
