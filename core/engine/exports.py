@@ -410,13 +410,20 @@ _CLAIMED_COLUMNS = "id, record_id, run_id, old_properties, new_properties, old_g
 
 
 def _due(destination_id: int, limit: int, now) -> tuple[str, list]:
-    """The destination's due pending exports, oldest first, `limit` of them (rows `e`), for a
-    claim to lock: not throttled, and no export of the same record in flight."""
+    """The destination's due pending exports, `limit` of them (rows `e`), for a claim to lock:
+    not throttled, and no export of the same record in flight.
+
+    The order is the queue index's (core_export_queue: destination, send_after, id), so a claim
+    reads only the rows it takes, however many completed exports came before them. Never-deferred
+    exports (send_after NULL) go oldest first; deferred ones that are due by their due time,
+    after them on SQLite and before them on PostgreSQL (each database's own place for NULLs,
+    which its index order follows). Ordering by id alone let PostgreSQL walk the primary key
+    past every completed export (migration 0012)."""
     sql = (
         "FROM core_export e WHERE e.destination_id = %s AND e.state = %s "
         "AND (e.send_after IS NULL OR e.send_after <= %s) AND NOT EXISTS (SELECT 1 FROM core_export p "
         "WHERE p.destination_id = e.destination_id AND p.record_id = e.record_id AND p.state = %s) "
-        "ORDER BY e.id LIMIT %s"
+        "ORDER BY e.send_after, e.id LIMIT %s"
     )
     return sql, [destination_id, ExportState.PENDING, db.ts(now), ExportState.PROCESSING, limit]
 

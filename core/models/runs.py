@@ -143,9 +143,13 @@ class Export(TimeStampedModel):
             ),
         ]
         indexes = [
-            # The send queue: pending exports of a destination in id order (claims walk it).
+            # The send queue: a destination's pending exports in claim order (send_after, id),
+            # which claims walk (core.engine.exports._due). Ordering by id alone let PostgreSQL
+            # walk the primary key instead, past every completed export (see migration 0012).
             models.Index(
-                fields=["destination", "id"], name="core_export_queue", condition=models.Q(state=ExportState.PENDING)
+                fields=["destination", "send_after", "id"],
+                name="core_export_queue",
+                condition=models.Q(state=ExportState.PENDING),
             ),
             # A record's exports (diffing against the last one; record deletes cascade through it).
             models.Index(fields=["record", "destination"], name="core_export_record"),
