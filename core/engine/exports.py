@@ -183,6 +183,7 @@ def exports_build(
     now=None,
     fresh_values: dict[int, dict[int, list]] | None = None,
     snapshots: dict[int, dict[int, tuple[dict, str]]] | None = None,
+    fresh_members: dict[int, set[int]] | None = None,
 ) -> int:
     """Create exports for `record_ids` wherever a destination's snapshot changed. Returns the
     number created. Runs inside the caller's transaction; idempotent: a second call with nothing
@@ -192,7 +193,9 @@ def exports_build(
     ({record: {property: [typed values by position]}}, see BatchResult.fresh_values): they are
     not read back, and such records have no earlier export to compare with.
     snapshots: fresh_snapshots() of those records, if the caller built them already
-    (PostgreSQL)."""
+    (PostgreSQL).
+    fresh_members: the groups records created in this transaction joined in it ({record:
+    {group}}, from memberships_update): their only memberships, so they are not read back."""
     now = now or timezone.now()
     plans = destination_plans(model_id) if plans is None else plans
     if not plans or not record_ids:
@@ -201,7 +204,6 @@ def exports_build(
     prop_ids = sorted({pid for p in plans for _, pid, _, _ in p.mapping})
     fresh_values = fresh_values or {}
     stored_ids = [rid for rid in record_ids if rid not in fresh_values] if fresh_values else record_ids
-    cond_r, params_r = db.in_list("record_id", record_ids)
     cond_s, params_s = db.in_list("record_id", stored_ids)
 
     values_by_record: dict[int, dict[int, list]] = dict(fresh_values)
@@ -215,12 +217,15 @@ def exports_build(
             values_by_record.setdefault(rid, {}).setdefault(pid, []).append(
                 _typed((text, number, when, boolean))
             )
-    members: dict[int, set[int]] = {}
-    for rid, gid in db.fetchall(
-        f"SELECT record_id, group_id FROM core_groupmember WHERE {cond_r} AND left_at IS NULL",
-        params_r,
-    ):
-        members.setdefault(rid, set()).add(gid)
+    members: dict[int, set[int]] = dict(fresh_members or {})
+    member_ids = [rid for rid in record_ids if rid not in members] if members else record_ids
+    if member_ids:
+        cond_m, params_m = db.in_list("record_id", member_ids)
+        for rid, gid in db.fetchall(
+            f"SELECT record_id, group_id FROM core_groupmember WHERE {cond_m} AND left_at IS NULL",
+            params_m,
+        ):
+            members.setdefault(rid, set()).add(gid)
     # Records created in this transaction are ready and have no exports yet.
     states = {rid: RecordState.READY for rid in fresh_values}
     if stored_ids:

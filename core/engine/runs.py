@@ -625,6 +625,14 @@ def _import_page(
         )
         exported = 0
         if dplans:
+            fresh_members = None
+            if fresh_values is not None:
+                # Records created by this page are members of what they joined just now, only.
+                fresh_members = {rid: set() for rid in fresh_values}
+                for gid, joined in gchanges.joined.items():
+                    for rid in joined:
+                        if rid in fresh_members:
+                            fresh_members[rid].add(gid)
             exported = exports_build(
                 model_id=source.model_id,
                 record_ids=sorted(changed_records | gchanges.records),
@@ -632,6 +640,7 @@ def _import_page(
                 plans=dplans,
                 fresh_values=fresh_values,
                 snapshots=snapshots,
+                fresh_members=fresh_members,
             )
         batch_no = run.batches_done + 1
         Import.objects.create(
