@@ -333,6 +333,11 @@ class Dialect:
     def commit(self, conn: Any) -> None:
         conn.commit()
 
+    def keyed_statements(self, cur: Any) -> None:
+        """Called at the start of a destination's write transaction, whose every statement
+        reads the destination's tables by key: a dialect whose planner may scan a table
+        instead (statistics missing while a first sync fills it) says so here."""
+
     def rollback(self, conn: Any) -> None:
         conn.rollback()
 
@@ -1169,6 +1174,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         table, pk, groups = self._settings()
         results: list[ExportResult | None] = [None] * len(exports)
         with self.transaction() as cur:
+            self.dialect.keyed_statements(cur)
             columns = self._columns(cur, table)
             if pk not in columns:
                 raise ConnectorError(f'primary key column "{pk}" does not exist in table "{table}"', permanent=True)
