@@ -175,13 +175,30 @@ class PostgresDialect(Dialect):
     def bulk_upsert(
         self, cur: Any, table_sql: str, columns: Sequence[str], key: str, update: Sequence[str], rows: list[list[Any]]
     ) -> None:
-        """COPY into a temporary table shaped like the target, then one INSERT ... ON CONFLICT."""
+        """COPY into a temporary table shaped like the target, then one INSERT ... ON CONFLICT;
+        or, when no row of the batch's keys exists yet (a first sync), COPY straight into the
+        target, as a plain load would (a key that appears meanwhile sends the batch the first
+        way)."""
         if len(rows) < self.COPY_MIN_ROWS:
             return super().bulk_upsert(cur, table_sql, columns, key, update, rows)
         # One statement cannot touch a row twice: of equal keys the last wins, as row by row.
         last = {key_norm(row[0]): row for row in rows}
         rows = list(last.values())
         cols = ", ".join(columns)
+        if not self._any_key_exists(cur, table_sql, key, [row[0] for row in rows]):
+            cur.execute("SAVEPOINT grouparoo_load")
+            try:
+                with cur.copy(f"COPY {table_sql} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT grouparoo_load")  # written meanwhile: upsert
+            except BaseException:
+                cur.execute("ROLLBACK TO SAVEPOINT grouparoo_load")
+                raise
+            else:
+                cur.execute("RELEASE SAVEPOINT grouparoo_load")
+                return
         temp = "grouparoo_upsert"
         cur.execute(f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS SELECT {cols} FROM {table_sql} WITH NO DATA")
         with cur.copy(f"COPY {temp} ({cols}) FROM STDIN") as copy:
@@ -190,6 +207,14 @@ class PostgresDialect(Dialect):
         action = "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update) if update else "NOTHING"
         cur.execute(f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {temp} ON CONFLICT ({key}) DO {action}")
         cur.execute(f"DROP TABLE {temp}")
+
+    def _any_key_exists(self, cur: Any, table_sql: str, key: str, keys: list[Any]) -> bool:
+        for i in range(0, len(keys), 1000):
+            chunk = keys[i : i + 1000]
+            sql = f"SELECT 1 FROM {table_sql} WHERE {self.in_frag(key, chunk)} LIMIT 1"
+            if cur.execute(sql, self.in_params(chunk)).fetchone() is not None:
+                return True
+        return False
 
     def bulk_insert(self, cur: Any, table_sql: str, columns: Sequence[str], rows: list[list[Any]]) -> None:
         if len(rows) < self.COPY_MIN_ROWS:

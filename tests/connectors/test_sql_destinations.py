@@ -268,3 +268,40 @@ def test_postgres_export_batches_read_by_index_where_statistics_are_missing(requ
     ok(dest.export_batch([payload({"id": 30_500, "email": "a@example.com"}, groups=["g1"])], operations=SYNC), 1)
     assert len(seen) == 1
     assert ["g1"] == [g for (g,) in w.run("SELECT group_name FROM people_groups WHERE person_id = 30500")]
+
+
+@pytest.mark.postgres
+def test_postgres_loads_new_keys_directly_and_upserts_once_any_exists(request, tmp_path, monkeypatch):
+    """Large batches (COPY): keys none of which exist yet are loaded straight into the table;
+    a batch with one existing key is upserted; and a key written between the check and the load
+    (here: a check that misses it) sends the batch the upsert way, with the same result."""
+    pytest.importorskip("psycopg")
+    w = make_world("postgres", request, tmp_path)
+    request.addfinalizer(w.close)
+    dest = w.destination(table="people", primaryKey="id")
+    dialect = type(dest.dialect)
+    loads = []
+    original_copy_check = dialect._any_key_exists
+
+    def spy(self, cur, table_sql, key, keys):
+        found = original_copy_check(self, cur, table_sql, key, keys)
+        loads.append(not found)
+        return found
+
+    monkeypatch.setattr(dialect, "_any_key_exists", spy)
+    ok(dest.export_batch([payload({"id": i, "email": f"u{i}@x.test", "score": i}) for i in range(1, 51)],
+                         operations=SYNC), 50)
+    assert loads == [True]
+    ok(dest.export_batch([payload({"id": i, "email": f"v{i}@x.test", "score": 2 * i}) for i in range(50, 101)],
+                         operations=SYNC), 51)
+    assert loads == [True, False]
+    assert w.run("SELECT COUNT(*), SUM(score) FROM people") == [(100, sum(range(1, 50)) + 2 * sum(range(50, 101)))]
+    assert w.run("SELECT email FROM people WHERE id = 50") == [("v50@x.test",)]
+
+    # The check misses key 100, which exists: the load fails on it and the batch is upserted.
+    monkeypatch.setattr(dialect, "_any_key_exists", lambda self, cur, table_sql, key, keys: False)
+    ok(dest.export_batch([payload({"id": i, "email": f"w{i}@x.test", "score": 1}) for i in range(100, 130)],
+                         operations=SYNC), 30)
+    assert w.run("SELECT COUNT(*) FROM people") == [(129,)]
+    assert w.run("SELECT email, score FROM people WHERE id = 100") == [("w100@x.test", 1)]
+    dest.close()
