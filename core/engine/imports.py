@@ -726,6 +726,18 @@ def _insert_direct(rows: list[tuple], k2r: dict[str, int], now, *, db_clock: boo
 def _upsert_from_stage(now) -> list[tuple[int, int]]:
     ts = db.ts(now)
     value_columns = STAGE_COLUMNS[3:]  # raw_value ... invalid_reason
+    if db.is_postgres():
+        # Staged rows equal to the stored ones leave first, by reading alone. ON CONFLICT ...
+        # DO UPDATE ... WHERE locks every conflicting row before its WHERE says "unchanged",
+        # and a lock writes the row's page and WAL: an incremental sync of 10,000 records out
+        # of 1,000,000 locked 70,000 unchanged rows on pages all over the table (1.7 s).
+        # OFFSET 0 keeps the subquery a probe of (record, property, position) per staged row.
+        same = " AND ".join(f"rp.{c} IS NOT DISTINCT FROM grp_stage.{c}" for c in value_columns)
+        db.execute(
+            "DELETE FROM grp_stage WHERE EXISTS (SELECT 1 FROM core_recordproperty rp "
+            "WHERE rp.record_id = grp_stage.record_id AND rp.property_id = grp_stage.property_id "
+            f"AND rp.position = grp_stage.position AND {same} OFFSET 0)"
+        )
     distinct = " OR ".join(f"core_recordproperty.{c} IS DISTINCT FROM excluded.{c}" for c in value_columns)
     sets = ", ".join(f"{c} = excluded.{c}" for c in (*value_columns, "changed_at", "confirmed_at"))
     cols = ", ".join(STAGE_COLUMNS)
