@@ -232,7 +232,6 @@ def test_postgres_export_batches_read_by_index_where_statistics_are_missing(requ
     """A first sync fills the destination's tables faster than autovacuum analyzes them. With no
     statistics, a lookup of 1,000 keys is estimated at most of the table and PostgreSQL scans it,
     once per 1,000 records. An export batch's transaction asks for index scans (and no JIT)."""
-    pytest.importorskip("psycopg")
     w = make_world("postgres", request, tmp_path)
     request.addfinalizer(w.close)
     w.run("ALTER TABLE people_groups SET (autovacuum_enabled = false)")
@@ -275,7 +274,6 @@ def test_postgres_loads_new_keys_directly_and_upserts_once_any_exists(request, t
     """Large batches (COPY): keys none of which exist yet are loaded straight into the table;
     a batch with one existing key is upserted; and a key written between the check and the load
     (here: a check that misses it) sends the batch the upsert way, with the same result."""
-    pytest.importorskip("psycopg")
     w = make_world("postgres", request, tmp_path)
     request.addfinalizer(w.close)
     dest = w.destination(table="people", primaryKey="id")
