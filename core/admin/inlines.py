@@ -283,41 +283,6 @@ class DestinationGroupMembershipInline(ModelScopedInline):
 # --- records -------------------------------------------------------------------------------
 
 
-class RecordPropertyInline(admin.TabularInline):
-    """A record's values, read-only: they come from sources."""
-
-    model = m.RecordProperty
-    extra = 0
-    fields = [
-        "property",
-        "position",
-        "raw_value",
-        "typed_value",
-        "state",
-        "invalid_reason",
-        "changed_at",
-    ]
-    readonly_fields = fields
-    ordering = ["property__key", "position"]
-
-    def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).select_related("property")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="typed value")
-    def typed_value(self, obj: m.RecordProperty) -> Any:
-        value = obj.value
-        return "-" if value is None else value
-
-
 class GroupMemberFormSet(CrossRowFormSet):
     distinct_fields = {"group": "The record is in group “{value}” twice."}
     same_model_fields = {"group": "Group “{value}” belongs to another model than the record."}

@@ -1,7 +1,12 @@
-"""Admin for Records (with their properties and group memberships) and Record Properties.
+"""Admin for Records, with their property values and group memberships.
 
 Record tables are the big ones: no full result counts, raw-id widgets for record foreign keys,
 exact-match search only (it can use indexes; `icontains` over millions of rows cannot).
+
+Values have no admin of their own: their primary key is (record, property, position) (migration
+0014), and Django 5.2's admin does not register models with a composite primary key. A record's
+values are a read-only table on its page (they come from sources), and the records list finds
+records by an exact value or by an invalid value of a given property.
 """
 
 from __future__ import annotations
@@ -9,12 +14,37 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db import models
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 
 from core import models as m
-from core.admin.base import GrouparooModelAdmin, admin_link
-from core.admin.inlines import GroupMemberInline, RecordPropertyInline
+from core.admin.base import GrouparooModelAdmin
+from core.admin.inlines import GroupMemberInline
+
+
+class InvalidValueFilter(admin.SimpleListFilter):
+    """Records holding a value of the chosen property that did not parse (through the small
+    core_rp_invalid index: only invalid values are in it)."""
+
+    title = "invalid value of"
+    parameter_name = "invalid_value_of"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        properties = m.Property.objects.select_related("model").order_by("model__name", "key")
+        return [(str(p.pk), f"{p.model.name}: {p.key}") for p in properties]
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"{self.parameter_name} must be a property id")
+        invalid = m.RecordProperty.objects.filter(
+            record=models.OuterRef("pk"), property_id=int(value), invalid_reason__isnull=False
+        )
+        return queryset.filter(models.Exists(invalid))
 
 
 @admin.register(m.Record)
@@ -28,14 +58,14 @@ class RecordAdmin(GrouparooModelAdmin):
         "created_at",
         "updated_at",
     ]
-    list_filter = ["model", "state", "invalid"]
+    list_filter = ["model", "state", "invalid", InvalidValueFilter]
     list_select_related = ["model"]
     search_fields = ["id__exact", "properties__unique_value__exact", "properties__raw_value__exact"]
     search_help_text = "Exact record id or exact property value (e.g. an email address)."
     show_full_result_count = False
-    fields = ["model", "state", "invalid", ("created_at", "updated_at")]
-    readonly_fields = ["created_at", "updated_at"]
-    inlines = [RecordPropertyInline, GroupMemberInline]
+    fields = ["model", "state", "invalid", ("created_at", "updated_at"), "values_table"]
+    readonly_fields = ["created_at", "updated_at", "values_table"]
+    inlines = [GroupMemberInline]
 
     def get_queryset(self, request: HttpRequest):
         primary_key = (
@@ -55,26 +85,34 @@ class RecordAdmin(GrouparooModelAdmin):
     def primary_key_value(self, obj: Any) -> str:
         return obj.pk_value if obj.pk_value is not None else "-"
 
-
-@admin.register(m.RecordProperty)
-class RecordPropertyAdmin(GrouparooModelAdmin):
-    list_display = [
-        "id",
-        "record_link",
-        "property",
-        "position",
-        "raw_value",
-        "state",
-        "invalid_reason",
-        "changed_at",
-    ]
-    list_filter = ["state", "property__model", "property"]
-    list_select_related = ["property", "record__model"]
-    search_fields = ["raw_value__exact", "record__id__exact"]
-    search_help_text = "Exact raw value or exact record id."
-    raw_id_fields = ["record"]
-    show_full_result_count = False
-
-    @admin.display(description="record", ordering="record_id")
-    def record_link(self, obj: m.RecordProperty) -> str:
-        return admin_link(obj.record)
+    @admin.display(description="values")
+    def values_table(self, obj: Any) -> str:
+        """The record's values, read-only (they come from sources), by property and position."""
+        if obj is None or obj.pk is None:
+            return "-"
+        rows = m.RecordProperty.objects.filter(record=obj).select_related("property")
+        rows = rows.order_by("property__key", "position")
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    rp.property.key,
+                    rp.position,
+                    "-" if rp.raw_value is None else rp.raw_value,
+                    "-" if rp.value is None else rp.value,
+                    rp.state,
+                    rp.invalid_reason or "",
+                    rp.changed_at or "-",
+                )
+                for rp in rows
+            ),
+        )
+        if not body:
+            return "-"
+        return format_html(
+            '<table class="record-values"><thead><tr><th>property</th><th>position</th>'
+            "<th>raw value</th><th>typed value</th><th>state</th><th>invalid reason</th>"
+            "<th>changed at</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )

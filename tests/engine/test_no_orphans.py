@@ -91,5 +91,9 @@ def test_the_orphan_check_sees_an_orphan(shop):
     from django.db import connection
 
     with connection.cursor() as cur:
-        cur.execute("UPDATE core_recordproperty SET record_id = 999999 WHERE id = (SELECT MIN(id) FROM core_recordproperty)")
+        cur.execute(
+            "UPDATE core_recordproperty SET record_id = 999999 WHERE record_id = (SELECT MIN(record_id) "
+            "FROM core_recordproperty) AND property_id = (SELECT MIN(property_id) FROM core_recordproperty "
+            "WHERE record_id = (SELECT MIN(record_id) FROM core_recordproperty)) AND position = 0"
+        )
     assert orphans() == {"core_recordproperty.record_id": 1}

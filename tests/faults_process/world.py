@@ -179,7 +179,7 @@ def assert_synced_exactly(shop: Shop, run: m.Run, n: int = N) -> None:
     per_prop = dict(
         m.RecordProperty.objects.filter(record__model=shop.model)
         .values_list("property__key")
-        .annotate(c=Count("id"))
+        .annotate(c=Count("*"))
     )
     for key in ("user_id", "email", "first_name", "ltv", "purchase_count"):
         assert per_prop.get(key) == n, (key, per_prop.get(key))
