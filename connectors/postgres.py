@@ -240,6 +240,14 @@ class PostgresDialect(Dialect):
             return str(value)
         return value
 
+    def value_passthrough(self, column_type: str | None) -> frozenset[type]:
+        t = (column_type or "").lower()
+        if t in ("json", "jsonb") or t.endswith("]"):
+            return frozenset()
+        if _is_text_type(t):
+            return frozenset((str, type(None)))
+        return frozenset((str, type(None), int, float))
+
     def value_adapter(self, column_type: str | None):
         t = (column_type or "").lower()
         if t in ("json", "jsonb") or t.endswith("]"):

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -460,6 +461,12 @@ class Dialect:
         every value of a column the same way); a dialect may return a faster equivalent."""
         adapt = self.adapt_value
         return lambda value: adapt(value, column_type)
+
+    def value_passthrough(self, column_type: str | None) -> frozenset[type]:
+        """The classes whose values adapt_value returns unchanged for `column_type`: a batch
+        binds those without calling the adapter (tests/connectors/test_sql_adapters.py checks
+        the promise). None by default."""
+        return frozenset()
 
     # -- errors
     def translate_error(self, exc: BaseException, *, timeout: float | None) -> ConnectorError:
@@ -1191,8 +1198,9 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                         raise ConnectorError(f'column "{col}" does not exist in groups table "{groups[0]}"', permanent=True)
             items: list[_Item] = []
             adapters = {c: self.dialect.value_adapter(t) for c, t in columns.items()}
+            plain = {c: self.dialect.value_passthrough(t) for c, t in columns.items()}
             for index, payload in enumerate(exports):
-                item = self._plan(index, payload, table, pk, columns, adapters)
+                item = self._plan(index, payload, table, pk, columns, adapters, plain)
                 if isinstance(item, ExportResult):
                     results[index] = item
                 else:
@@ -1232,6 +1240,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         pk: str,
         columns: dict[str, str | None],
         adapters: dict[str, Callable[[Any], Any]],
+        plain: dict[str, frozenset[type]],
     ) -> _Item | ExportResult:
         key = payload.new_properties.get(pk)
         old_key = payload.old_properties.get(pk)
@@ -1253,7 +1262,11 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                 success=False,
                 error=", ".join(f'unknown column "{c}" in table "{table}"' for c in unknown),
             )
-        values = {c: adapters[c](v) for c, v in payload.new_properties.items() if c != pk}
+        values = {
+            c: v if v.__class__ in plain[c] else adapters[c](v)
+            for c, v in payload.new_properties.items()
+            if c != pk
+        }
         for c in payload.old_properties:
             if c != pk and c not in payload.new_properties and c in columns:
                 values[c] = None  # a property no longer mapped or no longer set is cleared
@@ -1327,12 +1340,21 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
             skipped = {it.index for it in writes if key_norm(it.key) not in existing}
             writes = [it for it in writes if it.index not in skipped]
         by_columns: dict[tuple[str, ...], list[_Item]] = {}
+        sorted_columns: dict[tuple[str, ...], tuple[str, ...]] = {}  # payloads share a few key orders
         for it in writes:
-            by_columns.setdefault(tuple(sorted(it.values)), []).append(it)
+            names = tuple(it.values)
+            cols = sorted_columns.get(names)
+            if cols is None:
+                cols = sorted_columns[names] = tuple(sorted(names))
+            by_columns.setdefault(cols, []).append(it)
         for cols, group in by_columns.items():
             quoted = [q(c) for c in cols]
             if ops.create:
-                rows = [[it.key, *(it.values[c] for c in cols)] for it in group]
+                if len(cols) > 1:
+                    get = itemgetter(*cols)
+                    rows = [[it.key, *get(it.values)] for it in group]
+                else:
+                    rows = [[it.key, *(it.values[c] for c in cols)] for it in group]
                 d.bulk_upsert(cur, t, [k, *quoted], k, quoted if ops.update else [], rows)
             elif cols and ops.update:
                 sets = ", ".join(f"{c} = {ph}" for c in quoted)
@@ -1342,14 +1364,15 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         if g and writes:
             wanted: dict[Any, tuple[Any, set[str]]] = {}
             for it in writes:
-                wanted[key_norm(it.key)] = (it.key, {str(n) for n in it.payload.new_groups})
+                wanted[key_norm(it.key)] = (it.key, set(map(str, it.payload.new_groups)))
             have: dict[Any, set[str]] = {}
             for chunk in _chunks([key for key, _ in wanted.values()]):
                 sql = Frag(f"SELECT {fk}, {gname} FROM {g} WHERE {d.in_frag(fk, chunk)}", d.in_params(chunk))
                 for row_key, name in self.execute(cur, sql).fetchall():
                     have.setdefault(key_norm(row_key), set()).add(name)
-            removals = [(key, name) for n, (key, names) in wanted.items() for name in have.get(n, set()) - names]
-            additions = [(key, name) for n, (key, names) in wanted.items() for name in sorted(names - have.get(n, set()))]
+            none: frozenset[str] = frozenset()
+            removals = [(key, name) for n, (key, names) in wanted.items() for name in have.get(n, none) - names]
+            additions = [(key, name) for n, (key, names) in wanted.items() for name in sorted(names - have.get(n, none))]
             if removals:
                 cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {gname} = {ph}", removals)
             if additions:
