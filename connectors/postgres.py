@@ -248,22 +248,6 @@ class PostgresDialect(Dialect):
             return frozenset((str, type(None)))
         return frozenset((str, type(None), int, float))
 
-    def value_adapter(self, column_type: str | None):
-        t = (column_type or "").lower()
-        if t in ("json", "jsonb") or t.endswith("]"):
-            return super().value_adapter(column_type)
-        adapt, text = self.adapt_value, _is_text_type(t)
-
-        def adapter(value: Any) -> Any:
-            # What adapt_value returns unchanged, without its checks: text, NULL, and numbers
-            # bound into a column that is not text.
-            cls = value.__class__
-            if cls is str or value is None or (not text and (cls is int or cls is float)):
-                return value
-            return adapt(value, column_type)
-
-        return adapter
-
     def translate_error(self, exc: BaseException, *, timeout: float | None) -> ConnectorError:
         sqlstate = getattr(exc, "sqlstate", None) or ""
         diag = getattr(exc, "diag", None)
