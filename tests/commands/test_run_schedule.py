@@ -9,6 +9,9 @@ from django.core.management import CommandError, call_command
 
 from core import models as m
 from core.choices import RunState
+from core.engine.runs import run_claim
+from core.management.commands import run_schedule as run_schedule_command
+from core.services.runs import run_create
 from tests.engine.conftest import make_shop
 
 pytestmark = pytest.mark.django_db
@@ -43,6 +46,39 @@ def test_run_schedule_exits_non_zero_when_a_run_fails(tmp_path):
     with pytest.raises(CommandError):
         call_command("run_schedule", "users", stdout=out)
     assert "failed" in out.getvalue() and "no_such_table" in out.getvalue()
+
+
+def test_run_schedule_leaves_a_run_another_process_holds_and_exits_zero(tmp_path):
+    shop = make_shop(tmp_path)
+    run, _ = run_create(source=shop.users, enqueue=False)
+    assert run_claim(run.pk)  # another worker holds it, its lease fresh
+    out = io.StringIO()
+    call_command("run_schedule", "users", stdout=out)  # no CommandError: not a failure
+    assert f"users: run {run.pk} is already active in another process; left to it" in out.getvalue()
+    run.refresh_from_db()
+    assert (run.state, run.rows_read) == (RunState.RUNNING, 0)
+    assert shop.dst_rows() == []
+
+
+def test_run_schedule_that_created_the_run_but_lost_the_claim_says_so(tmp_path, monkeypatch):
+    # The race two overlapping cron starts can have: this process creates the run, the other
+    # one (which found it existing) claims it first.
+    shop = make_shop(tmp_path)
+    real = run_schedule_command.run_create
+
+    def create_then_lose_the_claim(**kwargs):
+        run, created = real(**kwargs)
+        assert created and run_claim(run.pk)
+        return run, created
+
+    monkeypatch.setattr(run_schedule_command, "run_create", create_then_lose_the_claim)
+    out = io.StringIO()
+    call_command("run_schedule", "users", stdout=out)
+    text = out.getvalue()
+    run = m.Run.objects.get()
+    assert f"run {run.pk} is already active in another process; left to it" in text
+    assert "records created" not in text  # no summary for work this process did not do
+    assert run.state == RunState.RUNNING
 
 
 def test_run_schedule_names_an_unknown_schedule(tmp_path):

@@ -2,7 +2,8 @@
 
     manage.py run_schedule [ID ...] [--all] [--full] [--no-export]
 
-IDs are schedule ids (or source names). Exits non-zero when a run fails.
+IDs are schedule ids (or source names). Exits non-zero when a run fails. A run another process
+is working on (an overlapping cron start) is reported and left to it, with exit status 0.
 
 SIGTERM or Ctrl-C (SIGINT) stops after the batch in hand: the run is released, not left for
 its lease to expire, and the command exits with 128 + the signal number; run it again to
@@ -18,7 +19,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from core.choices import RunCreator, RunState
+from core.choices import ACTIVE_RUN_STATES, RunCreator, RunState
 from core.engine import runs
 from core.engine.runs import run_process
 from core.models import Run, Schedule
@@ -104,6 +105,11 @@ class Command(BaseCommand):
             run = run_process(run.pk, progress=progress, wait_for_exports=True)
             if interactive:
                 self.stdout.write("")
+            if run.state in ACTIVE_RUN_STATES and not runs.stop_requested():
+                # Another process claimed it first (even one that found the run this process
+                # created): that process reports it; leaving it alone is not a failure here.
+                self.stdout.write(f"{schedule.source.name}: run {run.pk} is already active in another process; left to it")
+                continue
             elapsed = time.monotonic() - started
             self.stdout.write(self._summary(schedule, run, elapsed))
             if runs.stop_requested():
