@@ -385,6 +385,7 @@ def import_batch(
     prepared: PreparedBatch | None = None,
     with_fresh: Sequence[tuple[SourcePlan, PreparedBatch]] = (),
     defer: bool = False,
+    assume_new: bool = False,
 ) -> BatchResult:
     """Write one batch. Must run inside a transaction; idempotent: writing the same batch twice
     changes nothing the second time (no changed pairs are returned).
@@ -396,7 +397,12 @@ def import_batch(
     sources): written with this batch, and result.enriched set, when the batch creates the
     record of every key it reads; otherwise ignored (the caller enriches as before).
     defer: the caller calls result.settle() before its next use of the database, so it can run
-    Python while the new records' values are being written (see BatchResult.pending)."""
+    Python while the new records' values are being written (see BatchResult.pending).
+    assume_new (a source that creates records): take every key for new and every unique value
+    for free, without looking them up (a first sync's page, two index probes per record). The
+    unique index on (property, unique value) is the check: if the assumption is wrong the batch
+    raises IntegrityError (at settle() when deferred), and the caller, having run it in a
+    savepoint, rolls back to it and writes the batch again without the assumption."""
     db_clock = now is None and db.is_postgres()
     if db_clock:
         # The batch's time is its transaction's, now(): the values it inserts take it as their
@@ -415,13 +421,16 @@ def import_batch(
         return result
 
     # 1. Resolve keys to records.
-    cond, params = db.in_list("unique_value", list(by_key))
-    found = dict(
-        db.fetchall(
-            f"SELECT unique_value, record_id FROM core_recordproperty WHERE property_id = %s AND {cond}",
-            [key_prop.pk, *params],
+    assume_new = assume_new and plan.creates_records
+    found: dict[str, int] = {}
+    if not assume_new:
+        cond, params = db.in_list("unique_value", list(by_key))
+        found = dict(
+            db.fetchall(
+                f"SELECT unique_value, record_id FROM core_recordproperty WHERE property_id = %s AND {cond}",
+                [key_prop.pk, *params],
+            )
         )
-    )
     missing = [k for k in by_key if k not in found]
     dropped = False
     if missing:
@@ -447,7 +456,7 @@ def import_batch(
         staged = [r for r in staged if r[0] in k2r]
 
     # 3. Unique values held by other records: merge, or flag as duplicates.
-    staged = _resolve_unique_conflicts(plan, staged, result, key_to_record)
+    staged = _resolve_unique_conflicts(plan, staged, result, key_to_record, held=not assume_new)
     if result.created:
         result.created_rows = [by_key[k] for k, rid in key_to_record.items() if rid in result.created]
 
@@ -584,7 +593,7 @@ def _create_records(model_id: int, count: int, now) -> list[int]:
 
 
 def _resolve_unique_conflicts(
-    plan: SourcePlan, staged: list[tuple], result: BatchResult, key_to_record
+    plan: SourcePlan, staged: list[tuple], result: BatchResult, key_to_record, *, held: bool = True
 ) -> list[tuple]:
     """Unique values (other than the key) already held by another record, or twice in the batch.
 
@@ -595,22 +604,26 @@ def _resolve_unique_conflicts(
 
     Staged rows are keyed by canonical key; key_to_record is updated in place by merges. Returns
     the rows, with flagged duplicates replaced (a new list only if there are any).
+    held=False: other records are taken to hold none of the values (import_batch's assume_new,
+    which the unique index checks); duplicates within the batch are flagged all the same.
     """
     k2r, key_pk = key_to_record, plan.key_property.pk
     unique_at = [i for i, r in enumerate(staged) if r[8] is not None and r[1] != key_pk]
     if not unique_at:
         return staged
     unique_rows = [staged[i] for i in unique_at]
-    pids = sorted({r[1] for r in unique_rows})
-    cond_p, params_p = db.in_list("property_id", pids)
-    cond_v, params_v = db.in_list("unique_value", sorted({r[8] for r in unique_rows}))
-    holders = {
-        (pid, val): rid
-        for pid, val, rid in db.fetchall(
-            f"SELECT property_id, unique_value, record_id FROM core_recordproperty WHERE {cond_p} AND {cond_v}",
-            [*params_p, *params_v],
-        )
-    }
+    holders: dict[tuple[int, str], int] = {}
+    if held:
+        pids = sorted({r[1] for r in unique_rows})
+        cond_p, params_p = db.in_list("property_id", pids)
+        cond_v, params_v = db.in_list("unique_value", sorted({r[8] for r in unique_rows}))
+        holders = {
+            (pid, val): rid
+            for pid, val, rid in db.fetchall(
+                f"SELECT property_id, unique_value, record_id FROM core_recordproperty WHERE {cond_p} AND {cond_v}",
+                [*params_p, *params_v],
+            )
+        }
     conflicts = {
         (k2r[r[0]], holders[(r[1], r[8])])
         for r in unique_rows

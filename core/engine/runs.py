@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -552,15 +552,20 @@ def _import_loop(
             ))
             for oplan, specs, _conn in enrichers
         ]
+        # While every page creates a record for each of its keys (a first sync, from an empty
+        # model on), the next is expected to as well: its keys and unique values are not looked
+        # up, the unique index checks them (import_batch's assume_new).
+        all_new = plan.creates_records and not Record.objects.filter(model_id=plan.model_id).exists()
         try:
             with ReadAhead(pages) as read_ahead:
                 for page, aggregates, prepared, enriched in read_ahead:
                     _check_stop()
                     created = _import_page(
                         run, source, plan, groups, dplans, enrichers, progress,
-                        page, aggregates, prepared, enriched,
+                        page, aggregates, prepared, enriched, assume_new=all_new,
                     )
                     created_share[0] = created / max(len(page.rows), 1)
+                    all_new = plan.creates_records and created == len(prepared.by_key) > 0
                     if len(page.rows) < batch_size:
                         break
         finally:
@@ -569,10 +574,14 @@ def _import_loop(
 
 
 def _import_page(
-    run, source, plan, groups, dplans, enrichers, progress, page, aggregates, prepared, enriched
+    run, source, plan, groups, dplans, enrichers, progress, page, aggregates, prepared, enriched,
+    assume_new: bool = False,
 ) -> int:
     """Write one page in one transaction: records and values, groups, exports, progress.
-    Returns the number of records it created."""
+    Returns the number of records it created.
+
+    assume_new: every key of the page is expected to be new (see import_batch); if one is not,
+    the page is written again, looking keys up."""
     with transaction.atomic():
         # A first sync's page: the secondary sources' rows, prepared ahead for every key of
         # the page, are written with it when every key creates its record.
@@ -583,26 +592,46 @@ def _import_page(
         ]
         if len(with_fresh) != len(enrichers):
             with_fresh = []
-        result = import_batch(
-            plan=plan,
-            rows=page.rows,
-            aggregates=aggregates,
-            prepared=prepared,
-            with_fresh=with_fresh,
-            defer=True,
-        )
-        snapshots = None
-        try:
-            # While the database writes the new records' values: their export snapshots.
-            changed_records = set(result.changed) | result.merged_into
-            changed_props = set().union(*result.changed.values()) if result.changed else set()
-            fresh_values = None
-            if db.is_postgres() and result.created:
-                fresh_values = {rid: result.fresh_values.get(rid, {}) for rid in result.created}
-                if dplans and result.pending is not None and (result.enriched or not enrichers):
-                    snapshots = fresh_snapshots(dplans, fresh_values)
-        finally:
-            result.settle()
+
+        def write(assume_new: bool):
+            result = import_batch(
+                plan=plan,
+                rows=page.rows,
+                aggregates=aggregates,
+                prepared=prepared,
+                with_fresh=with_fresh,
+                defer=True,
+                assume_new=assume_new,
+            )
+            snapshots = None
+            try:
+                # While the database writes the new records' values: their export snapshots.
+                changed_records = set(result.changed) | result.merged_into
+                changed_props = set().union(*result.changed.values()) if result.changed else set()
+                fresh_values = None
+                if db.is_postgres() and result.created:
+                    fresh_values = {rid: result.fresh_values.get(rid, {}) for rid in result.created}
+                    if dplans and result.pending is not None and (result.enriched or not enrichers):
+                        snapshots = fresh_snapshots(dplans, fresh_values)
+            finally:
+                result.settle()
+            return result, snapshots, changed_records, changed_props, fresh_values
+
+        if assume_new:
+            try:
+                with transaction.atomic():  # a savepoint: the unique index checks the assumption
+                    written = write(assume_new=True)
+            except IntegrityError:
+                # Some key or unique value was held after all (a source row seen before, a
+                # record another source created): the page again, looking everything up.
+                logger.info(
+                    "run %s: the page after cursor %r holds keys or unique values already taken; "
+                    "written again with lookups", run.pk, run.cursor,
+                )
+                written = write(assume_new=False)
+        else:
+            written = write(assume_new=False)
+        result, snapshots, changed_records, changed_props, fresh_values = written
         if enrichers and result.created and not result.enriched:
             new_rows = result.created_rows
             for extra in _enrich_new_records(

@@ -60,3 +60,65 @@ def test_a_second_identical_sync_is_a_noop(shop):
     sync(shop.users_schedule)
     run = sync(shop.users_schedule, full=True)
     assert (run.records_created, run.records_updated, run.exports_created) == (0, 0, 0)
+
+
+# A first sync takes every key of a page for new while pages keep creating a record for each key
+# (import_batch's assume_new): no lookups, the unique index checks. A page that proves it wrong
+# is written again, looking keys up, with the result a careful page would have had.
+
+KEY_LOOKUP = "SELECT unique_value, record_id FROM core_recordproperty"
+
+
+def test_a_first_sync_looks_up_no_keys_and_a_later_sync_does(shop, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.GROUPAROO_BATCH_SIZE = 2
+    with CaptureQueriesContext(connection) as first:
+        run = sync(shop.users_schedule)
+    assert (run.state, run.records_created) == (RunState.COMPLETE, 4)
+    assert not [q for q in first.captured_queries if KEY_LOOKUP in q["sql"]]
+    with CaptureQueriesContext(connection) as again:
+        run = sync(shop.users_schedule, full=True)
+    assert (run.state, run.records_created, m.Record.objects.count()) == (RunState.COMPLETE, 0, 4)
+    assert len([q for q in again.captured_queries if KEY_LOOKUP in q["sql"]]) == 2  # one per page
+
+
+def test_a_page_assumed_new_whose_keys_exist_is_written_again_with_lookups(shop, settings, caplog):
+    settings.GROUPAROO_BATCH_SIZE = 2
+    shop.src_sql("DELETE FROM users WHERE id IN (1, 2)")
+    sync(shop.users_schedule)  # records for users 3 and 4
+    first_ids = set(m.Record.objects.values_list("pk", flat=True))
+    shop.src_many("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                  [(1, "ada@example.com", "Ada", 900.0, "2026-01-01T00:00:00"),
+                   (2, "bob@example.com", "Bob", 100.0, "2026-01-02T00:00:00")])
+    shop.src_sql("UPDATE users SET first_name = 'Cyrus' WHERE id = 3")
+    # Page 1 (users 1, 2) creates both records, so page 2 (users 3, 4) is taken for new: the
+    # unique index refuses user 3's and 4's keys, and the page is written again with lookups.
+    with caplog.at_level(logging.INFO, logger="core.engine.runs"):
+        run = sync(shop.users_schedule, full=True)
+    assert any("written again with lookups" in r.getMessage() for r in caplog.records)
+    assert (run.state, run.records_created, run.records_updated) == (RunState.COMPLETE, 2, 1)
+    assert m.Record.objects.count() == 4
+    assert first_ids < set(m.Record.objects.values_list("pk", flat=True))
+    names = dict(
+        m.RecordProperty.objects.filter(property=shop.props["first_name"]).values_list("record_id", "value_text")
+    )
+    assert sorted(names.values()) == ["Ada", "Bob", "Cyrus", "Dee"]
+    assert sorted(r["first_name"] for r in shop.dst_rows()) == ["Ada", "Bob", "Cyrus", "Dee"]
+    assert not m.RecordProperty.objects.filter(invalid_reason__isnull=False).exists()
+
+
+def test_a_page_assumed_new_whose_email_another_record_holds_merges_as_a_careful_page_would(shop, settings):
+    settings.GROUPAROO_BATCH_SIZE = 2
+    signups = add_signups(shop)
+    shop.src_sql("INSERT INTO signups VALUES ('dee@example.com', 'tok-dee', '2025-12-01')")
+    sync(signups)
+    lead = m.Record.objects.get()
+    # The model has a record, so page 1 (users 1, 2) looks keys up; it creates both, so page 2
+    # (users 3, 4) is taken for new, and Dee's email, held by the signup, sends it round again.
+    run = sync(shop.users_schedule)
+    assert (run.state, run.records_created, run.records_merged) == (RunState.COMPLETE, 3, 1)
+    assert m.Record.objects.count() == 4
+    values = {rp.property.key: rp.value for rp in m.Record.objects.get(pk=lead.pk).properties.select_related("property")}
+    assert (values["user_id"], values["signup_token"]) == (4, "tok-dee")
