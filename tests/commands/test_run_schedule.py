@@ -63,7 +63,7 @@ def test_run_schedule_leaves_a_run_another_process_holds_and_exits_zero(tmp_path
 def test_run_schedule_that_created_the_run_but_lost_the_claim_says_so(tmp_path, monkeypatch):
     # The race two overlapping cron starts can have: this process creates the run, the other
     # one (which found it existing) claims it first.
-    shop = make_shop(tmp_path)
+    make_shop(tmp_path)
     real = run_schedule_command.run_create
 
     def create_then_lose_the_claim(**kwargs):
