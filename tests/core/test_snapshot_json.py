@@ -107,7 +107,14 @@ def test_fresh_snapshots_are_the_export_form_of_the_values_written():
     from zoneinfo import ZoneInfo
 
     from core.choices import PropertyType as P
-    from core.engine.exports import BS, BS2, DestinationPlan, _snapshot, _snapshot_mapping, fresh_snapshots
+    from core.engine.exports import (
+        BS,
+        BS2,
+        DestinationPlan,
+        _snapshot,
+        _snapshot_mapping,
+        fresh_snapshots,
+    )
 
     utc = dt.datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=dt.UTC)
     berlin = dt.datetime(2026, 3, 4, 6, 6, 7, tzinfo=ZoneInfo("Europe/Berlin"))  # not UTC: converted
