@@ -61,60 +61,23 @@ def memberships_update(
     the caller's transaction; idempotent (a second call finds nothing to change).
 
     new_records: records created in this transaction; they are members of nothing yet, so the
-    leavers statement skips them (a first sync runs only the joiners statement)."""
+    leavers statement skips them (a first sync runs only the joiners statement), and every
+    group is evaluated for them: a rule on a property nothing has written for them (`notExists`
+    on another source's property) may take them in."""
     now = now or timezone.now()
     changes = GroupChanges()
-    old_records = [r for r in record_ids if r not in new_records] if new_records else record_ids
     if not record_ids and id_range is None:
         return changes
-    if id_range is not None:
-        scope, scope_params = "r.id BETWEEN %s AND %s", list(id_range)
-        mscope, mscope_params = "record_id BETWEEN %s AND %s", list(id_range)
-    else:
-        scope, scope_params = db.in_list("r.id", record_ids)
-        mscope, mscope_params = db.in_list("record_id", old_records)
+    fresh = [r for r in record_ids if r in new_records] if new_records and id_range is None else []
     for group, specs in groups:
+        ids = record_ids
         if changed_properties is not None and not (
             {s.property_id for s in specs} & changed_properties
         ):
-            continue
-        expr, expr_params = rules.rules_sql(
-            specs, group.match_type, vendor=connection.vendor, now=now, record_alias="r"
-        )
-        if id_range is None and not old_records and db.is_postgres():
-            # Every record is new (a first sync's page): they are this model's and not deleted,
-            # so their ids will do, without probing core_record for each (half of this
-            # statement's time at N = 1,000,000).
-            candidates = "unnest(%s::bigint[]) AS r(id) WHERE "
-            candidate_params = [db.pg_array(record_ids)]
-        else:
-            candidates = f"core_record r WHERE r.model_id = %s AND r.state <> %s AND {scope} AND "
-            candidate_params = [group.model_id, RecordState.DELETED, *scope_params]
-        joined = db.fetchall(
-            "INSERT INTO core_groupmember (group_id, record_id, joined_at, left_at) "
-            f"SELECT %s, r.id, %s, NULL FROM {candidates}({expr}) "
-            "ON CONFLICT (group_id, record_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL "
-            "WHERE core_groupmember.left_at IS NOT NULL RETURNING record_id",
-            [group.pk, db.ts(now), *candidate_params, *expr_params],
-        )
-        left = (
-            []
-            if id_range is None and not old_records
-            else db.fetchall(
-                "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
-                f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
-                f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",
-                [
-                    db.ts(now),
-                    group.pk,
-                    *mscope_params,
-                    group.model_id,
-                    RecordState.DELETED,
-                    *scope_params,
-                    *expr_params,
-                ],
-            )
-        )
+            if not fresh:
+                continue
+            ids = fresh  # only the new records can be affected
+        joined, left = _memberships_of(group, specs, ids, new_records, now, id_range)
         if joined:
             changes.joined[group.pk] = {r[0] for r in joined}
         if left:
@@ -126,6 +89,62 @@ def memberships_update(
                 [delta, group.pk],
             )
     return changes
+
+
+def _memberships_of(
+    group: Group,
+    specs: list[rules.RuleSpec],
+    record_ids: list[int],
+    new_records: set[int] | frozenset[int],
+    now,
+    id_range: tuple[int, int] | None,
+) -> tuple[list[tuple], list[tuple]]:
+    """The joiners and leavers statements of one group, for memberships_update."""
+    old_records = [r for r in record_ids if r not in new_records] if new_records else record_ids
+    if id_range is not None:
+        scope, scope_params = "r.id BETWEEN %s AND %s", list(id_range)
+        mscope, mscope_params = "record_id BETWEEN %s AND %s", list(id_range)
+    else:
+        scope, scope_params = db.in_list("r.id", record_ids)
+        mscope, mscope_params = db.in_list("record_id", old_records)
+    expr, expr_params = rules.rules_sql(
+        specs, group.match_type, vendor=connection.vendor, now=now, record_alias="r"
+    )
+    if id_range is None and not old_records and db.is_postgres():
+        # Every record is new (a first sync's page): they are this model's and not deleted,
+        # so their ids will do, without probing core_record for each (half of this
+        # statement's time at N = 1,000,000).
+        candidates = "unnest(%s::bigint[]) AS r(id) WHERE "
+        candidate_params = [db.pg_array(record_ids)]
+    else:
+        candidates = f"core_record r WHERE r.model_id = %s AND r.state <> %s AND {scope} AND "
+        candidate_params = [group.model_id, RecordState.DELETED, *scope_params]
+    joined = db.fetchall(
+        "INSERT INTO core_groupmember (group_id, record_id, joined_at, left_at) "
+        f"SELECT %s, r.id, %s, NULL FROM {candidates}({expr}) "
+        "ON CONFLICT (group_id, record_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL "
+        "WHERE core_groupmember.left_at IS NOT NULL RETURNING record_id",
+        [group.pk, db.ts(now), *candidate_params, *expr_params],
+    )
+    left = (
+        []
+        if id_range is None and not old_records
+        else db.fetchall(
+            "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
+            f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
+            f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",
+            [
+                db.ts(now),
+                group.pk,
+                *mscope_params,
+                group.model_id,
+                RecordState.DELETED,
+                *scope_params,
+                *expr_params,
+            ],
+        )
+    )
+    return joined, left
 
 
 def memberships_leave(*, record_ids: list[int], now=None) -> GroupChanges:

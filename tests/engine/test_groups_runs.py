@@ -163,3 +163,30 @@ def test_a_run_abandoned_while_exporting_is_taken_over_and_finished(shop):
     m.Run.objects.filter(pk=run.pk).update(state=RunState.RUNNING, phase=RunPhase.EXPORTING, heartbeat_at=stale)
     result = run_process(run.pk, wait_for_exports=True)
     assert result.state == RunState.COMPLETE
+
+
+def test_new_records_join_a_group_whose_rule_no_source_has_written_for_them(shop, settings):
+    # "Not signed up": a negative rule on a property of another record-creating source, which
+    # holds nothing for these customers yet and is not read by this run. New records are members
+    # of nothing: every group must be evaluated for them, not only the groups whose rules use a
+    # property the page wrote.
+    from core.choices import PropertyType
+
+    shop.src_sql("CREATE TABLE signups (email TEXT, token TEXT, signed_up_at TEXT)")
+    signups = m.Source.objects.create(name="signups", app=shop.users.app, model=shop.model, type="sqlite-table",
+                                      options={"table": "signups"})
+    token = m.Property.objects.create(model=shop.model, source=signups, key="signup_token",
+                                      type=PropertyType.STRING, unique=True, options={"column": "token"})
+    m.SourceMapping.objects.create(source=signups, remote_key="email", property=shop.props["email"])
+    m.Schedule.objects.create(source=signups, options={"column": "signed_up_at"})
+    not_signed_up = m.Group.objects.create(model=shop.model, name="Not signed up")
+    m.GroupRule.objects.create(group=not_signed_up, property=token, op=RuleOp.NOT_EXISTS)
+    m.DestinationGroupMembership.objects.create(destination=shop.destination, group=not_signed_up,
+                                                remote_key="not-signed-up")
+    settings.GROUPAROO_BATCH_SIZE = 2
+    run = sync(shop.users_schedule)
+    assert run.state == RunState.COMPLETE, run.error
+    assert members(not_signed_up) == set(m.Record.objects.values_list("pk", flat=True))
+    not_signed_up.refresh_from_db()
+    assert not_signed_up.member_count == 4
+    assert {c for c, g in shop.dst_groups() if g == "not-signed-up"} == {"1", "2", "3", "4"}
