@@ -489,9 +489,16 @@ def _import_loop(
                 since=since,
                 filters=plan.filters,
             )
-            Run.objects.filter(pk=run.pk).update(
-                starting_watermark=since, high_watermark=high, rows_total=total
-            )
+            keyless = _keyless_rows(connector, plan, since)
+            with transaction.atomic():
+                Run.objects.filter(pk=run.pk).update(
+                    starting_watermark=since, high_watermark=high, rows_total=max(0, total - keyless)
+                )
+                if keyless:  # set, not added: this step runs again if the first batch did not commit
+                    locked = Run.objects.select_for_update().only("errors").get(pk=run.pk)
+                    errors = dict(locked.errors or {})
+                    errors[f"{plan.key_column}: no value; row skipped"] = keyless
+                    Run.objects.filter(pk=run.pk).update(errors=errors)
             run.refresh_from_db()
         sender.start(max(0, (run.rows_total or 0) - run.rows_read))
         since = run.starting_watermark
@@ -571,6 +578,21 @@ def _import_loop(
         finally:
             for _, _, conn in ahead_enrichers:
                 conn.close()
+
+
+def _keyless_rows(connector, plan, since) -> int:
+    """How many rows this run's read leaves out for having no value in the key column (a
+    source's read_batch never returns them), so the run can say so: 0 where the connector
+    cannot count them."""
+    try:
+        return connector.count(
+            watermark_column=plan.watermark_column if since is not None else None,
+            since=since,
+            filters=[*plan.filters, {"key": plan.key_column, "op": "notExists", "match": None}],
+        )
+    except (ConnectorError, ValueError, NotImplementedError) as exc:
+        logger.info("source %s: rows without a key not counted (%s)", plan.source.name, exc)
+        return 0
 
 
 def _import_page(

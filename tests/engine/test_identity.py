@@ -122,3 +122,22 @@ def test_a_page_assumed_new_whose_email_another_record_holds_merges_as_a_careful
     assert m.Record.objects.count() == 4
     values = {rp.property.key: rp.value for rp in m.Record.objects.get(pk=lead.pk).properties.select_related("property")}
     assert (values["user_id"], values["signup_token"]) == (4, "tok-dee")
+
+
+def test_rows_without_a_key_are_reported_on_the_run_not_dropped_silently(shop):
+    signups = add_signups(shop)
+    shop.src_many("INSERT INTO signups VALUES (?, ?, ?)", [
+        ("cy@example.com", "tok-cy", "2025-12-01"),
+        (None, "tok-nobody", "2025-12-02"),
+        (None, "tok-nobody-2", "2025-12-03"),
+        ("zed@example.com", "tok-zed", "2025-12-04"),
+    ])
+    run = sync(signups)
+    assert (run.state, run.records_created, run.rows_read, run.rows_total) == (RunState.COMPLETE, 2, 2, 2)
+    assert run.errors["email: no value; row skipped"] == 2
+    assert run.percent_complete == 100
+    # Counted once per run, for the rows that run reads (past the high watermark).
+    shop.src_sql("INSERT INTO signups VALUES (NULL, 'tok-late', '2026-01-01')")
+    again = sync(signups)
+    assert again.starting_watermark is not None
+    assert again.errors["email: no value; row skipped"] == 1
