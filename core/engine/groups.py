@@ -110,7 +110,10 @@ def _memberships_of(
     expr, expr_params = rules.rules_sql(
         specs, group.match_type, vendor=connection.vendor, now=now, record_alias="r"
     )
-    if id_range is None and not old_records and db.is_postgres():
+    all_new = id_range is None and not old_records
+    if db.is_postgres() and not all_new:
+        return _memberships_of_pg(group, expr, expr_params, scope, scope_params, mscope, mscope_params, now)
+    if all_new and db.is_postgres():
         # Every record is new (a first sync's page): they are this model's and not deleted,
         # so their ids will do, without probing core_record for each (half of this
         # statement's time at N = 1,000,000).
@@ -128,7 +131,7 @@ def _memberships_of(
     )
     left = (
         []
-        if id_range is None and not old_records
+        if all_new
         else db.fetchall(
             "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
             f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
@@ -145,6 +148,42 @@ def _memberships_of(
         )
     )
     return joined, left
+
+
+def _memberships_of_pg(
+    group: Group, expr: str, expr_params: list, scope: str, scope_params: list, mscope: str,
+    mscope_params: list, now
+) -> tuple[list[tuple], list[tuple]]:
+    """Joiners and leavers of records that may be members already, in one statement: the rules
+    are evaluated once (the records matching them, materialized), not once per direction, and
+    current members are not written (an ON CONFLICT that changes nothing still locks the row).
+    At 1% of 1M, 5,000 changed records: 200-270 ms for the two statements, ~90 ms for this."""
+    ts = db.ts(now)
+    rows = db.fetchall(
+        "WITH matching AS MATERIALIZED (SELECT r.id FROM core_record r WHERE r.model_id = %s "
+        f"AND r.state <> %s AND {scope} AND ({expr})), "
+        "joined AS (INSERT INTO core_groupmember (group_id, record_id, joined_at, left_at) "
+        "SELECT %s, m.id, %s, NULL FROM matching m WHERE NOT EXISTS (SELECT 1 FROM core_groupmember c "
+        "WHERE c.group_id = %s AND c.record_id = m.id AND c.left_at IS NULL) "
+        "ON CONFLICT (group_id, record_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL "
+        "WHERE core_groupmember.left_at IS NOT NULL RETURNING record_id), "
+        "gone AS (UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
+        f"AND {mscope} AND record_id NOT IN (SELECT id FROM matching) RETURNING record_id) "
+        "SELECT true, record_id FROM joined UNION ALL SELECT false, record_id FROM gone",
+        [
+            group.model_id,
+            RecordState.DELETED,
+            *scope_params,
+            *expr_params,
+            group.pk,
+            ts,
+            group.pk,
+            ts,
+            group.pk,
+            *mscope_params,
+        ],
+    )
+    return [(rid,) for j, rid in rows if j], [(rid,) for j, rid in rows if not j]
 
 
 def memberships_leave(*, record_ids: list[int], now=None) -> GroupChanges:

@@ -190,3 +190,32 @@ def test_new_records_join_a_group_whose_rule_no_source_has_written_for_them(shop
     not_signed_up.refresh_from_db()
     assert not_signed_up.member_count == 4
     assert {c for c, g in shop.dst_groups() if g == "not-signed-up"} == {"1", "2", "3", "4"}
+
+
+def test_a_member_leaves_rejoins_and_stays_with_its_times_and_the_count_kept(shop):
+    sync(shop.users_schedule)
+    ada = m.RecordProperty.objects.get(property=shop.props["user_id"], value_number=1).record_id
+    first = m.GroupMember.objects.get(group=shop.high_value, record_id=ada)
+    assert first.left_at is None
+
+    def set_ltv(value, when):
+        shop.src_sql("UPDATE users SET ltv = ?, updated_at = ? WHERE id = 1", (value, when))
+        return sync(shop.users_schedule)
+
+    def count():
+        shop.high_value.refresh_from_db()
+        return shop.high_value.member_count
+
+    run = set_ltv(100.0, "2026-05-01T00:00:00")  # leaves
+    gone = m.GroupMember.objects.get(group=shop.high_value, record_id=ada)
+    assert (run.groups_changed, gone.joined_at, gone.left_at is not None) == (1, first.joined_at, True)
+    assert count() == len(members(shop.high_value)) == 1
+    run = set_ltv(950.0, "2026-05-02T00:00:00")  # comes back: the same row, joined again
+    back = m.GroupMember.objects.get(group=shop.high_value, record_id=ada)
+    assert (run.groups_changed, back.pk, back.left_at) == (1, first.pk, None)
+    assert back.joined_at > first.joined_at
+    assert count() == len(members(shop.high_value)) == 2
+    run = set_ltv(960.0, "2026-05-03T00:00:00")  # still matches: nothing moves
+    stayed = m.GroupMember.objects.get(group=shop.high_value, record_id=ada)
+    assert (run.groups_changed, stayed.joined_at, stayed.left_at) == (0, back.joined_at, None)
+    assert count() == 2
