@@ -79,6 +79,22 @@ def test_browsable_api_renders_for_staff_without_secrets(world, admin_user, clie
     assert client.get("/api/v1/").status_code == 200
 
 
+def test_api_docs_load_nothing_from_other_hosts(admin_user, client):
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    client.force_login(admin_user)
+    page = client.get("/api/v1/docs/").content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r'"(https?://[^"]+)"', page)
+    assert assets, page
+    assert not [a for a in assets if a.startswith(("http://", "https://", "//"))], assets
+    local = [a for a in assets if a.startswith("/static/")]
+    assert any("swagger-ui" in a for a in local), assets
+    for asset in local:  # each is a file this installation serves
+        assert finders.find(asset.removeprefix("/static/")), asset
+
+
 def test_non_staff_session_is_forbidden(db, django_user_model):
     user = django_user_model.objects.create_user("bob", password="pw")
     client = APIClient()
