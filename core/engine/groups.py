@@ -69,15 +69,19 @@ def memberships_update(
     if not record_ids and id_range is None:
         return changes
     fresh = [r for r in record_ids if r in new_records] if new_records and id_range is None else []
+    scopes: dict[str, _Scope] = {}  # built once per call, shared by the groups
     for group, specs in groups:
-        ids = record_ids
+        which = "all"
         if changed_properties is not None and not (
             {s.property_id for s in specs} & changed_properties
         ):
             if not fresh:
                 continue
-            ids = fresh  # only the new records can be affected
-        joined, left = _memberships_of(group, specs, ids, new_records, now, id_range)
+            which = "fresh"  # only the new records can be affected
+        if which not in scopes:
+            ids = record_ids if which == "all" else fresh
+            scopes[which] = _Scope.of(ids, new_records, id_range)
+        joined, left = _memberships_of(group, specs, scopes[which], now)
         if joined:
             changes.joined[group.pk] = {r[0] for r in joined}
         if left:
@@ -91,37 +95,49 @@ def memberships_update(
     return changes
 
 
+@dataclass
+class _Scope:
+    """The records one call of memberships_update evaluates, as SQL: `scope` on core_record
+    (alias r), `mscope` on core_groupmember for the records that may be members already."""
+
+    all_new: bool  # every record was created in this transaction (never with an id range)
+    record_ids: list[int]
+    scope: str = ""
+    scope_params: list = field(default_factory=list)
+    mscope: str = ""
+    mscope_params: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, record_ids: list[int], new_records, id_range: tuple[int, int] | None) -> _Scope:
+        if id_range is not None:
+            return cls(False, record_ids, "r.id BETWEEN %s AND %s", list(id_range),
+                       "record_id BETWEEN %s AND %s", list(id_range))
+        old = [r for r in record_ids if r not in new_records] if new_records else record_ids
+        if not old and db.is_postgres():
+            return cls(True, record_ids)  # the joiners statement takes the ids as they are
+        scope, scope_params = db.in_list("r.id", record_ids)
+        mscope, mscope_params = db.in_list("record_id", old)
+        return cls(not old, record_ids, scope, scope_params, mscope, mscope_params)
+
+
 def _memberships_of(
-    group: Group,
-    specs: list[rules.RuleSpec],
-    record_ids: list[int],
-    new_records: set[int] | frozenset[int],
-    now,
-    id_range: tuple[int, int] | None,
+    group: Group, specs: list[rules.RuleSpec], scope: _Scope, now
 ) -> tuple[list[tuple], list[tuple]]:
     """The joiners and leavers statements of one group, for memberships_update."""
-    old_records = [r for r in record_ids if r not in new_records] if new_records else record_ids
-    if id_range is not None:
-        scope, scope_params = "r.id BETWEEN %s AND %s", list(id_range)
-        mscope, mscope_params = "record_id BETWEEN %s AND %s", list(id_range)
-    else:
-        scope, scope_params = db.in_list("r.id", record_ids)
-        mscope, mscope_params = db.in_list("record_id", old_records)
     expr, expr_params = rules.rules_sql(
         specs, group.match_type, vendor=connection.vendor, now=now, record_alias="r"
     )
-    all_new = id_range is None and not old_records
-    if db.is_postgres() and not all_new:
-        return _memberships_of_pg(group, expr, expr_params, scope, scope_params, mscope, mscope_params, now)
-    if all_new and db.is_postgres():
+    if db.is_postgres() and not scope.all_new:
+        return _memberships_of_pg(group, expr, expr_params, scope, now)
+    if scope.all_new and db.is_postgres():
         # Every record is new (a first sync's page): they are this model's and not deleted,
         # so their ids will do, without probing core_record for each (half of this
         # statement's time at N = 1,000,000).
         candidates = "unnest(%s::bigint[]) AS r(id) WHERE "
-        candidate_params = [db.pg_array(record_ids)]
+        candidate_params = [db.pg_array(scope.record_ids)]
     else:
-        candidates = f"core_record r WHERE r.model_id = %s AND r.state <> %s AND {scope} AND "
-        candidate_params = [group.model_id, RecordState.DELETED, *scope_params]
+        candidates = f"core_record r WHERE r.model_id = %s AND r.state <> %s AND {scope.scope} AND "
+        candidate_params = [group.model_id, RecordState.DELETED, *scope.scope_params]
     joined = db.fetchall(
         "INSERT INTO core_groupmember (group_id, record_id, joined_at, left_at) "
         f"SELECT %s, r.id, %s, NULL FROM {candidates}({expr}) "
@@ -131,18 +147,18 @@ def _memberships_of(
     )
     left = (
         []
-        if all_new
+        if scope.all_new
         else db.fetchall(
             "UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
-            f"AND {mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
-            f"AND r.state <> %s AND {scope} AND ({expr})) RETURNING record_id",
+            f"AND {scope.mscope} AND record_id NOT IN (SELECT r.id FROM core_record r WHERE r.model_id = %s "
+            f"AND r.state <> %s AND {scope.scope} AND ({expr})) RETURNING record_id",
             [
                 db.ts(now),
                 group.pk,
-                *mscope_params,
+                *scope.mscope_params,
                 group.model_id,
                 RecordState.DELETED,
-                *scope_params,
+                *scope.scope_params,
                 *expr_params,
             ],
         )
@@ -151,8 +167,7 @@ def _memberships_of(
 
 
 def _memberships_of_pg(
-    group: Group, expr: str, expr_params: list, scope: str, scope_params: list, mscope: str,
-    mscope_params: list, now
+    group: Group, expr: str, expr_params: list, scope: _Scope, now
 ) -> tuple[list[tuple], list[tuple]]:
     """Joiners and leavers of records that may be members already, in one statement: the rules
     are evaluated once (the records matching them, materialized), not once per direction, and
@@ -161,26 +176,26 @@ def _memberships_of_pg(
     ts = db.ts(now)
     rows = db.fetchall(
         "WITH matching AS MATERIALIZED (SELECT r.id FROM core_record r WHERE r.model_id = %s "
-        f"AND r.state <> %s AND {scope} AND ({expr})), "
+        f"AND r.state <> %s AND {scope.scope} AND ({expr})), "
         "joined AS (INSERT INTO core_groupmember (group_id, record_id, joined_at, left_at) "
         "SELECT %s, m.id, %s, NULL FROM matching m WHERE NOT EXISTS (SELECT 1 FROM core_groupmember c "
         "WHERE c.group_id = %s AND c.record_id = m.id AND c.left_at IS NULL) "
         "ON CONFLICT (group_id, record_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL "
         "WHERE core_groupmember.left_at IS NOT NULL RETURNING record_id), "
         "gone AS (UPDATE core_groupmember SET left_at = %s WHERE group_id = %s AND left_at IS NULL "
-        f"AND {mscope} AND record_id NOT IN (SELECT id FROM matching) RETURNING record_id) "
+        f"AND {scope.mscope} AND record_id NOT IN (SELECT id FROM matching) RETURNING record_id) "
         "SELECT true, record_id FROM joined UNION ALL SELECT false, record_id FROM gone",
         [
             group.model_id,
             RecordState.DELETED,
-            *scope_params,
+            *scope.scope_params,
             *expr_params,
             group.pk,
             ts,
             group.pk,
             ts,
             group.pk,
-            *mscope_params,
+            *scope.mscope_params,
         ],
     )
     return [(rid,) for j, rid in rows if j], [(rid,) for j, rid in rows if not j]
