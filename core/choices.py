@@ -205,6 +205,8 @@ ACTIVE_RUN_STATES = (RunState.PENDING, RunState.RUNNING)
 class RunPhase(models.TextChoices):
     IMPORTING = "importing", "Importing"
     PROCESSING = "processing", "Processing"
+    # Runs no longer wait for their exports to be sent; an earlier version left runs in this
+    # phase, and resuming one completes it (core.engine.runs.run_complete).
     EXPORTING = "exporting", "Exporting"
     DONE = "done", "Done"
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core.choices import ExportState, ObjectState, RunCreator, RunPhase, RunState
+from core.choices import ExportState, ObjectState, RunCreator, RunState
 from core.models import Export, Group, Run
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ TICK_FUNC = "core.tasks.tick"
 
 
 def process_run(run_id: int) -> dict:
-    """Do or resume a run.
+    """Do or resume a run, then queue a send for each destination it left exports for.
 
     A SIGTERM that reaches the worker process meanwhile (a service manager stopping every
     process of the cluster) stops the run after the batch in hand and releases it for the next
@@ -34,6 +34,7 @@ def process_run(run_id: int) -> dict:
 
     if threading.current_thread() is not threading.main_thread():  # signals need the main thread
         run = runs.run_process(run_id)
+        _queue_sends(run)
         return {"run": run.pk, "state": run.state}
     runs.clear_stop()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: runs.request_stop())
@@ -45,13 +46,28 @@ def process_run(run_id: int) -> dict:
         runs.clear_stop()
     if stopped:
         signal.raise_signal(signal.SIGTERM)
+    _queue_sends(run)
     return {"run": run.pk, "state": run.state}
 
 
+def _queue_sends(run: Run) -> None:
+    """One send task per destination with exports of this finished run still to send: each
+    destination's queue goes on at its own pace (a run with export=False leaves its exports
+    to the clock)."""
+    from django_q.tasks import async_task
+
+    from core.engine.delivery import destinations_with_open_exports
+
+    if run.state != RunState.COMPLETE or not run.export:
+        return
+    for did in destinations_with_open_exports(run_ids=[run.pk]):
+        async_task(send_exports, did)  # the run's completion is committed: no on_commit
+
+
 def send_exports(destination_id: int) -> dict:
-    """Send every due export of a destination, batch after batch, then finish finished runs."""
+    """Send every due export of a destination, batch after batch. Exports that are not due
+    (retries, throttling) are left to the clock's next tick."""
     from core.engine.exports import exports_send
-    from core.engine.runs import run_finish_if_done
 
     sent = failed = 0
     while True:
@@ -60,10 +76,6 @@ def send_exports(destination_id: int) -> dict:
         failed += summary.failed
         if not summary.claimed:
             break
-    for run_id in Run.objects.filter(state=RunState.RUNNING, phase=RunPhase.EXPORTING).values_list(
-        "pk", flat=True
-    ):
-        run_finish_if_done(run_id)
     return {"destination": destination_id, "sent": sent, "failed": failed}
 
 

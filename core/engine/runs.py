@@ -1,9 +1,11 @@
-"""Run orchestration: import batches, recompute groups, build and send exports, finish.
+"""Run orchestration: import batches, recompute groups, build exports, finish.
 
 A run is claimed with a conditional UPDATE (pending -> running, or running with an expired or
 released lease -> running, taken over). Each batch commits its data together with the run's
 cursor and counters, so a run interrupted at any point resumes after its last committed batch.
-The schedule's high watermark moves only when the whole run has read everything.
+The schedule's high watermark moves only when the whole run has read everything. A run is
+complete once its records, groups and exports are written; sending them is the destinations'
+own queue (core/engine/delivery.py), so a slow destination never holds back a source.
 
 Faults: a lost application-database connection (or another transient database error) rolls back
 the batch in hand; the worker reconnects and resumes after the last committed batch, a few times
@@ -32,9 +34,9 @@ from django.utils import timezone
 
 from connectors import registry
 from connectors.base import ConnectorError
-from core.choices import ExportState, RecordState, RunPhase, RunState
+from core.choices import RecordState, RunPhase, RunState
 from core.engine import db
-from core.engine.exports import destination_plans, exports_build, exports_send, fresh_snapshots
+from core.engine.exports import destination_plans, exports_build, fresh_snapshots
 from core.engine.groups import (
     GroupChanges,
     group_finish,
@@ -50,7 +52,7 @@ from core.engine.imports import (
     source_plan,
 )
 from core.engine.pipeline import ConcurrentSender, ReadAhead
-from core.models import Destination, Export, Group, Import, Record, Run, Schedule, Source
+from core.models import Destination, Group, Import, Record, Run, Schedule, Source
 from core.settings_registry import setting_number
 
 logger = logging.getLogger(__name__)
@@ -183,52 +185,50 @@ def watermark_signature(source: Source) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_process(
-    run_id: int, *, progress: Progress | None = None, wait_for_exports: bool = False
-) -> Run:
+def run_process(run_id: int, *, progress: Progress | None = None) -> Run:
     """Do (or resume) the run's work. Safe to call twice and concurrently: only the claimer works.
 
-    wait_for_exports: keep sending until no export of this run is pending (sleeping through
-    retry delays), as the foreground `run_schedule` command does; otherwise leave retries to the
-    clock (core.tasks.tick).
+    The run completes once its records, groups and exports are written; it does not wait for
+    the destinations. Exports queued meanwhile are sent as its batches commit (on PostgreSQL)
+    and, after it, per destination on their own (core/engine/delivery.py).
 
     A lost database connection rolls back the batch in hand and is retried here (reconnect,
-    resume after the last committed batch). After `request_stop()` the run returns between
+    resume after the last committed batch), DB_RETRIES times per batch: a run that keeps
+    committing batches keeps its budget. After `request_stop()` the run returns between
     batches with its lease released and its state still running.
     """
     run = Run.objects.get(pk=run_id)
     if run.state not in (RunState.PENDING, RunState.RUNNING) or not run_claim(run_id):
         return Run.objects.get(pk=run_id)
-    attempt = 0
+    retries = _BatchRetries(run)
     while True:
         try:
             with batch_collector():
-                _run_work(run, progress, wait_for_exports)
+                _run_work(run, progress)
             break
         except (OperationalError, InterfaceError) as exc:
             # Inside a caller's transaction there is nothing to resume from: let it fail.
-            if connection.in_atomic_block or attempt >= DB_RETRIES:
+            if connection.in_atomic_block:
                 _fail_logged(run, exc)
                 raise
-            delay = DB_RETRY_BASE * 2**attempt
-            attempt += 1
+            connection.close()
+            if _refreshed(run):
+                retries.saw(run)
+            if retries.exhausted():
+                _fail_logged(run, exc)
+                raise
+            delay = retries.next_delay()
             logger.warning(
                 "run %s: application database error (%s); batch rolled back, retrying in %.1fs "
-                "(attempt %s of %s)",
+                "(attempt %s of %s for this batch)",
                 run_id,
                 type(exc).__name__,
                 delay,
-                attempt,
+                retries.attempt,
                 DB_RETRIES,
             )
-            connection.close()
             _sleep(delay)
-            try:
-                run.refresh_from_db()
-            except (OperationalError, InterfaceError):
-                connection.close()
-                continue
-            if run.state != RunState.RUNNING:
+            if _refreshed(run) and run.state != RunState.RUNNING:
                 break
         except RunInterrupted:
             run_release(run.pk)
@@ -245,6 +245,42 @@ def run_process(
                 pass
             raise
     return Run.objects.get(pk=run_id)
+
+
+def _refreshed(run: Run) -> bool:
+    """Reload the run; False (connection closed again) while the database is unreachable."""
+    try:
+        run.refresh_from_db()
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return False
+    return True
+
+
+class _BatchRetries:
+    """The budget of database retries, counted per batch: it starts again whenever the run
+    has committed something since the last failure (a batch, a phase)."""
+
+    def __init__(self, run: Run):
+        self.attempt = 0
+        self.mark = self._progress(run)
+
+    @staticmethod
+    def _progress(run: Run) -> tuple:
+        return (run.phase, run.batches_done, run.rows_read, run.records_deleted, run.cursor)
+
+    def saw(self, run: Run) -> None:
+        mark = self._progress(run)
+        if mark != self.mark:
+            self.mark, self.attempt = mark, 0
+
+    def exhausted(self) -> bool:
+        return self.attempt >= DB_RETRIES
+
+    def next_delay(self) -> float:
+        delay = DB_RETRY_BASE * 2**self.attempt
+        self.attempt += 1
+        return delay
 
 
 # Python's cyclic garbage collector during a run: a young collection after 50,000 new container
@@ -266,7 +302,7 @@ def batch_collector() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def _run_work(run: Run, progress: Progress | None, wait_for_exports: bool) -> None:
+def _run_work(run: Run, progress: Progress | None) -> None:
     run_id = run.pk
     run.refresh_from_db()
     try:
@@ -277,13 +313,7 @@ def _run_work(run: Run, progress: Progress | None, wait_for_exports: bool) -> No
                 _recompute_group(run, progress)
             elif run.destination_id:
                 _export_destination_everything(run, progress)
-            Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
-                phase=RunPhase.EXPORTING, percent_complete=90
-            )
-            run.refresh_from_db()
-        if run.export:
-            _send_run_exports(run, progress, wait=wait_for_exports)
-        run_finish_if_done(run.pk)
+        run_complete(run_id)
     except RunStopped:
         logger.info("run %s stopped", run_id)
     except ConnectorError as exc:
@@ -849,66 +879,12 @@ def _export_destination_everything(run: Run, progress: Progress | None) -> None:
         last = chunk[-1]
 
 
-def _send_run_exports(run: Run, progress: Progress | None, *, wait: bool) -> None:
-    """Send this run's pending exports, destination by destination (one failing destination
-    does not stop the others). With wait=True, sleep through retry delays until none is left."""
-    while True:
-        dest_ids = list(
-            Export.objects.filter(
-                run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING]
-            )
-            .order_by()
-            .values_list("destination_id", flat=True)
-            .distinct()
-        )
-        if not dest_ids:
-            return
-        progressed = False
-        for did in dest_ids:
-            while True:
-                _check_stop()
-                summary = exports_send(destination_id=did)
-                if not summary.claimed:
-                    break
-                progressed = True
-                _beat(run)
-                if progress:
-                    run.refresh_from_db()
-                    progress(run)
-        if not wait:
-            return
-        if not progressed:
-            due = (
-                Export.objects.filter(
-                    run_id=run.pk, state__in=[ExportState.PENDING, ExportState.PROCESSING]
-                )
-                .order_by("send_after")
-                .values_list("send_after", flat=True)
-                .first()
-            )
-            delay = (
-                0.2 if due is None else max(0.05, min(5.0, (due - timezone.now()).total_seconds()))
-            )
-            _beat(run)
-            _sleep(delay)
-            _check_stop()
-
-
-def run_finish_if_done(run_id: int) -> bool:
-    """Complete the run once nothing of it is left to import or send."""
-    run = Run.objects.get(pk=run_id)
-    if run.state != RunState.RUNNING or run.phase != RunPhase.EXPORTING:
-        return False
-    # A run with export=False queues its exports for the clock to send; it does not wait for them.
-    if (
-        run.export
-        and Export.objects.filter(
-            run_id=run_id, state__in=[ExportState.PENDING, ExportState.PROCESSING]
-        ).exists()
-    ):
-        return False
+def run_complete(run_id: int) -> bool:
+    """Mark a running run complete: its records, groups and exports are written (a run left in
+    the exporting phase by an earlier version completes here too). Its exports are sent on
+    their own; the run's export counters go on counting them."""
     return bool(
-        Run.objects.filter(pk=run_id, state=RunState.RUNNING, phase=RunPhase.EXPORTING).update(
+        Run.objects.filter(pk=run_id, state=RunState.RUNNING).update(
             state=RunState.COMPLETE,
             phase=RunPhase.DONE,
             percent_complete=100,

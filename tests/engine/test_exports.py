@@ -25,14 +25,14 @@ def claims(request, monkeypatch):
     lock (exports_send's hold=True, what a run's sender process does)."""
     from django.db import connection
 
+    from core.engine import delivery as engine_delivery
     from core.engine import exports as engine_exports
-    from core.engine import runs as engine_runs
 
     if request.param == "held":
         if connection.vendor != "postgresql":
             pytest.skip("claims by row lock are PostgreSQL's")
         monkeypatch.setattr(
-            engine_runs, "exports_send", lambda **kw: engine_exports.exports_send(**kw, hold=True)
+            engine_delivery, "exports_send", lambda **kw: engine_exports.exports_send(**kw, hold=True)
         )
     return request.param
 

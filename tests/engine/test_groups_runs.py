@@ -12,7 +12,7 @@ from core.choices import RuleOp, RunState
 from core.engine.runs import run_process
 from core.services.groups import group_recompute_enqueue
 from core.services.runs import run_create
-from tests.engine.helpers import sync, sync_all
+from tests.engine.helpers import run_and_send, sync, sync_all
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def test_group_rule_change_moves_members_out(shop):
     assert len(members(shop.high_value)) == 2
     m.GroupRule.objects.filter(group=shop.high_value).update(match="800")
     run, _ = run_create(group=shop.high_value, enqueue=False)
-    run = run_process(run.pk, wait_for_exports=True)
+    run = run_and_send(run.pk)
     assert run.state == RunState.COMPLETE
     assert len(members(shop.high_value)) == 1
     left = m.GroupMember.objects.get(group=shop.high_value, left_at__isnull=False)
@@ -145,24 +145,26 @@ def test_destination_mapping_change_re_exports_every_record(shop):
     shop.dst_rows()
     m.DestinationMapping.objects.filter(destination=shop.destination, remote_key="first_name").delete()
     run = destination_resync_enqueue(destination=shop.destination)
-    run = run_process(run.pk, wait_for_exports=True)
+    run = run_and_send(run.pk)
     assert run.state == RunState.COMPLETE
     assert run.exports_created == 4
     assert all(r["first_name"] is None for r in shop.dst_rows())
 
 
-def test_a_run_abandoned_while_exporting_is_taken_over_and_finished(shop):
+def test_a_run_left_exporting_by_an_earlier_version_completes_and_its_exports_are_sent(shop):
+    # Runs used to wait in an "exporting" phase until every export was sent.
     from datetime import timedelta
 
     from core.choices import RunPhase
 
     run, _ = run_create(source=shop.users, schedule=shop.users_schedule, enqueue=False)
-    run = run_process(run.pk)  # not waiting: exports queued, sent once
+    run = run_process(run.pk)  # not sending: exports queued
     m.Export.objects.filter(run=run).update(state="pending", send_after=None)
     stale = timezone.now() - timedelta(hours=1)
     m.Run.objects.filter(pk=run.pk).update(state=RunState.RUNNING, phase=RunPhase.EXPORTING, heartbeat_at=stale)
-    result = run_process(run.pk, wait_for_exports=True)
-    assert result.state == RunState.COMPLETE
+    result = run_and_send(run.pk)
+    assert result.state == RunState.COMPLETE and result.phase == RunPhase.DONE
+    assert len(shop.dst_rows()) == 4 and result.exports_sent == 4
 
 
 def test_new_records_join_a_group_whose_rule_no_source_has_written_for_them(shop, settings):

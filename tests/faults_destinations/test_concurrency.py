@@ -146,10 +146,17 @@ def test_two_qcluster_workers_and_two_ticks_at_once_make_one_run(tmp_path, monke
         # While one worker holds the run (its first delivery waits at the receiver), the other
         # worker gets a duplicate delivery of the run's task and must return without working.
         # (Which cluster fetches which task is up to the broker: deliver again until one is done.)
+        # Deliver until each cluster has taken a task: django-q2's pusher may prefetch several
+        # deliveries into the cluster that already holds the run.
         done = Success.objects.filter(func="core.tasks.process_run")
+
+        def both_clusters_worked():
+            return all("processing" in (tmp_path / f"cluster{k}.log").read_text() for k in range(2))
+
         for _ in range(60):
             try:
-                wait_for(lambda: done.exists() and m.Export.objects.filter(state=ExportState.PROCESSING).exists(),
+                wait_for(lambda: done.exists() and m.Export.objects.filter(state=ExportState.PROCESSING).exists()
+                         and both_clusters_worked(),
                          timeout=1, what="a duplicate delivery handled while the run is held", procs=clusters,
                          every=0.1)
                 break

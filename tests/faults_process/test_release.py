@@ -11,6 +11,7 @@ from core.engine import runs
 from core.services.runs import run_create
 from core.tasks import tick
 from tests.engine.conftest import make_shop
+from tests.engine.helpers import run_and_send
 
 USERS = [(i, f"u{i}@example.com", f"U{i}", float(i), "2026-01-01T00:00:00") for i in range(1, 201)]
 
@@ -27,7 +28,7 @@ def _stopped_after_first_batch(shop) -> m.Run:
                         creator_type=RunCreator.MANUAL, enqueue=False)
     m.Setting.objects.update_or_create(plugin="core", key="runs-lease-seconds",
                                        defaults={"value": "600"})
-    run = runs.run_process(run.pk, progress=lambda r: runs.request_stop(), wait_for_exports=True)
+    run = run_and_send(run.pk, progress=lambda r: runs.request_stop())
     runs.clear_stop()
     return run
 
@@ -41,7 +42,7 @@ def test_stop_request_releases_the_run_at_a_batch_boundary(tmp_path, db, stoppin
     assert m.Record.objects.count() == 50
     assert len(shop.dst_rows()) <= 50  # only what the committed batch queued (PostgreSQL sends while importing)
     # Resumed at once although the lease is ten minutes: it was released, not abandoned.
-    run = runs.run_process(run.pk, wait_for_exports=True)
+    run = run_and_send(run.pk)
     assert run.state == RunState.COMPLETE and run.rows_read == 200
     assert [r["id"] for r in shop.dst_rows(order="CAST(id AS INTEGER)")] == [str(i) for i in range(1, 201)]
 
