@@ -336,7 +336,10 @@ def prepare_batch(
             prepared.skipped += 1
             continue
         canon = values.canonical(key_prop.type, typed)
-        by_key[canon] = row  # a later duplicate row for the same key wins
+        if canon in by_key:  # a later row for the same key wins; say so on the run
+            message = f"{plan.key_column}: more than one row has this key; the last row read is kept"
+            prepared.errors[message] = prepared.errors.get(message, 0) + 1
+        by_key[canon] = row
         raw_by_key[canon] = raw_key
 
     staged = prepared.staged

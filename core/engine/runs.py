@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from connectors import registry
 from connectors.base import ConnectorError
-from core.choices import RecordState, RunPhase, RunState
+from core.choices import ACTIVE_RUN_STATES, RecordState, RunCreator, RunPhase, RunState
 from core.engine import db
 from core.engine.exports import destination_plans, exports_build, fresh_snapshots
 from core.engine.groups import (
@@ -52,6 +52,7 @@ from core.engine.imports import (
     source_plan,
 )
 from core.engine.pipeline import ConcurrentSender, ReadAhead
+from core.engine.scope import ConfigChanged, RunScope
 from core.models import Destination, Group, Import, Record, Run, Schedule, Source
 from core.settings_registry import setting_number
 
@@ -244,7 +245,25 @@ def run_process(run_id: int, *, progress: Progress | None = None) -> Run:
             except Exception:
                 pass
             raise
+    _start_follow_up(run_id)
     return Run.objects.get(pk=run_id)
+
+
+def _start_follow_up(run_id: int) -> None:
+    """The full run of the source that was asked for while this one was active (a property
+    changed meanwhile: this run may have read with the old one), once this one has ended."""
+    from core.services.runs import run_create
+
+    if not Run.objects.filter(pk=run_id, follow_up_full=True).exclude(state__in=ACTIVE_RUN_STATES).update(
+        follow_up_full=False
+    ):
+        return
+    ended = Run.objects.select_related("source", "schedule").get(pk=run_id)
+    if ended.source is not None:
+        follow, _ = run_create(
+            source=ended.source, schedule=ended.schedule, creator_type=RunCreator.PROPERTY, full=True
+        )
+        logger.info("run %s: ended; the full run asked for meanwhile is run %s", run_id, follow.pk)
 
 
 def _refreshed(run: Run) -> bool:
@@ -316,6 +335,9 @@ def _run_work(run: Run, progress: Progress | None) -> None:
         run_complete(run_id)
     except RunStopped:
         logger.info("run %s stopped", run_id)
+    except ConfigChanged as exc:
+        logger.warning("run %s stopped: %s", run_id, exc)
+        _stop(run, str(exc))
     except ConnectorError as exc:
         _fail(run, exc.message)
     except (OperationalError, InterfaceError, RunInterrupted):
@@ -334,6 +356,12 @@ def _fail_logged(run: Run, exc: Exception) -> None:
         connection.close()
 
 
+def _stop(run: Run, message: str) -> None:
+    Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
+        state=RunState.STOPPED, error=message[:2000], completed_at=timezone.now()
+    )
+
+
 def _fail(run: Run, message: str) -> None:
     Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
         state=RunState.FAILED, error=message[:2000], completed_at=timezone.now()
@@ -349,6 +377,14 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     batch_size = settings.GROUPAROO_BATCH_SIZE
     source_cls = registry.get_source(source.type)
     enrichers = _enrichers(plan) if plan.creates_records else []
+    scope = RunScope.of(
+        sources=[source.pk, *(oplan.source.pk for oplan, _, _ in enrichers)],
+        properties=[
+            p.pk for p in plan.written_properties
+        ] + [p.pk for oplan, _, _ in enrichers for p in oplan.written_properties],
+        groups=[g.pk for g, _ in groups],
+        destinations=[p.destination.pk for p in dplans],
+    )
     covered = _secondary_watermarks(run, plan, enrichers)
     # Send while importing (PostgreSQL): see core/engine/pipeline.py.
     sender = ConcurrentSender(run.pk, [p.destination.pk for p in dplans] if run.export else [])
@@ -356,7 +392,7 @@ def _import_source(run: Run, progress: Progress | None) -> None:
         with sender:
             _import_loop(
                 run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers,
-                progress, sender,
+                progress, sender, scope,
             )
     finally:
         for _, _, conn in enrichers:
@@ -375,11 +411,14 @@ def _import_source(run: Run, progress: Progress | None) -> None:
         and run.starting_watermark is None
         and not plan.filters
     ):
-        _delete_unconfirmed(run, source, groups, dplans)
+        _delete_unconfirmed(run, source, groups, dplans, scope)
     if schedule:
+        run.refresh_from_db(fields=["source_signature"])
         Schedule.objects.filter(pk=schedule.pk).update(
             high_watermark=run.high_watermark,
-            watermark_signature=watermark_signature(source),
+            # What the run read with, not what the source says now: changed meanwhile, the
+            # next run's signature differs and it reads everything again.
+            watermark_signature=run.source_signature or watermark_signature(source),
             last_run_at=timezone.now(),
         )
 
@@ -499,7 +538,8 @@ def _enrich_new_records(
 
 
 def _import_loop(
-    run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress, sender
+    run, source, schedule, plan, groups, dplans, batch_size, source_cls, enrichers, progress, sender,
+    scope,
 ):
     with source_cls(source.app.connector_options(), source.connector_options()) as connector:
         if run.batches_done == 0 and run.cursor is None:
@@ -522,7 +562,10 @@ def _import_loop(
             keyless = _keyless_rows(connector, plan, since)
             with transaction.atomic():
                 Run.objects.filter(pk=run.pk).update(
-                    starting_watermark=since, high_watermark=high, rows_total=max(0, total - keyless)
+                    starting_watermark=since,
+                    high_watermark=high,
+                    rows_total=max(0, total - keyless),
+                    source_signature=signature,
                 )
                 if keyless:  # set, not added: this step runs again if the first batch did not commit
                     locked = Run.objects.select_for_update().only("errors").get(pk=run.pk)
@@ -599,7 +642,7 @@ def _import_loop(
                     _check_stop()
                     created = _import_page(
                         run, source, plan, groups, dplans, enrichers, progress,
-                        page, aggregates, prepared, enriched, assume_new=all_new,
+                        page, aggregates, prepared, enriched, assume_new=all_new, scope=scope,
                     )
                     created_share[0] = created / max(len(page.rows), 1)
                     all_new = plan.creates_records and created == len(prepared.by_key) > 0
@@ -627,7 +670,7 @@ def _keyless_rows(connector, plan, since) -> int:
 
 def _import_page(
     run, source, plan, groups, dplans, enrichers, progress, page, aggregates, prepared, enriched,
-    assume_new: bool = False,
+    assume_new: bool = False, scope: RunScope | None = None,
 ) -> int:
     """Write one page in one transaction: records and values, groups, exports, progress.
     Returns the number of records it created.
@@ -635,6 +678,8 @@ def _import_page(
     assume_new: every key of the page is expected to be new (see import_batch); if one is not,
     the page is written again, looking keys up."""
     with transaction.atomic():
+        if scope is not None:
+            scope.hold()
         # A first sync's page: the secondary sources' rows, prepared ahead for every key of
         # the page, are written with it when every key creates its record.
         with_fresh = [
@@ -759,7 +804,7 @@ def _import_page(
     return len(result.created)
 
 
-def _delete_unconfirmed(run: Run, source: Source, groups, dplans) -> None:
+def _delete_unconfirmed(run: Run, source: Source, groups, dplans, scope: RunScope) -> None:
     """After a full read of a record-creating source: records it no longer has are deleted."""
     seen: set[int] = set()
     for ids in Import.objects.filter(run=run, source=source).values_list("record_ids", flat=True):
@@ -777,6 +822,7 @@ def _delete_unconfirmed(run: Run, source: Source, groups, dplans) -> None:
         _check_stop()
         chunk = gone[i : i + step]
         with transaction.atomic():
+            scope.hold()
             Record.objects.filter(pk__in=chunk).update(
                 state=RecordState.DELETED, updated_at=timezone.now()
             )
@@ -801,6 +847,7 @@ def _recompute_group(run: Run, progress: Progress | None) -> None:
     group = Group.objects.get(pk=run.group_id)
     groups = [(g, specs) for g, specs in model_groups(group.model_id) if g.pk == group.pk]
     dplans = destination_plans(group.model_id)
+    scope = RunScope.of(groups=[g.pk for g, _ in groups], destinations=[p.destination.pk for p in dplans])
     step = settings.GROUPAROO_BATCH_SIZE
     ids = Record.objects.filter(model_id=group.model_id).order_by("pk").values_list("pk", flat=True)
     total = ids.count()
@@ -813,6 +860,7 @@ def _recompute_group(run: Run, progress: Progress | None) -> None:
         if not chunk:
             break
         with transaction.atomic():
+            scope.hold()
             if groups:
                 changes = memberships_update(
                     groups=groups,
@@ -854,6 +902,7 @@ def _export_destination_everything(run: Run, progress: Progress | None) -> None:
     dplans = [
         p for p in destination_plans(destination.model_id) if p.destination.pk == destination.pk
     ]
+    scope = RunScope.of(destinations=[destination.pk])
     step = settings.GROUPAROO_BATCH_SIZE
     ids = (
         Record.objects.filter(model_id=destination.model_id)
@@ -867,6 +916,7 @@ def _export_destination_everything(run: Run, progress: Progress | None) -> None:
         if not chunk:
             break
         with transaction.atomic():
+            scope.hold()
             exported = (
                 exports_build(
                     model_id=destination.model_id, record_ids=chunk, run_id=run.pk, plans=dplans

@@ -43,6 +43,13 @@ class Run(TimeStampedModel):
     starting_watermark = models.JSONField(null=True, blank=True)
     high_watermark = models.JSONField(null=True, blank=True)
     cursor = models.JSONField(null=True, blank=True)
+    # What decided the rows this run reads (core.engine.runs.watermark_signature), fixed at its
+    # first batch and stored on the schedule with its watermark: a configuration changed during
+    # the run makes the next run read everything again.
+    source_signature = models.CharField(max_length=64, blank=True, default="")
+    # A full run of the source was asked for (a property changed) while this one was active:
+    # it starts when this one ends.
+    follow_up_full = models.BooleanField(default=False)
     rows_total = models.PositiveBigIntegerField(null=True, blank=True)
     batches_done = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")

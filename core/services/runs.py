@@ -28,10 +28,15 @@ def run_create(
     full: bool = False,
     export: bool = True,
     enqueue: bool = True,
+    follow_up: bool = False,
 ) -> tuple[Run, bool]:
     """Create a pending run for a source (or a group recompute, or a destination re-export)
     unless one is already active for it. Returns (run, created). Idempotent: a second call while
-    the first run is active returns that run. The task is enqueued after commit."""
+    the first run is active returns that run. The task is enqueued after commit.
+
+    follow_up (a full run of a source whose configuration changed): when a run of the source is
+    already active, it may be reading with the old configuration, so a full run is started when
+    it ends (Run.follow_up_full), however many times this is asked meanwhile."""
     active = Run.objects.filter(state__in=ACTIVE_RUN_STATES)
     if source is not None:
         active = active.filter(source=source)
@@ -41,6 +46,10 @@ def run_create(
         active = active.filter(destination=destination, source__isnull=True, group__isnull=True)
     existing = active.first()
     if existing:
+        if follow_up and source is not None and full:
+            # Not started yet: it reads with the new configuration, in full. Started: after it.
+            if not Run.objects.filter(pk=existing.pk, state=RunState.PENDING).update(full=True):
+                Run.objects.filter(pk=existing.pk, state__in=ACTIVE_RUN_STATES).update(follow_up_full=True)
         return existing, False
     try:
         with transaction.atomic():

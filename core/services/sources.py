@@ -31,4 +31,4 @@ def property_changed(*, prop: Property) -> None:
     from core.choices import RunCreator
     from core.services.runs import run_create
 
-    run_create(source=prop.source, property=prop, creator_type=RunCreator.PROPERTY, full=True)
+    run_create(source=prop.source, property=prop, creator_type=RunCreator.PROPERTY, full=True, follow_up=True)
