@@ -89,3 +89,4 @@ def test_each_bad_file_is_named_with_its_object_and_key_and_apply_writes_nothing
         call_command("apply", str(directory))
     assert [model.objects.count() for model in (m.RecordModel, m.App, m.Source, m.Property, m.Group,
                                                 m.Destination, m.ApiKey)] == before
+
