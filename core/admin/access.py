@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils import timezone
@@ -98,8 +99,28 @@ class ApiKeyPermissionAdmin(GrouparooModelAdmin):
     search_fields = ["api_key__name", "topic"]
 
 
+class SettingForm(forms.ModelForm):
+    """A registered setting's value must be within its bounds (core.settings_registry)."""
+
+    class Meta:
+        model = m.Setting
+        fields = ["plugin", "key", "value", "type", "title", "description"]
+
+    def clean(self) -> dict[str, Any]:
+        from core.settings_registry import setting_problem
+
+        data = super().clean()
+        plugin = data.get("plugin", getattr(self.instance, "plugin", "core"))
+        key = data.get("key", getattr(self.instance, "key", ""))
+        problem = setting_problem(key, data.get("value", ""), plugin)
+        if problem and "value" in self.fields:
+            self.add_error("value", f"{problem[0].upper()}{problem[1:]}.")
+        return data
+
+
 @admin.register(m.Setting)
 class SettingAdmin(GrouparooModelAdmin):
+    form = SettingForm
     list_display = ["key", "plugin", "value", "type", "title", "locked_by"]
     list_filter = ["plugin", "type"]
     search_fields = ["key", "title", "description"]

@@ -582,7 +582,7 @@ ERRORS = [
         "settings.json",
         "s",
         "value",
-        "is a number",
+        "must be a whole number from 1 to 20",
     ),
     _case(
         _set("sources/users.json", 1, cron="every tuesday"),
