@@ -651,10 +651,11 @@ class _Linker:
         return visit(start) or []
 
 
-def config_validate(*, directory: str | Path) -> Configuration:
+def config_validate(*, directory: str | Path, allow_js: bool | None = None) -> Configuration:
     """Read and check every config file under `directory`. Changes nothing (the database is not
-    even read); calling it twice gives the same result."""
-    loaded = load_directory(directory)
+    even read); calling it twice gives the same result. `allow_js`: run `.js` files with
+    Node.js (None: as GROUPAROO_CONFIG_ALLOW_JS says; see core.config.loader)."""
+    loaded = load_directory(directory, allow_js=allow_js)
     config = Configuration(
         directory=loaded.directory,
         problems=loaded.problems,
