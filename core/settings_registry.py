@@ -1,13 +1,32 @@
-"""Runtime settings editable in the admin (Setting rows), with their defaults.
+"""Runtime settings editable in the admin (Setting rows), with their defaults and bounds.
 
 `setting_value(key)` reads the row if there is one, else the default here. The data migration
 creates a row per default so the admin lists them all.
+
+Every number setting has bounds (a minimum, a maximum, whole or not). They are checked where a
+value comes in — the admin's Setting form, the API, `manage.py validate`/`apply` — with
+`setting_problem`, and again where the engine reads one: `setting_number` clamps a value outside
+the bounds to the nearest bound and falls back to the default for anything that is not a finite
+number (a row written straight to the database), so no value can make the engine break its
+promises (a zero lease letting two workers hold one run, a retry delay that overflows).
+
+Tests shorten leases and retry delays to keep fault tests fast: the Django setting
+`GROUPAROO_SETTING_MINIMUMS` ({key: minimum}) lowers a minimum. tests/settings.py sets it;
+deployments do not.
 """
+
 from __future__ import annotations
 
+import functools
+import logging
+import math
 from dataclasses import dataclass
 
 from core.choices import SettingType
+
+logger = logging.getLogger(__name__)
+
+DAY_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -17,28 +36,93 @@ class SettingDefault:
     type: str
     title: str
     description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+    unit: str = ""
 
 
+# Bounds, and why: a lease must outlast a batch (a shorter one lets a second worker take a run
+# that is still being worked); a retry delay under a second retries in a hot loop; 20 attempts
+# of doubling delays already span far more than any outage (30 s × 2^18 is about 90 days),
+# and with at most 20 attempts and a base of at most one day the largest delay the engine
+# computes (base × 2^19) stays a valid date.
 DEFAULTS: tuple[SettingDefault, ...] = (
     SettingDefault(
         "exports-max-attempts", "5", SettingType.NUMBER, "Export attempts",
         "How many times a failing export is tried before it is marked failed.",
+        minimum=1, maximum=20, integer=True,
     ),
     SettingDefault(
         "exports-retry-base-seconds", "30", SettingType.NUMBER, "Export retry delay",
         "Delay before the first retry of a failed export; each further retry doubles it.",
+        minimum=1, maximum=DAY_SECONDS, unit="seconds",
     ),
     SettingDefault(
         "runs-lease-seconds", "300", SettingType.NUMBER, "Run lease",
         "A running run whose worker has not reported for this long is taken over by another worker.",
+        minimum=30, maximum=DAY_SECONDS, unit="seconds",
     ),
     SettingDefault(
         "groups-relative-recompute-minutes", "60", SettingType.NUMBER, "Relative-date group recompute",
         "How often groups with 'in the last / in the next' rules are recomputed.",
+        minimum=1, maximum=7 * 24 * 60, integer=True, unit="minutes",
     ),
 )
 
 _BY_KEY = {d.key: d for d in DEFAULTS}
+
+
+def setting_default(key: str, plugin: str = "core") -> SettingDefault | None:
+    """The registered setting `plugin.key`, or None when nothing here reads it."""
+    return _BY_KEY.get(key) if plugin == "core" else None
+
+
+def setting_bounds(key: str) -> tuple[float, float]:
+    """(minimum, maximum) of a number setting, with the test override of the minimum applied."""
+    from django.conf import settings
+
+    d = _BY_KEY[key]
+    overrides = getattr(settings, "GROUPAROO_SETTING_MINIMUMS", None) or {}
+    return float(overrides.get(key, d.minimum)), float(d.maximum)
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def setting_requirement(key: str) -> str:
+    """What a value of the number setting must be, in words: "a whole number from 1 to 20"."""
+    d = _BY_KEY[key]
+    low, high = setting_bounds(key)
+    unit = f" ({d.unit})" if d.unit else ""
+    return f"a {'whole ' if d.integer else ''}number from {_fmt(low)} to {_fmt(high)}{unit}"
+
+
+def _finite(value: str) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def setting_problem(key: str, value: str, plugin: str = "core") -> str | None:
+    """Why `value` is not acceptable for the setting `plugin.key` ("must be a whole number from
+    1 to 20, not '0'"), or None when it is. Empty means "the default" and is accepted; settings
+    nothing here reads are not checked. Pure."""
+    d = setting_default(key, plugin)
+    if d is None or value == "":
+        return None
+    if d.type == SettingType.BOOLEAN and value not in ("true", "false"):
+        return f"must be true or false, not {value!r}"
+    if d.type != SettingType.NUMBER:
+        return None
+    number = _finite(value)
+    low, high = setting_bounds(key)
+    if number is None or not low <= number <= high or (d.integer and not number.is_integer()):
+        return f"must be {setting_requirement(key)}, not {value!r}"
+    return None
 
 
 def setting_value(key: str, plugin: str = "core") -> str:
@@ -50,5 +134,24 @@ def setting_value(key: str, plugin: str = "core") -> str:
     return _BY_KEY[key].default
 
 
+@functools.lru_cache(maxsize=64)
+def _warn_once(key: str, raw: str, used: float) -> None:
+    logger.warning("setting core.%s: %r is outside its bounds or not a number; using %s", key, raw, used)
+
+
 def setting_number(key: str) -> float:
-    return float(setting_value(key))
+    """The number setting `key` as the engine must use it: within its bounds (a value outside is
+    clamped to the nearest bound), whole when the setting is, and the default when the stored
+    value is not a finite number. A replaced value is logged once per distinct value."""
+    d = _BY_KEY[key]
+    raw = setting_value(key)
+    number = _finite(raw)
+    if number is None:
+        number = float(d.default)
+    low, high = setting_bounds(key)
+    used = min(max(number, low), high)
+    if d.integer:
+        used = float(math.floor(used))
+    if used != _finite(raw):
+        _warn_once(key, raw, used)
+    return used

@@ -13,3 +13,6 @@ from grouparoo_site.settings import *  # noqa: E402,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 GROUPAROO_BATCH_SIZE = 50
 GROUPAROO_EXPORT_BATCH_SIZE = 50
+# Fault and retry tests use leases of seconds and retry delays of hundredths of a second; the
+# bounds deployments get are in core/settings_registry.py (tests of the bounds reset this).
+GROUPAROO_SETTING_MINIMUMS = {"runs-lease-seconds": 1, "exports-retry-base-seconds": 0.01}

@@ -1,16 +1,93 @@
-"""Admin for API keys (generated on add, shown once), their permissions, and Settings."""
+"""Admin for API keys (generated on add, shown once), their permissions, and Settings.
+
+A staff user may grant a key only what they hold themselves (core.services.api_keys.user_grants:
+everything for a superuser, otherwise the topics their Django permissions cover): the key's
+all-topics flags, its permission rows inline and the standalone permission rows are checked
+against that, on add and whenever they widen what the key already has.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 
 from core import models as m
 from core.admin.base import GrouparooModelAdmin, count_of, service_errors
 from core.admin.inlines import ApiKeyPermissionInline
+
+if TYPE_CHECKING:
+    from core.services.api_keys import Grants
+
+NOT_HELD = "You may grant only permissions you hold yourself; not held: {}."
+
+
+def _excess(grantor: Grants, api_key_id: int | None, requested: Grants) -> str | None:
+    """The error for what `requested` adds to the saved key (nothing for a key being added)
+    beyond what `grantor` holds, or None."""
+    from core.services.api_keys import NO_GRANTS, api_key_grant_excess, api_key_grants
+
+    current = NO_GRANTS
+    if api_key_id is not None:
+        current = api_key_grants(m.ApiKey.objects.prefetch_related("permissions").get(pk=api_key_id))
+    excess = api_key_grant_excess(grantor=grantor, requested=requested, current=current)
+    return NOT_HELD.format(", ".join(excess)) if excess else None
+
+
+def _with_grantor(cls: type, request: HttpRequest, *bases: type) -> type:
+    """`cls` (a form or formset class made for this request) knowing what the user may grant."""
+    from core.services.api_keys import user_grants
+
+    return type(cls.__name__, (*bases, cls), {"grantor": user_grants(request.user)})
+
+
+class ApiKeyForm(forms.ModelForm):
+    """The all-topics flags may be turned on only by a user who holds them."""
+
+    grantor: ClassVar[Grants]
+
+    class Meta:
+        model = m.ApiKey
+        fields = ["name", "permission_all_read", "permission_all_write", "expires_at", "revoked_at"]
+
+    def clean(self) -> dict[str, Any]:
+        from core.services.api_keys import Grants
+
+        data = super().clean()
+        for field in ("permission_all_read", "permission_all_write"):
+            if field not in self.fields or not data.get(field):
+                continue
+            requested = Grants(**{field.replace("permission_", ""): True})
+            error = _excess(self.grantor, self.instance.pk, requested)
+            if error:
+                self.add_error(field, error)
+        return data
+
+
+class GrantCheckedFormSet:
+    """Mixed into the permissions inline: rows that widen the key need the user to hold them."""
+
+    grantor: ClassVar[Grants]
+
+    def clean(self) -> None:
+        from core.services.api_keys import grants_of
+
+        super().clean()
+        if any(self.errors):
+            return
+        rows = [
+            f.cleaned_data
+            for f in self.forms
+            if f.cleaned_data and f.cleaned_data.get("topic") and not f.cleaned_data.get("DELETE")
+        ]
+        requested = grants_of(all_read=False, all_write=False, rows=rows)
+        error = _excess(self.grantor, self.instance.pk, requested)
+        if error:
+            raise ValidationError(error)
 
 
 @admin.register(m.ApiKey)
@@ -44,6 +121,16 @@ class ApiKeyAdmin(GrouparooModelAdmin):
     search_fields = ["name", "=prefix"]
     inlines = [ApiKeyPermissionInline]
     actions = ["revoke"]
+    form = ApiKeyForm
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        return _with_grantor(super().get_form(request, obj, change, **kwargs), request)
+
+    def get_formsets_with_inlines(self, request: HttpRequest, obj: Any = None):
+        for formset, inline in super().get_formsets_with_inlines(request, obj):
+            if isinstance(inline, ApiKeyPermissionInline):
+                formset = _with_grantor(formset, request, GrantCheckedFormSet)
+            yield formset, inline
 
     def get_queryset(self, request: HttpRequest):
         return (
@@ -90,16 +177,63 @@ class ApiKeyAdmin(GrouparooModelAdmin):
         messages.success(request, f"{revoked} key(s) revoked.")
 
 
+class ApiKeyPermissionForm(forms.ModelForm):
+    """A permission row may widen its key only within what the user holds."""
+
+    grantor: ClassVar[Grants]
+
+    class Meta:
+        model = m.ApiKeyPermission
+        fields = ["api_key", "topic", "read", "write"]
+
+    def clean(self) -> dict[str, Any]:
+        from core.services.api_keys import grants_of
+
+        data = super().clean()
+        if data.get("api_key") is None or not data.get("topic"):
+            return data
+        requested = grants_of(all_read=False, all_write=False, rows=[data])
+        error = _excess(self.grantor, data["api_key"].pk, requested)
+        if error:
+            raise ValidationError(error)
+        return data
+
+
 @admin.register(m.ApiKeyPermission)
 class ApiKeyPermissionAdmin(GrouparooModelAdmin):
+    form = ApiKeyPermissionForm
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        return _with_grantor(super().get_form(request, obj, change, **kwargs), request)
+
     list_display = ["__str__", "api_key", "topic", "read", "write"]
     list_filter = ["topic", "read", "write"]
     list_select_related = ["api_key"]
     search_fields = ["api_key__name", "topic"]
 
 
+class SettingForm(forms.ModelForm):
+    """A registered setting's value must be within its bounds (core.settings_registry)."""
+
+    class Meta:
+        model = m.Setting
+        fields = ["plugin", "key", "value", "type", "title", "description"]
+
+    def clean(self) -> dict[str, Any]:
+        from core.settings_registry import setting_problem
+
+        data = super().clean()
+        plugin = data.get("plugin", getattr(self.instance, "plugin", "core"))
+        key = data.get("key", getattr(self.instance, "key", ""))
+        problem = setting_problem(key, data.get("value", ""), plugin)
+        if problem and "value" in self.fields:
+            self.add_error("value", f"{problem[0].upper()}{problem[1:]}.")
+        return data
+
+
 @admin.register(m.Setting)
 class SettingAdmin(GrouparooModelAdmin):
+    form = SettingForm
     list_display = ["key", "plugin", "value", "type", "title", "locked_by"]
     list_filter = ["plugin", "type"]
     search_fields = ["key", "title", "description"]

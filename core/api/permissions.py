@@ -9,6 +9,10 @@ that changes nothing (a source preview). Without a key, an active staff user's s
 (SessionAuthentication enforces CSRF), so the browsable API works for admin users; anyone else
 gets 401 (no credentials) or 403 (credentials without the permission).
 
+`check_grants`: creating an API key or widening one's permissions may grant only what the caller
+holds: a key its own permissions, a staff session its user's Django permissions (a superuser
+anything). Anything beyond is refused with 403 naming the topics (core.services.api_keys).
+
 `NotManagedByConfigFile`: objects whose `locked_by` names a config file are changed by that
 file and `manage.py apply`, not through the API: PUT, PATCH and DELETE on them answer 409 with a
 message naming the file. Rows that belong to a parent's file (an app's refresh query) follow
@@ -22,13 +26,21 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from core.api.exceptions import Locked
 from core.choices import ApiTopic
 from core.models import ApiKey
-from core.services.api_keys import api_key_has_permission
+from core.services.api_keys import (
+    NO_GRANTS,
+    Grants,
+    api_key_grant_excess,
+    api_key_grants,
+    api_key_has_permission,
+    user_grants,
+)
 
 ANY_TOPIC = "*"
 LOCKED_ACTIONS = frozenset({"update", "partial_update", "destroy"})
@@ -72,6 +84,27 @@ class HasTopicPermission(BasePermission):
             self.message = "Only active staff users may use the API with a session."
             return bool(user.is_active and user.is_staff)
         return False  # DRF answers 401: no authenticator succeeded
+
+
+def request_grants(request: Request) -> Grants:
+    """What the caller may grant: its key's permissions, or its session user's."""
+    if isinstance(request.auth, ApiKey):
+        return api_key_grants(request.auth)
+    return user_grants(request.user)
+
+
+def check_grants(request: Request, *, requested: Grants, current: Grants = NO_GRANTS) -> None:
+    """Raise PermissionDenied (403) naming what `requested` adds to a key's `current`
+    permissions that the caller does not hold itself."""
+    excess = api_key_grant_excess(
+        grantor=request_grants(request), requested=requested, current=current
+    )
+    if excess:
+        if isinstance(request.auth, ApiKey):
+            lead = "This API key may grant only permissions it holds itself"
+        else:
+            lead = "You may grant only permissions you hold yourself"
+        raise PermissionDenied(f"{lead}; not held: {', '.join(excess)}.")
 
 
 def raise_if_locked(obj: models.Model | None) -> None:

@@ -409,6 +409,16 @@ class SettingSerializer(CleanModelSerializer):
         read_only_fields = [*CONFIG_READ_ONLY, "plugin", "key", "type", "title", "description"]
 
     def validate_value(self, value: str) -> str:
+        """Registered settings must be within their bounds (core.settings_registry); others are
+        checked against their declared type."""
+        from core.settings_registry import setting_default, setting_problem
+
+        plugin, key = getattr(self.instance, "plugin", "core"), getattr(self.instance, "key", "")
+        if setting_default(key, plugin) is not None:
+            problem = setting_problem(key, value, plugin)
+            if problem:
+                raise serializers.ValidationError(f"{problem[0].upper()}{problem[1:]}.")
+            return value
         kind = getattr(self.instance, "type", SettingType.STRING)
         if kind == SettingType.NUMBER and value != "":
             try:

@@ -42,6 +42,7 @@ from core.api.permissions import (
     ANY_TOPIC,
     HasTopicPermission,
     NotManagedByConfigFile,
+    check_grants,
     raise_if_locked,
     view_topic,
 )
@@ -534,12 +535,17 @@ class ApiKeyViewSet(ConfigViewSet):
 
     @extend_schema(responses={201: s.ApiKeyCreatedSerializer, **ERRORS})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        from core.services.api_keys import api_key_create
+        from core.services.api_keys import api_key_create, api_key_grants_after
 
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         rows = data.pop("permissions", [])
+        requested = api_key_grants_after(
+            api_key=None, all_read=data.get("permission_all_read"),
+            all_write=data.get("permission_all_write"), rows=rows,
+        )
+        check_grants(request, requested=requested)
         user = request.user if getattr(request.user, "pk", None) else None
         with transaction.atomic():
             api_key, key = api_key_create(name=data.pop("name"), created_by=user, **data)
@@ -548,6 +554,18 @@ class ApiKeyViewSet(ConfigViewSet):
         api_key.key = key
         body = s.ApiKeyCreatedSerializer(api_key, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer: serializers.Serializer) -> None:
+        """Widening a key's permissions is limited to what the caller holds (check_grants)."""
+        from core.services.api_keys import api_key_grants, api_key_grants_after
+
+        instance, data = serializer.instance, serializer.validated_data
+        requested = api_key_grants_after(
+            api_key=instance, all_read=data.get("permission_all_read"),
+            all_write=data.get("permission_all_write"), rows=data.get("permissions"),
+        )
+        check_grants(self.request, requested=requested, current=api_key_grants(instance))
+        super().perform_update(serializer)
 
     @extend_schema(request=None, responses={200: s.ApiKeySerializer, **ERRORS})
     @action(detail=True, methods=["post"])

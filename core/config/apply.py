@@ -122,14 +122,17 @@ def config_directory(directory: str | Path | None = None) -> Path:
     return Path(configured) if configured else Path(settings.BASE_DIR) / "config"
 
 
-def config_apply(*, directory: str | Path, plan_only: bool = False) -> ApplyResult:
+def config_apply(
+    *, directory: str | Path, plan_only: bool = False, allow_js: bool | None = None
+) -> ApplyResult:
     """Make the database match the config files under `directory`.
 
     Raises ConfigError (nothing written) when the files do not validate or a write fails.
-    `plan_only`: compute and return the plan, write nothing. Idempotent: a second apply of the
-    same files plans no change and writes nothing (an API key the first apply minted is kept).
+    `plan_only`: compute and return the plan, write nothing. `allow_js`: as config_validate.
+    Idempotent: a second apply of the same files plans no change and writes nothing (an API key
+    the first apply minted is kept).
     """
-    config = config_validate(directory=directory)
+    config = config_validate(directory=directory, allow_js=allow_js)
     if config.problems.errors:
         raise ConfigError(config.problems.errors)
     plan = plan_compute(config)

@@ -1,10 +1,20 @@
-"""Reading a config directory: every `.json` file (parsed as JSON5: comments, trailing commas,
-unquoted keys) and every `.js` file (evaluated with Node.js), recursively, in path order.
+"""Reading a config directory: every `.json` file (plain JSON, or JSON5: comments, trailing
+commas, unquoted keys) and, when allowed, every `.js` file (evaluated with Node.js), recursively,
+in path order.
+
+A `.json` file is parsed with the standard library's JSON parser first and with the (much slower)
+JSON5 parser only when that fails, so a large generated file reads in a moment. No file may be
+larger than `GROUPAROO_CONFIG_MAX_FILE_BYTES` (5 MB by default, a setting or an environment
+variable), and a file that is not plain JSON no larger than `MAX_JSON5_BYTES`: each is an error
+naming the file and the limit, read no further.
 
 A file holds one object or an array of objects. A `.js` file is a CommonJS module exporting an
 object, an array, or a (possibly async) function returning one of them — also under
-`exports.default`, as Grouparoo 0.9 allowed. Node.js is looked up on PATH; without it each `.js`
-file is reported as skipped (with the reason) and the objects it would define are unknown: apply
+`exports.default`, as Grouparoo 0.9 allowed. Running one runs arbitrary code, so it is run only
+when asked: `allow_js=True` (`--allow-js` on `manage.py validate` and `apply`) or
+`GROUPAROO_CONFIG_ALLOW_JS=true`; otherwise each `.js` file is an error naming it and saying how
+to allow it. Node.js is looked up on PATH; when `.js` files are allowed but Node.js is missing,
+each is reported as skipped (with the reason) and the objects it would define are unknown: apply
 then leaves the objects those files own untouched instead of deleting them.
 
 Nothing here touches the database. Grouparoo 0.9 did the same (core/src/modules/configLoaders/
@@ -29,6 +39,11 @@ from core.config.problems import ERROR, WARNING, Problem, Problems
 
 NODE_TIMEOUT_SECONDS = 60
 SKIPPED_DIRS = frozenset({"node_modules"})
+DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
+# The json5 package (pure Python) parses about 150 KB a second, so a file that needs it is kept
+# small enough to read in seconds.
+MAX_JSON5_BYTES = 1024 * 1024
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 # Evaluates one CommonJS config file and writes its objects as JSON to the file named by the
 # second argument (stdout is left to the module: config files may log). `require` resolves
@@ -86,6 +101,39 @@ class LoadResult:
     skipped_files: list[str] = field(default_factory=list)
 
 
+def _configured(name: str) -> Any:
+    """A knob from Django's settings, else from the environment (None when unset)."""
+    from django.conf import settings
+
+    value = getattr(settings, name, None) if settings.configured else None
+    return os.environ.get(name) if value is None else value
+
+
+def max_file_bytes() -> int:
+    """The largest config file read: GROUPAROO_CONFIG_MAX_FILE_BYTES, else 5 MB."""
+    value = _configured("GROUPAROO_CONFIG_MAX_FILE_BYTES")
+    if value is None or value == "":
+        return DEFAULT_MAX_FILE_BYTES
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(
+            f"GROUPAROO_CONFIG_MAX_FILE_BYTES must be a whole number of bytes, not {value!r}"
+        ) from None
+
+
+def js_allowed() -> bool:
+    """Whether GROUPAROO_CONFIG_ALLOW_JS allows running `.js` config files."""
+    value = _configured("GROUPAROO_CONFIG_ALLOW_JS")
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in TRUE_WORDS
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB ({n:,} bytes)" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
 def node_executable() -> str | None:
     """The `node` program on PATH, or None when Node.js is not installed."""
     return shutil.which("node")
@@ -104,10 +152,25 @@ def config_files(directory: Path) -> list[Path]:
 
 
 def _parse_json(path: Path) -> Any:
+    """Plain JSON with the standard parser; JSON5 only when that fails (and the file is small
+    enough for it)."""
     text = path.read_text(encoding="utf-8")
     if "{" not in text:
         return {}
-    return json5.loads(text)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        size = len(text.encode("utf-8"))
+        if size > MAX_JSON5_BYTES:
+            raise ValueError(
+                f"is not plain JSON ({exc}), and at {_size(size)} it is over the "
+                f"{_size(MAX_JSON5_BYTES)} limit for JSON5 (comments, trailing commas, unquoted "
+                f"keys), which is slow to parse: write it as plain JSON or split it"
+            ) from None
+    try:
+        return json5.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"is not valid JSON5: {exc}") from None
 
 
 def _evaluate_js(path: Path, node: str) -> Any:
@@ -139,46 +202,71 @@ def _evaluate_js(path: Path, node: str) -> Any:
             ) from None
 
 
-def load_directory(directory: str | Path) -> LoadResult:
-    """Read every config file under `directory`. Parse failures and malformed payloads become
-    problems naming the file; reading never raises for a bad file."""
+def load_directory(directory: str | Path, *, allow_js: bool | None = None) -> LoadResult:
+    """Read every config file under `directory`. Parse failures, files over the size limit,
+    `.js` files not allowed, and malformed payloads become problems naming the file; reading
+    never raises for a bad file. `allow_js` None: GROUPAROO_CONFIG_ALLOW_JS decides."""
     base = Path(directory).resolve()
     result = LoadResult(directory=base)
     if not base.is_dir():
         result.problems.add(Problem(ERROR, str(directory), "is not a directory"))
         return result
-    node = node_executable()
+    allow_js = js_allowed() if allow_js is None else allow_js
+    limit = max_file_bytes()
+    node = node_executable() if allow_js else None
     for path in config_files(base):
         rel = path.relative_to(base).as_posix()
         result.files.append(rel)
+        size = path.stat().st_size
+        if size > limit:
+            result.problems.add(Problem(ERROR, rel, (
+                f"is {_size(size)}, over the {_size(limit)} limit for a config file: split it, "
+                f"or raise GROUPAROO_CONFIG_MAX_FILE_BYTES"
+            )))
+            continue
         if path.suffix == ".js":
-            if node is None:
-                result.skipped_files.append(rel)
-                result.problems.add(
-                    Problem(
-                        WARNING,
-                        rel,
-                        "skipped: .js config files are evaluated with Node.js, and no `node` "
-                        "program was found on PATH (install Node.js or convert the file to .json)",
-                    )
-                )
-                continue
-            try:
-                payload = _evaluate_js(path, node)
-            except ValueError as exc:
-                result.problems.add(Problem(ERROR, rel, str(exc)))
-                continue
+            payload = _load_js(result, path, rel, allow_js, node)
         else:
-            try:
-                payload = _parse_json(path)
-            except ValueError as exc:
-                result.problems.add(Problem(ERROR, rel, f"is not valid JSON5: {exc}"))
-                continue
-            except UnicodeDecodeError:
-                result.problems.add(Problem(ERROR, rel, "is not UTF-8 text"))
-                continue
-        _collect(result, rel, payload)
+            payload = _load_json(result, path, rel)
+        if payload is not _NOTHING:
+            _collect(result, rel, payload)
     return result
+
+
+_NOTHING = object()
+
+
+def _load_json(result: LoadResult, path: Path, rel: str) -> Any:
+    try:
+        return _parse_json(path)
+    except ValueError as exc:
+        result.problems.add(Problem(ERROR, rel, str(exc)))
+    except UnicodeDecodeError:
+        result.problems.add(Problem(ERROR, rel, "is not UTF-8 text"))
+    return _NOTHING
+
+
+def _load_js(result: LoadResult, path: Path, rel: str, allow_js: bool, node: str | None) -> Any:
+    if not allow_js:
+        result.skipped_files.append(rel)
+        result.problems.add(Problem(ERROR, rel, (
+            "is a .js config file, which runs as a program (with Node.js) and is run only when "
+            "allowed: pass --allow-js to manage.py validate or apply, or set "
+            "GROUPAROO_CONFIG_ALLOW_JS=true (or convert the file to .json)"
+        )))
+        return _NOTHING
+    if node is None:
+        result.skipped_files.append(rel)
+        result.problems.add(Problem(WARNING, rel, (
+            "skipped: .js config files are evaluated with Node.js, and no `node` program was "
+            "found on PATH (install Node.js or convert the file to .json)"
+        )))
+        return _NOTHING
+    try:
+        return _evaluate_js(path, node)
+    except ValueError as exc:
+        result.problems.add(Problem(ERROR, rel, str(exc)))
+        return _NOTHING
 
 
 def _collect(result: LoadResult, rel: str, payload: Any) -> None:

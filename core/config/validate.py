@@ -22,7 +22,6 @@ from core.choices import (
     VALUELESS_RULE_OPS,
     DestinationCollection,
     RuleOp,
-    SettingType,
 )
 from core.config import schema
 from core.config.loader import load_directory
@@ -520,9 +519,8 @@ class _Linker:
                 )
 
     def settings(self, specs: list[Spec]) -> None:
-        from core.settings_registry import DEFAULTS
+        from core.settings_registry import setting_default, setting_problem
 
-        known = {d.key: d for d in DEFAULTS}
         for spec in specs:
             if spec.cls != "setting":
                 continue
@@ -537,19 +535,14 @@ class _Linker:
                     f"no plugin {plugin!r} here; the setting is stored but nothing reads it",
                 )
                 continue
-            default = known.get(key)
-            if default is None:
+            if setting_default(key, plugin) is None:
                 self.warn(
                     spec, "key", f"unknown setting core.{key}; it is stored but nothing reads it"
                 )
                 continue
-            if default.type == SettingType.NUMBER:
-                try:
-                    float(value)
-                except ValueError:
-                    self.error(spec, "value", f"core.{key} is a number, not {value!r}")
-            elif default.type == SettingType.BOOLEAN and value not in ("true", "false"):
-                self.error(spec, "value", f"core.{key} is true or false, not {value!r}")
+            problem = setting_problem(key, value, plugin) if value != "" else "must not be empty"
+            if problem:
+                self.error(spec, "value", f"core.{key} {problem}")
 
     def api_keys(self, specs: list[Spec]) -> None:
         seen: dict[str, Spec] = {}
@@ -658,10 +651,11 @@ class _Linker:
         return visit(start) or []
 
 
-def config_validate(*, directory: str | Path) -> Configuration:
+def config_validate(*, directory: str | Path, allow_js: bool | None = None) -> Configuration:
     """Read and check every config file under `directory`. Changes nothing (the database is not
-    even read); calling it twice gives the same result."""
-    loaded = load_directory(directory)
+    even read); calling it twice gives the same result. `allow_js`: run `.js` files with
+    Node.js (None: as GROUPAROO_CONFIG_ALLOW_JS says; see core.config.loader)."""
+    loaded = load_directory(directory, allow_js=allow_js)
     config = Configuration(
         directory=loaded.directory,
         problems=loaded.problems,

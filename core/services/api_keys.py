@@ -1,5 +1,10 @@
 """API key services: create (the key is returned once, only its hash is stored), hash, revoke,
-authenticate (with a throttled last-used stamp) and per-topic permission checks.
+authenticate (with a throttled last-used stamp), per-topic permission checks, and what a caller
+may grant.
+
+Nobody hands out more than they hold: a key creating or widening a key may grant only what it
+has itself, a staff user only what their Django permissions give them (`user_grants`), a
+superuser anything. `api_key_grant_excess` says what a request would grant beyond that.
 
 Key format: `grp_<prefix>.<secret>` where `prefix` is 8 hex characters stored in clear (it finds
 the row and is shown in lists) and `secret` is `secrets.token_urlsafe(32)`. The row stores
@@ -12,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -155,3 +161,108 @@ def api_key_set_permissions(
             ApiKeyPermission.objects.update_or_create(
                 api_key=api_key, topic=topic, defaults={"read": topic in read, "write": topic in write}
             )
+
+
+@dataclass(frozen=True)
+class Grants:
+    """What a key holds, or a caller may hand out: every topic's read or write (`all_read`,
+    `all_write`) and the topics listed in `read` and `write`."""
+
+    all_read: bool = False
+    all_write: bool = False
+    read: frozenset[str] = frozenset()
+    write: frozenset[str] = frozenset()
+
+    def allows(self, topic: str, *, write: bool) -> bool:
+        if write:
+            return self.all_write or topic in self.write
+        return self.all_read or topic in self.read
+
+
+NO_GRANTS = Grants()
+ALL_GRANTS = Grants(all_read=True, all_write=True)
+
+
+def grants_of(*, all_read: bool, all_write: bool, rows: Iterable[Mapping[str, Any]]) -> Grants:
+    """Grants from the two all-topics flags and permission rows ({topic, read, write}; a row
+    without `read` reads, as the model's default does)."""
+    rows = list(rows)
+    return Grants(
+        all_read=bool(all_read),
+        all_write=bool(all_write),
+        read=frozenset(r["topic"] for r in rows if r.get("read", True)),
+        write=frozenset(r["topic"] for r in rows if r.get("write", False)),
+    )
+
+
+def api_key_grants_after(
+    *,
+    api_key: ApiKey | None,
+    all_read: bool | None = None,
+    all_write: bool | None = None,
+    rows: Iterable[Mapping[str, Any]] | None = None,
+) -> Grants:
+    """What a key will hold once created (`api_key` None) or updated with the given values;
+    None leaves that part as the saved key has it (nothing for a new key)."""
+    current = api_key_grants(api_key) if api_key is not None else NO_GRANTS
+    all_read = current.all_read if all_read is None else all_read
+    all_write = current.all_write if all_write is None else all_write
+    if rows is None:
+        return Grants(all_read=all_read, all_write=all_write, read=current.read, write=current.write)
+    return grants_of(all_read=all_read, all_write=all_write, rows=rows)
+
+
+def api_key_grants(api_key: ApiKey) -> Grants:
+    """What the saved key holds (its stored flags and permission rows). One query, none when
+    the rows are prefetched."""
+    return grants_of(
+        all_read=api_key.permission_all_read,
+        all_write=api_key.permission_all_write,
+        rows=({"topic": p.topic, "read": p.read, "write": p.write} for p in api_key.permissions.all()),
+    )
+
+
+def user_grants(user: Any) -> Grants:
+    """What a signed-in user may grant: everything for an active superuser; for other active
+    staff, a topic's read when they may view all of its models and its write when they may
+    add, change and delete them (the topic-to-models map config Teams use); nothing else."""
+    if user is None or not (user.is_active and user.is_staff):
+        return NO_GRANTS
+    if user.is_superuser:
+        return ALL_GRANTS
+    from core.config.schema import TEAM_TOPIC_ALIASES, TEAM_TOPIC_MODELS
+
+    held = user.get_all_permissions()
+
+    def may(topic: str, actions: tuple[str, ...]) -> bool:
+        models = TEAM_TOPIC_MODELS[TEAM_TOPIC_ALIASES.get(topic, "system")]
+        return all(
+            f"{label.split('.')[0]}.{action}_{label.split('.')[1]}" in held
+            for label in models
+            for action in actions
+        )
+
+    return Grants(
+        read=frozenset(t for t in ApiTopic.values if may(t, ("view",))),
+        write=frozenset(t for t in ApiTopic.values if may(t, ("add", "change", "delete"))),
+    )
+
+
+def api_key_grant_excess(
+    *, grantor: Grants, requested: Grants, current: Grants = NO_GRANTS
+) -> list[str]:
+    """What `requested` would give a key beyond what it holds now (`current`; nothing for a new
+    key) and beyond what `grantor` holds, in words ("write on apps", "read on every topic").
+    Empty when the request is within bounds: narrowing a key and keeping what it has are always
+    allowed. Pure."""
+    excess: list[str] = []
+    for write, flag in ((False, "read"), (True, "write")):
+        wants_all = requested.all_write if write else requested.all_read
+        has_all = current.all_write if write else current.all_read
+        may_all = grantor.all_write if write else grantor.all_read
+        if wants_all and not has_all and not may_all:
+            excess.append(f"{flag} on every topic")
+        for topic in sorted(requested.write if write else requested.read):
+            if not current.allows(topic, write=write) and not grantor.allows(topic, write=write):
+                excess.append(f"{flag} on {topic}")
+    return excess

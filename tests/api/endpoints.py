@@ -186,9 +186,10 @@ ENDPOINTS: list[Endpoint] = [
           put=None, patch=None),
     *crud(
         "api-keys", T.API_KEYS, obj=_spare_key, spare=_spare_key,
+        # Within what a key holding only write on apiKeys may grant (tests/security/test_api_key_grants.py).
         create=lambda w: {"name": "reporting",
-                          "permissions": [{"topic": "records", "read": True, "write": False}]},
-        put=lambda w: {"name": "reporting", "permission_all_read": True, "permissions": []},
+                          "permissions": [{"topic": "apiKeys", "read": False, "write": True}]},
+        put=lambda w: {"name": "reporting", "permission_all_read": False, "permissions": []},
         patch=lambda w: {"expires_at": "2099-01-01T00:00:00Z"},
     ),
     Endpoint("POST", "/api/v1/api-keys/{id}/revoke/", T.API_KEYS, 200, _spare_key),

@@ -45,7 +45,7 @@ def _counts() -> dict[str, int]:
 
 @needs_node
 def test_the_postgres_fixture_applies(warehouse_env):
-    result = config_apply(directory=FIXTURES / "postgres_warehouse")
+    result = config_apply(directory=FIXTURES / "postgres_warehouse", allow_js=True)
     assert result.applied
 
     users = m.RecordModel.objects.get(config_id="users")
@@ -133,13 +133,13 @@ def test_the_postgres_fixture_applies(warehouse_env):
 
 @needs_node
 def test_applying_twice_changes_nothing_the_second_time(warehouse_env, capsys):
-    call_command("apply", str(FIXTURES / "postgres_warehouse"))
+    call_command("apply", str(FIXTURES / "postgres_warehouse"), "--allow-js")
     first = capsys.readouterr().out
     assert "Applied: 35 created, 1 updated, 0 deleted" in first
     assert 'API key "ci_key": grp_' in first
     before = _counts()
     hashes = dict(m.ApiKey.objects.values_list("config_id", "hashed_key"))
-    call_command("apply", str(FIXTURES / "postgres_warehouse"))
+    call_command("apply", str(FIXTURES / "postgres_warehouse"), "--allow-js")
     second = capsys.readouterr().out
     assert "Nothing to change: the database matches the 36 object(s) of the config files." in second
     assert "API key" not in second
@@ -358,7 +358,7 @@ def test_skipped_js_files_keep_the_objects_they_own(warehouse_env, monkeypatch, 
         pytest.skip("Node.js is not installed")
     directory = tmp_path / "warehouse"
     shutil.copytree(FIXTURES / "postgres_warehouse", directory)
-    config_apply(directory=directory)
+    config_apply(directory=directory, allow_js=True)
     (directory / "models/accounts.js").unlink()
     write_config(
         directory,
@@ -377,7 +377,7 @@ def test_skipped_js_files_keep_the_objects_they_own(warehouse_env, monkeypatch, 
     )
     # Without Node.js team/api_keys.js is skipped: its API keys are neither updated nor deleted.
     monkeypatch.setenv("PATH", str(tmp_path / "no-node"))
-    result = config_apply(directory=directory)
+    result = config_apply(directory=directory, allow_js=True)
     assert [c.id for c in result.plan.deletes] == []
     assert sorted(c.id for c in result.plan.updates) == ["accounts", "big_accounts"]
     assert m.ApiKey.objects.filter(config_id__in=["ci_key", "sync_bot"]).count() == 2

@@ -70,7 +70,7 @@ def test_round_trip_of_the_postgres_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv("WAREHOUSE_PASSWORD", "pw")
     monkeypatch.setenv("GROUPAROO_OPTION__APP__MARKETING_PASSWORD", "pw2")
     monkeypatch.setenv("SYNC_BOT_KEY", "grp_abcd1234.bot-secret")
-    config_apply(directory=FIXTURES / "postgres_warehouse")
+    config_apply(directory=FIXTURES / "postgres_warehouse", allow_js=True)
     first, second = _round_trip(tmp_path)
     assert first == second
     assert not filecmp.dircmp(tmp_path / "first", tmp_path / "second").diff_files

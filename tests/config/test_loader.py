@@ -102,7 +102,7 @@ def test_js_files_export_objects_arrays_and_functions(tmp_path, monkeypatch):
         },
     )
     monkeypatch.setenv("D_NAME", "From env")
-    config = config_validate(directory=tmp_path)
+    config = config_validate(directory=tmp_path, allow_js=True)
     assert config.ok, _messages(config)
     names = {s.id: s.data["name"] for s in config.specs}
     assert names == {"a": "A", "b": "B", "c": "C2", "d": "From env"}
@@ -111,7 +111,7 @@ def test_js_files_export_objects_arrays_and_functions(tmp_path, monkeypatch):
 @needs_node
 def test_a_js_file_that_throws_is_an_error_naming_it(tmp_path):
     write_config(tmp_path, {"bad.js": 'throw new Error("no secrets service");'})
-    config = config_validate(directory=tmp_path)
+    config = config_validate(directory=tmp_path, allow_js=True)
     [problem] = config.problems.errors
     assert problem.file == "bad.js"
     assert "no secrets service" in problem.message
@@ -129,7 +129,7 @@ def test_without_node_each_js_file_is_named_and_skipped(tmp_path, monkeypatch):
     empty = tmp_path / "empty-path"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    config = config_validate(directory=tmp_path)
+    config = config_validate(directory=tmp_path, allow_js=True)
     assert config.ok
     assert config.skipped_files == ["keys/k.js", "models/a.js"]
     skipped = {p.file: p.message for p in config.problems.warnings}
@@ -147,7 +147,7 @@ def test_a_reference_into_a_skipped_js_file_says_so(tmp_path, monkeypatch):
         },
     )
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
-    config = config_validate(directory=tmp_path)
+    config = config_validate(directory=tmp_path, allow_js=True)
     [problem] = config.problems.errors
     assert (problem.file, problem.object_id, problem.key) == ("group.json", "g", "modelId")
     assert "1 .js file(s) were skipped" in problem.message
@@ -165,7 +165,7 @@ def test_a_js_file_may_log_and_require_its_neighbours(tmp_path):
             "exports.default = async () => [{ id: modelId, class: 'Model', name: 'Users' }];",
         },
     )
-    config = config_validate(directory=tmp_path)
+    config = config_validate(directory=tmp_path, allow_js=True)
     # constants.js exports an object without id or class: an error naming it, and nothing else.
     assert [(p.file, p.key) for p in config.problems.errors] == [("constants.js", "class")]
     assert [s.id for s in config.specs] == ["users"]

@@ -43,7 +43,7 @@ def test_the_sqlite_fixture_is_valid_with_grouparoo_warnings(fixture_env):
 
 
 def test_the_postgres_fixture_is_valid(fixture_env):
-    config = config_validate(directory=FIXTURES / "postgres_warehouse")
+    config = config_validate(directory=FIXTURES / "postgres_warehouse", allow_js=True)
     assert config.problems.errors == []
     assert _keys(config) >= {
         ("sources/users.json", "users_table_schedule", "confirmProfiles"),
@@ -73,7 +73,7 @@ def test_the_postgres_fixture_is_valid(fixture_env):
 @pytest.mark.django_db
 def test_validate_changes_nothing(fixture_env):
     before = (m.RecordModel.objects.count(), m.App.objects.count(), m.Setting.objects.count())
-    call_command("validate", str(FIXTURES / "postgres_warehouse"))
+    call_command("validate", str(FIXTURES / "postgres_warehouse"), "--allow-js")
     assert (
         m.RecordModel.objects.count(),
         m.App.objects.count(),
@@ -582,7 +582,7 @@ ERRORS = [
         "settings.json",
         "s",
         "value",
-        "is a number",
+        "must be a whole number from 1 to 20",
     ),
     _case(
         _set("sources/users.json", 1, cron="every tuesday"),

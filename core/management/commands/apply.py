@@ -1,12 +1,13 @@
 """Make the database match a directory of config files.
 
-    manage.py apply [DIR] [--plan]
+    manage.py apply [DIR] [--plan] [--allow-js]
 
 Everything happens in one transaction: the files' objects are created and updated in dependency
 order, and objects earlier applies created that the files no longer hold are deleted. With
 `--plan`, prints what would be created, updated and deleted and changes nothing. Applying the
 same files twice changes nothing the second time and says so. API keys created without an
-`apiKey` in their file are minted and printed once. Exits non-zero on any error.
+`apiKey` in their file are minted and printed once. `.js` files are run only with --allow-js
+(or GROUPAROO_CONFIG_ALLOW_JS=true), as for validate. Exits non-zero on any error.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--plan", action="store_true", help="Print what would change, change nothing"
         )
+        parser.add_argument(
+            "--allow-js",
+            action="store_true",
+            help="Run .js config files with Node.js (they are programs: only for files you trust)",
+        )
 
-    def handle(self, *args, directory=None, plan=False, **options):
+    def handle(self, *args, directory=None, plan=False, allow_js=False, **options):
         path = config_directory(directory)
         try:
-            result = config_apply(directory=path, plan_only=plan)
+            result = config_apply(directory=path, plan_only=plan, allow_js=allow_js or None)
         except ConfigError as exc:
             for problem in exc.problems:
                 self.stderr.write(f"error: {problem}")
