@@ -625,7 +625,7 @@ def _exports_send(destination_id: int, limit: int | None, now, *, hold: bool) ->
         elif kind == "notsent":
             # Never sent (an earlier request of the batch failed): due with the failed ones,
             # attempts unchanged.
-            send_after = db.ts(done_at + timedelta(seconds=base * (2**att)))
+            send_after = db.ts(done_at + timedelta(seconds=retry_delay(base, att + 1)))
             updates.append(
                 (ExportState.PENDING, att, message, ErrorLevel.ERROR, send_after, None, ts, eid)
             )
@@ -636,7 +636,7 @@ def _exports_send(destination_id: int, limit: int | None, now, *, hold: bool) ->
             if run_id:
                 per_run.setdefault(run_id, [0, 0])[1] += 1
         else:
-            delay = base * (2**att)
+            delay = retry_delay(base, att + 1)
             updates.append(
                 (
                     ExportState.PENDING,
@@ -667,6 +667,17 @@ def _exports_send(destination_id: int, limit: int | None, now, *, hold: bool) ->
                         errs[text] = errs.get(text, 0) + 1
                 run_add_errors(run_id, errs)
     return summary
+
+
+# The longest wait between two attempts, whatever the base and the attempt number.
+MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600.0
+
+
+def retry_delay(base: float, failed_attempts: int) -> float:
+    """Seconds an export waits after its `failed_attempts`-th failed attempt: base x 2^(n-1),
+    at most MAX_RETRY_DELAY_SECONDS (so no base or attempt count can overflow a date)."""
+    exponent = min(max(failed_attempts, 1) - 1, 64)
+    return min(float(base) * 2.0**exponent, MAX_RETRY_DELAY_SECONDS)
 
 
 def _record_outcomes(updates: list[tuple], claimed: str = ExportState.PROCESSING) -> None:
