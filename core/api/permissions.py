@@ -5,9 +5,11 @@ for the API root and the schema pages, which hold no data). A view without one r
 ImproperlyConfigured when the class is defined (see views.ApiViewMixin) and, for any other view,
 on its first request. An API key needs the topic's `read` for reading (GET, HEAD, OPTIONS) and
 its `write` for anything else; a view or action may declare `api_access = "read"` for a POST
-that changes nothing (a source preview). Without a key, an active staff user's session passes
-(SessionAuthentication enforces CSRF), so the browsable API works for admin users; anyone else
-gets 401 (no credentials) or 403 (credentials without the permission).
+that changes nothing (a source preview). Without a key, an active staff user's session
+(SessionAuthentication enforces CSRF) may read and write what the user's Django permissions
+allow in the admin (a superuser everything; see core.services.api_keys.user_grants), so the
+browsable API works for admin users; anyone else gets 401 (no credentials) or 403 (credentials
+without the permission).
 
 `check_grants`: creating an API key or widening one's permissions may grant only what the caller
 holds: a key its own permissions, a staff session its user's Django permissions (a superuser
@@ -81,8 +83,17 @@ class HasTopicPermission(BasePermission):
             return False
         user = request.user
         if user is not None and user.is_authenticated:
-            self.message = "Only active staff users may use the API with a session."
-            return bool(user.is_active and user.is_staff)
+            if not (user.is_active and user.is_staff):
+                self.message = "Only active staff users may use the API with a session."
+                return False
+            if topic == ANY_TOPIC:
+                return True
+            # A staff session may do in the API what its Django permissions allow in the admin.
+            write = needs_write(request, view)
+            if user_grants(user).allows(topic, write=write):
+                return True
+            self.message = f"Your account has no {'write' if write else 'read'} permission on {topic}."
+            return False
         return False  # DRF answers 401: no authenticator succeeded
 
 

@@ -216,3 +216,19 @@ def test_log_pages_follow_view_permissions(staff, world):
     staff.grant("view_run")
     assert staff.get(reverse("admin:core_run_change", args=[run.pk])).status_code == 200
     assert staff.get(reverse("admin:core_export_changelist")).status_code == 403
+
+
+def test_a_staff_session_in_the_api_has_only_its_django_permissions(staff, world):
+    """The browsable API with a staff session is not a way around the admin's permissions."""
+    source, app = world["source"], world["app"]
+    assert staff.get("/api/v1/sources/").status_code == 403
+    staff.grant("view_source", "view_sourcemapping", "view_schedule", "view_schedulefilter")
+    assert staff.get("/api/v1/sources/").status_code == 200
+    assert staff.get(f"/api/v1/sources/{source.pk}/").status_code == 200
+    response = staff.patch(f"/api/v1/sources/{source.pk}/", {"name": "renamed"}, content_type="application/json")
+    assert response.status_code == 403 and "no write permission on sources" in response.content.decode()
+    assert staff.get("/api/v1/apps/").status_code == 403
+    assert staff.patch(f"/api/v1/apps/{app.pk}/", {"name": "x"}, content_type="application/json").status_code == 403
+    source.refresh_from_db()
+    app.refresh_from_db()
+    assert source.name == "users" and app.name != "x"
