@@ -3,8 +3,12 @@ stand-in for an analytics warehouse. Only what DuckDB does differently from `con
 lives here. (`import duckdb` below is the DuckDB package: imports are absolute.)
 
 - The file is opened read only, with external access disabled (a query cannot read other files,
-  ATTACH databases, load extensions or write with COPY), for one call at a time: DuckDB locks its
-  file, and a connection kept open would block the process that writes the warehouse.
+  ATTACH databases, load extensions or write with COPY) and the configuration locked (no SET can
+  change it), for one call at a time: DuckDB locks its file, and a connection kept open would
+  block the process that writes the warehouse. Refresh queries and test_connection open it the
+  same way.
+- DuckDB's Python `execute` runs every statement of a `;`-separated string: a call holding more
+  than one statement is refused before anything runs.
 - DuckDB has no statement timeout: a timer interrupts the connection when the app's
   statementTimeout passes.
 - DuckDB binds a parameter with the type its context asks for, so keys and watermarks that went
@@ -30,18 +34,25 @@ duckdb = LazyModule("duckdb")
 
 class _Connection:
     """A DuckDB connection that is its own cursor (DuckDB's `cursor()` opens a second connection
-    outside the transaction) and carries the timer of its statement timeout."""
+    outside the transaction), runs one statement per execute() and carries the timer of its
+    statement timeout."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, label: str):
         self.conn = conn
         self.label = label
         self.timer: threading.Timer | None = None
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        return self.conn
+    def cursor(self) -> _Connection:
+        return self
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.conn, name)
+
+    def execute(self, sql: str, params: Any = None) -> _Connection:
+        if ";" in sql and len(self.conn.extract_statements(sql)) > 1:
+            raise ConnectorError("Only one SQL statement can run at a time; this query holds several.", permanent=True)
+        self.conn.execute(sql, params)
+        return self
 
     def arm(self, timeout: float | None) -> None:
         self.disarm()
@@ -84,7 +95,7 @@ class DuckdbDialect(Dialect):
 
     def open(self, database: str, label: str) -> _Connection:
         """A connection to `database` (a file, read only; ":memory:" for CSV files)."""
-        config: dict[str, Any] = {"enable_external_access": False, "threads": 2}
+        config: dict[str, Any] = {"enable_external_access": False, "threads": 2, "lock_configuration": True}
         try:
             if database == ":memory:":
                 conn = duckdb.connect(":memory:", config={"threads": 2})

@@ -2,13 +2,25 @@
 Only what PostgreSQL does differently from `connectors.sql` lives here.
 
 Connections use psycopg 3 with keyword arguments (no DSN string is ever built, so none can leak
-the password). Source transactions start with `SET TRANSACTION READ ONLY` and a transaction-local
-statement_timeout. psycopg sends Python str parameters as `unknown`, so a watermark or cursor that
+the password). psycopg sends Python str parameters as `unknown`, so a watermark or cursor that
 came back as an ISO string compares with a timestamptz column exactly.
+
+Read only, in layers (none of them a look at the query's text):
+- One statement per call: every statement goes the extended query protocol (`_Cursor`), which
+  PostgreSQL refuses to give two statements. (psycopg would send a statement without parameters
+  the simple way, where `SELECT 1; COMMIT; DROP TABLE t` runs all three.)
+- Read-only connections (sources, refresh queries, test_connection) start their session with
+  `default_transaction_read_only=on` and the app's `statement_timeout`; every source transaction
+  also begins with `SET TRANSACTION READ ONLY` and sets the timeout again. A query cannot make its
+  own transaction read-write (PostgreSQL refuses once the transaction has read anything).
+- A query may still lift the session's timeout (`set_config('statement_timeout', '0', false)`)
+  for the statements after it; a client-side timer cancels any statement of a read-only
+  connection that runs BACKSTOP_GRACE seconds past the timeout.
 """
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -27,12 +39,53 @@ from connectors.sql import (
     SqlQuerySource,
     SqlTableSource,
     key_norm,
+    statement_timeout_of,
     timeout_option,
 )
 from connectors.sql import option_value as _get
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CONNECT_TIMEOUT = 10
+# Seconds past the statement timeout after which the client cancels a statement itself.
+BACKSTOP_GRACE = 5.0
+
+
+class _Connection(psycopg.Connection):
+    """A psycopg connection carrying its statement backstop (seconds; None: no backstop)."""
+
+    backstop: float | None = None
+
+
+class _Cursor(psycopg.Cursor):
+    """A cursor that runs exactly one statement per execute(), and cancels a statement of a
+    read-only connection that outlives the connection's backstop.
+
+    psycopg sends a statement without parameters with the simple query protocol, which runs
+    every statement of a `;`-separated string. Forcing the extended protocol (as psycopg itself
+    does for `stream()`) makes PostgreSQL refuse a second statement ("cannot insert multiple
+    commands into a prepared statement"). tests/connectors/test_sql_read_only.py proves it, so
+    a psycopg release that changes `_execute_send` fails there rather than in production."""
+
+    def _execute_send(self, query: Any, *, force_extended: bool = False, binary: bool | None = None) -> None:
+        super()._execute_send(query, force_extended=True, binary=binary)
+
+    def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None) -> Any:
+        seconds = getattr(self.connection, "backstop", None)
+        if not seconds:
+            return super().execute(query, params, prepare=prepare, binary=binary)
+        timer = threading.Timer(seconds, self._cancel)
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().execute(query, params, prepare=prepare, binary=binary)
+        finally:
+            timer.cancel()
+
+    def _cancel(self) -> None:
+        try:
+            self.connection.cancel_safe(timeout=5)
+        except Exception:  # the statement may be over, or the server gone: nothing to cancel
+            pass
 
 
 class PostgresDialect(Dialect):
@@ -69,8 +122,15 @@ class PostgresDialect(Dialect):
             kwargs["password"] = str(password)
         if _get(options, "sslmode"):
             kwargs["sslmode"] = options["sslmode"]
+        timeout = statement_timeout_of(options) if read_only else None
+        if read_only:
+            # The session itself is read only and bounded, whatever a transaction does.
+            settings = ["-c default_transaction_read_only=on"]
+            if timeout:
+                settings.append(f"-c statement_timeout={int(timeout * 1000)}")
+            kwargs["options"] = " ".join(settings)
         try:
-            conn = psycopg.connect(**kwargs)
+            conn = _Connection.connect(**kwargs, cursor_factory=_Cursor)
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split()).rsplit(" failed: ", 1)[-1].removeprefix("FATAL: ").strip()
             permanent = any(
@@ -81,13 +141,16 @@ class PostgresDialect(Dialect):
         path = Dialect.quote(self, schema) + ("" if schema == "public" else ", public")
         conn.execute("SELECT set_config('search_path', %s, false)", [path])
         conn.commit()
+        conn.backstop = timeout + BACKSTOP_GRACE if timeout else None
         return conn
 
     def begin(self, conn: Any, *, read_only: bool, timeout: float | None) -> None:
         if read_only:
             conn.execute("SET TRANSACTION READ ONLY")
         if timeout:
-            conn.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(timeout * 1000))])
+            # For the session (not only this transaction), so a query that lifted it in an
+            # earlier transaction does not carry that into this one.
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(int(timeout * 1000))])
 
     def keyed_statements(self, cur: Any) -> None:
         # A first sync fills the destination's tables faster than autovacuum analyzes them.
