@@ -16,6 +16,10 @@ Read only, in layers (none of them a look at the query's text):
 - A query may still lift the session's timeout (`set_config('statement_timeout', '0', false)`)
   for the statements after it; a client-side timer cancels any statement of a read-only
   connection that runs BACKSTOP_GRACE seconds past the timeout.
+
+Dates PostgreSQL has and Python has not (`infinity`, `-infinity`, years past 9999 or before 1)
+are read as their text (`_Cursor.fetchall`), so the value is flagged on its record instead of
+failing the batch.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from typing import Any
 
 import psycopg
 from psycopg import errors
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
 from connectors.base import ConnectorError, Option
@@ -48,6 +54,7 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 CONNECT_TIMEOUT = 10
 # Seconds past the statement timeout after which the client cancels a statement itself.
 BACKSTOP_GRACE = 5.0
+DATE_TYPES = ("date", "timestamp", "timestamptz")
 
 
 class _Connection(psycopg.Connection):
@@ -81,11 +88,68 @@ class _Cursor(psycopg.Cursor):
         finally:
             timer.cancel()
 
+    # Dates Python cannot hold make psycopg raise DataError while loading a row. Only then, the
+    # cursor's date loaders become lenient (psycopg reloads the result it holds, keeping the
+    # position) and the fetch is tried again: rows without such dates cost nothing extra.
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except psycopg.DataError:
+            if not self._read_dates_leniently():
+                raise
+            return super().fetchone()
+
+    def fetchmany(self, size: int = 0) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except psycopg.DataError:
+            if not self._read_dates_leniently():
+                raise
+            return super().fetchmany(size)
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except psycopg.DataError:
+            if not self._read_dates_leniently():
+                raise
+            return super().fetchall()
+
+    def _read_dates_leniently(self) -> bool:
+        """Make this cursor's date loaders lenient; False when they already were."""
+        if getattr(self, "_lenient_dates", False):
+            return False
+        self._lenient_dates = True
+        for name in DATE_TYPES:
+            oid = self.adapters.types[name].oid
+            self.adapters.register_loader(oid, _lenient_loader(self.adapters.get_loader(oid, Format.TEXT)))
+        return True
+
     def _cancel(self) -> None:
         try:
             self.connection.cancel_safe(timeout=5)
         except Exception:  # the statement may be over, or the server gone: nothing to cancel
             pass
+
+
+def _lenient_loader(base: type[Loader]) -> type[Loader]:
+    """A text loader of a date type that hands back PostgreSQL's text where `base` cannot make
+    a Python value (`infinity`, years past 9999 or before 1); core.values then flags it on its
+    record with the reason."""
+
+    class LenientLoader(Loader):
+        def __init__(self, oid: int, context: Any = None):
+            super().__init__(oid, context)
+            self._base = base(oid, context)
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._base.load(data)
+            except psycopg.DataError:
+                return bytes(data).decode("utf-8", "replace")
+
+    LenientLoader.__name__ = f"Lenient{base.__name__}"
+    return LenientLoader
 
 
 class PostgresDialect(Dialect):
