@@ -187,12 +187,6 @@ class PostgresDialect(Dialect):
         if _get(options, "sslmode"):
             kwargs["sslmode"] = options["sslmode"]
         timeout = statement_timeout_of(options) if read_only else None
-        if read_only:
-            # The session itself is read only and bounded, whatever a transaction does.
-            settings = ["-c default_transaction_read_only=on"]
-            if timeout:
-                settings.append(f"-c statement_timeout={int(timeout * 1000)}")
-            kwargs["options"] = " ".join(settings)
         try:
             conn = _Connection.connect(**kwargs, cursor_factory=_Cursor)
         except psycopg.Error as exc:
@@ -204,6 +198,12 @@ class PostgresDialect(Dialect):
         schema = str(_get(options, "schema", "public"))
         path = Dialect.quote(self, schema) + ("" if schema == "public" else ", public")
         conn.execute("SELECT set_config('search_path', %s, false)", [path])
+        if read_only:
+            # The session itself is read only and bounded, whatever a transaction does. (Set
+            # here rather than as libpq `options`, which PgBouncer refuses by default.)
+            conn.execute("SELECT set_config('default_transaction_read_only', 'on', false)")
+            if timeout:
+                conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(int(timeout * 1000))])
         conn.commit()
         conn.backstop = timeout + BACKSTOP_GRACE if timeout else None
         return conn
