@@ -168,6 +168,7 @@ class CsvDialect(DuckdbDialect):
         try:
             conn.execute(f"SET allowed_paths = [{_sql_text(path)}]")
             conn.execute("SET enable_external_access = false")
+            conn.execute("SET lock_configuration = true")
         except BaseException:
             conn.close()
             raise

@@ -3,8 +3,17 @@ stand-in for an analytics warehouse. Only what DuckDB does differently from `con
 lives here. (`import duckdb` below is the DuckDB package: imports are absolute.)
 
 - The file is opened read only, with external access disabled (a query cannot read other files,
-  ATTACH databases, load extensions or write with COPY), for one call at a time: DuckDB locks its
-  file, and a connection kept open would block the process that writes the warehouse.
+  ATTACH databases, load extensions or write with COPY) and the configuration locked (no SET can
+  change it), for one call at a time: DuckDB locks its file, and a connection kept open would
+  block the process that writes the warehouse. Refresh queries and test_connection open it the
+  same way.
+- DuckDB's Python `execute` runs every statement of a `;`-separated string: a call holding more
+  than one statement is refused before anything runs.
+- DuckDB hands an infinite date or timestamp to Python as `date.max`/`datetime.max` (`.min` for
+  -infinity), the same as a real 9999-12-31: where a result holds such a value, the statement is
+  read again (same transaction, same snapshot) asking DuckDB which values are infinite, and those
+  become the text `infinity`/`-infinity`, which the engine flags on the record. Years past 9999
+  already arrive as text.
 - DuckDB has no statement timeout: a timer interrupts the connection when the app's
   statementTimeout passes.
 - DuckDB binds a parameter with the type its context asks for, so keys and watermarks that went
@@ -18,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from datetime import date, datetime
 from typing import Any
 
 from connectors.base import ConnectorError, Option
@@ -28,20 +38,84 @@ from connectors.sql import Dialect, SqlApp, SqlQuerySource, SqlTableSource, time
 duckdb = LazyModule("duckdb")
 
 
+# Python's stand-ins for DuckDB's infinite dates and timestamps.
+_INFINITE_STAND_INS = frozenset({date.max, date.min, datetime.max, datetime.min})
+_DATE_TYPE = re.compile(r"^(DATE|TIMESTAMP(_S|_MS|_NS)?( WITH TIME ZONE)?)$")
+
+
 class _Connection:
     """A DuckDB connection that is its own cursor (DuckDB's `cursor()` opens a second connection
-    outside the transaction) and carries the timer of its statement timeout."""
+    outside the transaction), runs one statement per execute(), reads infinite dates as text
+    and carries the timer of its statement timeout."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, label: str):
         self.conn = conn
         self.label = label
         self.timer: threading.Timer | None = None
+        self._statement: tuple[str, Any] | None = None
+        self._description: Any = None
+        self._rerun: list[tuple[Any, ...]] | None = None
+        self._position = 0
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        return self.conn
+    def cursor(self) -> _Connection:
+        return self
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.conn, name)
+
+    # -- one statement per call, infinite dates as text
+    def execute(self, sql: str, params: Any = None) -> _Connection:
+        if ";" in sql and len(self.conn.extract_statements(sql)) > 1:
+            raise ConnectorError("Only one SQL statement can run at a time; this query holds several.", permanent=True)
+        self.conn.execute(sql, params)
+        self._statement, self._description, self._rerun, self._position = (sql, params), None, None, 0
+        return self
+
+    @property
+    def description(self) -> Any:
+        return self._description if self._description is not None else self.conn.description
+
+    def fetchall(self) -> list[Any]:
+        rows = self.conn.fetchall() if self._rerun is None else self._rerun[self._position :]
+        start, self._position = self._position, self._position + len(rows)
+        return self._finite(rows, start)
+
+    def fetchone(self) -> Any:
+        row = self.conn.fetchone() if self._rerun is None else next(iter(self._rerun[self._position :]), None)
+        if row is None:
+            return None
+        self._position += 1
+        return self._finite([row], self._position - 1)[0]
+
+    def _finite(self, rows: list[Any], start: int) -> list[Any]:
+        """`rows` (from position `start` of the result) with infinite dates as text."""
+        if self._rerun is not None or not rows:
+            return rows
+        dates = [i for i, d in enumerate(self.conn.description or ()) if _DATE_TYPE.match(str(d[1]))]
+        if not dates or not any(row[i] in _INFINITE_STAND_INS for row in rows for i in dates):
+            return rows
+        return self._reread(dates)[start : start + len(rows)]
+
+    def _reread(self, dates: list[int]) -> list[tuple[Any, ...]]:
+        """The whole result again, with `isinf()` of each date column beside it. The same
+        statement in the same transaction sees the same snapshot, in the same order (DuckDB
+        keeps the order of a projection)."""
+        assert self._statement is not None
+        sql, params = self._statement
+        description = self.conn.description
+        names = ", ".join(f"_c{i}" for i in range(len(description)))
+        flags = ", ".join(f"isinf(_c{i})" for i in dates)
+        self.conn.execute(f"SELECT *, {flags} FROM ({sql}) AS _r({names})", params)
+        width = len(description)
+        rows: list[tuple[Any, ...]] = []
+        for full in self.conn.fetchall():
+            row = list(full[:width])
+            for flag, i in zip(full[width:], dates, strict=True):
+                if flag:
+                    row[i] = "infinity" if row[i] in (date.max, datetime.max) else "-infinity"
+            rows.append(tuple(row))
+        self._description, self._rerun = description, rows
+        return rows
 
     def arm(self, timeout: float | None) -> None:
         self.disarm()
@@ -84,7 +158,7 @@ class DuckdbDialect(Dialect):
 
     def open(self, database: str, label: str) -> _Connection:
         """A connection to `database` (a file, read only; ":memory:" for CSV files)."""
-        config: dict[str, Any] = {"enable_external_access": False, "threads": 2}
+        config: dict[str, Any] = {"enable_external_access": False, "threads": 2, "lock_configuration": True}
         try:
             if database == ":memory:":
                 conn = duckdb.connect(":memory:", config={"threads": 2})

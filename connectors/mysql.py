@@ -5,11 +5,14 @@ Connections use PyMySQL with keyword arguments (no URL is built, so none can lea
 and a fixed session: strict SQL mode without ANSI_QUOTES or NO_BACKSLASH_ESCAPES (so quoting and
 escaping mean what this module assumes), UTC time zone, and room for long GROUP_CONCATs.
 
-Read only: sources run in `START TRANSACTION READ ONLY` with the server's statement time limit
-(MariaDB `max_statement_time`, MySQL `max_execution_time`). MySQL commits implicitly before DDL,
-even inside a read-only transaction, so user-written SQL must also be a single SELECT (or WITH)
-without executable comments (`check_user_sql`); source queries are moreover wrapped as derived
-tables, where DDL cannot appear.
+Read only, in layers: connections never have CLIENT_MULTI_STATEMENTS (checked after connecting:
+a second statement in one call is a syntax error, never run); a read-only connection (sources,
+refresh queries, test_connection) sets `SET SESSION TRANSACTION READ ONLY` and the session's
+statement time limit (MariaDB `max_statement_time`, MySQL `max_execution_time`) as it connects,
+so even a statement after an implicit commit cannot write; and sources run in `START TRANSACTION
+READ ONLY`, setting the limit again. MySQL commits implicitly before DDL, so user-written SQL must
+also be a single SELECT (or WITH) without executable comments (`check_user_sql`), for a clear
+refusal; source queries are moreover wrapped as derived tables, where DDL cannot appear.
 
 MariaDB cannot reference an outer row inside a derived table and ignores ORDER BY inside one, so
 query properties run once per key, exactly as written (`correlated_derived_tables = False`), and
@@ -30,12 +33,12 @@ from connectors.base import ConnectorError, Option
 from connectors.lazy import LazyModule
 from connectors.registry import register
 from connectors.sql import (
-    DEFAULT_STATEMENT_TIMEOUT,
     Dialect,
     SqlApp,
     SqlDestination,
     SqlQuerySource,
     SqlTableSource,
+    statement_timeout_of,
     timeout_option,
 )
 from connectors.sql import option_value as _get
@@ -144,6 +147,9 @@ class MysqlDialect(Dialect):
             "charset": "utf8mb4",
             "connect_timeout": CONNECT_TIMEOUT,
             "autocommit": False,
+            # No CLIENT_MULTI_STATEMENTS (nor LOCAL_FILES): one statement per call.
+            "client_flag": 0,
+            "local_infile": False,
             "init_command": (
                 f"SET SESSION sql_mode = '{SESSION_SQL_MODE}', time_zone = '+00:00',"
                 " group_concat_max_len = 67108864"
@@ -156,28 +162,41 @@ class MysqlDialect(Dialect):
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
             kwargs["ssl"] = context
-        timeout = _get(options, "statementTimeout", DEFAULT_STATEMENT_TIMEOUT)
-        try:
-            if read_only and float(timeout) > 0:
-                # A client-side backstop should the server not enforce its limit.
-                kwargs["read_timeout"] = float(timeout) + 30
-        except (TypeError, ValueError):
-            pass
+        timeout = statement_timeout_of(options) if read_only else None
+        if timeout:
+            # A client-side backstop should the server not enforce its limit.
+            kwargs["read_timeout"] = timeout + 30
         try:
             conn = pymysql.connect(**kwargs)
         except pymysql.err.MySQLError as exc:
             permanent = _code(exc) not in TRANSIENT_CODES
             raise self.connect_error(host, port, _message(exc), password=password, permanent=permanent) from None
+        if conn.client_flag & pymysql.constants.CLIENT.MULTI_STATEMENTS:
+            conn.close()  # a PyMySQL that turns it on by default: refuse rather than stack
+            raise ConnectorError("The MySQL connection allows several statements per call; refusing it.", permanent=True)
         conn.grouparoo_mariadb = "mariadb" in conn.get_server_info().lower()
+        if read_only:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SET SESSION TRANSACTION READ ONLY")
+                    self._limit_statements(cur, conn, timeout)
+            except pymysql.err.MySQLError as exc:
+                conn.close()
+                raise self.translate_error(exc, timeout=None) from None
         return conn
+
+    @staticmethod
+    def _limit_statements(cur: Any, conn: Any, timeout: float | None) -> None:
+        """The session's statement time limit (0: none)."""
+        if conn.grouparoo_mariadb:
+            cur.execute("SET SESSION max_statement_time = %s", [float(timeout or 0)])
+        else:
+            cur.execute("SET SESSION max_execution_time = %s", [int((timeout or 0) * 1000)])
 
     def begin(self, conn: Any, *, read_only: bool, timeout: float | None) -> None:
         with conn.cursor() as cur:
             if read_only:
-                if conn.grouparoo_mariadb:
-                    cur.execute("SET SESSION max_statement_time = %s", [float(timeout or 0)])
-                else:
-                    cur.execute("SET SESSION max_execution_time = %s", [int((timeout or 0) * 1000)])
+                self._limit_statements(cur, conn, timeout)
             cur.execute("START TRANSACTION READ ONLY" if read_only else "START TRANSACTION")
 
     def server_description(self, conn: Any, options: dict[str, Any]) -> str:

@@ -2,19 +2,37 @@
 Only what PostgreSQL does differently from `connectors.sql` lives here.
 
 Connections use psycopg 3 with keyword arguments (no DSN string is ever built, so none can leak
-the password). Source transactions start with `SET TRANSACTION READ ONLY` and a transaction-local
-statement_timeout. psycopg sends Python str parameters as `unknown`, so a watermark or cursor that
+the password). psycopg sends Python str parameters as `unknown`, so a watermark or cursor that
 came back as an ISO string compares with a timestamptz column exactly.
+
+Read only, in layers (none of them a look at the query's text):
+- One statement per call: every statement goes the extended query protocol (`_Cursor`), which
+  PostgreSQL refuses to give two statements. (psycopg would send a statement without parameters
+  the simple way, where `SELECT 1; COMMIT; DROP TABLE t` runs all three.)
+- Read-only connections (sources, refresh queries, test_connection) start their session with
+  `default_transaction_read_only=on` and the app's `statement_timeout`; every source transaction
+  also begins with `SET TRANSACTION READ ONLY` and sets the timeout again. A query cannot make its
+  own transaction read-write (PostgreSQL refuses once the transaction has read anything).
+- A query may still lift the session's timeout (`set_config('statement_timeout', '0', false)`)
+  for the statements after it; a client-side timer cancels any statement of a read-only
+  connection that runs BACKSTOP_GRACE seconds past the timeout.
+
+Dates PostgreSQL has and Python has not (`infinity`, `-infinity`, years past 9999 or before 1)
+are read as their text (`_Cursor.fetchall`), so the value is flagged on its record instead of
+failing the batch.
 """
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg import errors
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
 from connectors.base import ConnectorError, Option
@@ -27,12 +45,111 @@ from connectors.sql import (
     SqlQuerySource,
     SqlTableSource,
     key_norm,
+    statement_timeout_of,
     timeout_option,
 )
 from connectors.sql import option_value as _get
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CONNECT_TIMEOUT = 10
+# Seconds past the statement timeout after which the client cancels a statement itself.
+BACKSTOP_GRACE = 5.0
+DATE_TYPES = ("date", "timestamp", "timestamptz")
+
+
+class _Connection(psycopg.Connection):
+    """A psycopg connection carrying its statement backstop (seconds; None: no backstop)."""
+
+    backstop: float | None = None
+
+
+class _Cursor(psycopg.Cursor):
+    """A cursor that runs exactly one statement per execute(), and cancels a statement of a
+    read-only connection that outlives the connection's backstop.
+
+    psycopg sends a statement without parameters with the simple query protocol, which runs
+    every statement of a `;`-separated string. Forcing the extended protocol (as psycopg itself
+    does for `stream()`) makes PostgreSQL refuse a second statement ("cannot insert multiple
+    commands into a prepared statement"). tests/connectors/test_sql_read_only.py proves it, so
+    a psycopg release that changes `_execute_send` fails there rather than in production."""
+
+    def _execute_send(self, query: Any, *, force_extended: bool = False, binary: bool | None = None) -> None:
+        super()._execute_send(query, force_extended=True, binary=binary)
+
+    def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None) -> Any:
+        seconds = getattr(self.connection, "backstop", None)
+        if not seconds:
+            return super().execute(query, params, prepare=prepare, binary=binary)
+        timer = threading.Timer(seconds, self._cancel)
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().execute(query, params, prepare=prepare, binary=binary)
+        finally:
+            timer.cancel()
+
+    # Dates Python cannot hold make psycopg raise DataError while loading a row. Only then, the
+    # cursor's date loaders become lenient (psycopg reloads the result it holds, keeping the
+    # position) and the fetch is tried again: rows without such dates cost nothing extra.
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except psycopg.DataError:
+            if not self._read_dates_leniently():
+                raise
+            return super().fetchone()
+
+    def fetchmany(self, size: int = 0) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except psycopg.DataError:
+            if not self._read_dates_leniently():
+                raise
+            return super().fetchmany(size)
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except psycopg.DataError:
+            if not self._read_dates_leniently():
+                raise
+            return super().fetchall()
+
+    def _read_dates_leniently(self) -> bool:
+        """Make this cursor's date loaders lenient; False when they already were."""
+        if getattr(self, "_lenient_dates", False):
+            return False
+        self._lenient_dates = True
+        for name in DATE_TYPES:
+            oid = self.adapters.types[name].oid
+            self.adapters.register_loader(oid, _lenient_loader(self.adapters.get_loader(oid, Format.TEXT)))
+        return True
+
+    def _cancel(self) -> None:
+        try:
+            self.connection.cancel_safe(timeout=5)
+        except Exception:  # the statement may be over, or the server gone: nothing to cancel
+            pass
+
+
+def _lenient_loader(base: type[Loader]) -> type[Loader]:
+    """A text loader of a date type that hands back PostgreSQL's text where `base` cannot make
+    a Python value (`infinity`, years past 9999 or before 1); core.values then flags it on its
+    record with the reason."""
+
+    class LenientLoader(Loader):
+        def __init__(self, oid: int, context: Any = None):
+            super().__init__(oid, context)
+            self._base = base(oid, context)
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._base.load(data)
+            except psycopg.DataError:
+                return bytes(data).decode("utf-8", "replace")
+
+    LenientLoader.__name__ = f"Lenient{base.__name__}"
+    return LenientLoader
 
 
 class PostgresDialect(Dialect):
@@ -69,8 +186,9 @@ class PostgresDialect(Dialect):
             kwargs["password"] = str(password)
         if _get(options, "sslmode"):
             kwargs["sslmode"] = options["sslmode"]
+        timeout = statement_timeout_of(options) if read_only else None
         try:
-            conn = psycopg.connect(**kwargs)
+            conn = _Connection.connect(**kwargs, cursor_factory=_Cursor)
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split()).rsplit(" failed: ", 1)[-1].removeprefix("FATAL: ").strip()
             permanent = any(
@@ -80,14 +198,23 @@ class PostgresDialect(Dialect):
         schema = str(_get(options, "schema", "public"))
         path = Dialect.quote(self, schema) + ("" if schema == "public" else ", public")
         conn.execute("SELECT set_config('search_path', %s, false)", [path])
+        if read_only:
+            # The session itself is read only and bounded, whatever a transaction does. (Set
+            # here rather than as libpq `options`, which PgBouncer refuses by default.)
+            conn.execute("SELECT set_config('default_transaction_read_only', 'on', false)")
+            if timeout:
+                conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(int(timeout * 1000))])
         conn.commit()
+        conn.backstop = timeout + BACKSTOP_GRACE if timeout else None
         return conn
 
     def begin(self, conn: Any, *, read_only: bool, timeout: float | None) -> None:
         if read_only:
             conn.execute("SET TRANSACTION READ ONLY")
         if timeout:
-            conn.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(timeout * 1000))])
+            # For the session (not only this transaction), so a query that lifted it in an
+            # earlier transaction does not carry that into this one.
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(int(timeout * 1000))])
 
     def keyed_statements(self, cur: Any) -> None:
         # A first sync fills the destination's tables faster than autovacuum analyzes them.

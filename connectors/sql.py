@@ -13,8 +13,12 @@ Rules kept throughout:
 - Values always travel as bound parameters (`Frag` carries SQL text and its parameters in
   order); identifiers are quoted by the dialect and checked against the live columns first, so
   an unknown column is a permanent `ConnectorError` naming it, never an injection.
-- Sources are read only: every source call runs in its own read-only transaction with the app's
-  statement timeout (`statementTimeout`, seconds, default 30).
+- Sources are read only, structurally: a source or app connection is opened read only (a
+  read-only file, or a session whose default transaction is read only and whose statements are
+  bounded by the app's statement timeout, `statementTimeout`, seconds, default 30); every driver
+  runs one statement per call, so SQL cannot be stacked after a user query; and every source call
+  runs in its own read-only transaction with the timeout. Checking a query's first word
+  (`Dialect.check_user_sql`) only makes the refusal of a DROP read well.
 - Work is set-based: a page is one SELECT, secondary-source aggregation is one statement per
   call, and an export batch is a handful of statements (`executemany`) in one transaction.
 """
@@ -94,6 +98,17 @@ _CANONICAL_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
 _DATE_LIKE = re.compile(
     r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 )
+
+
+def statement_timeout_of(options: dict[str, Any]) -> float | None:
+    """Seconds a source statement may run: the app option statementTimeout (default 30; 0 or
+    less: no limit). A value that is not a number is a permanent ConnectorError."""
+    raw = option_value(options, "statementTimeout", DEFAULT_STATEMENT_TIMEOUT)
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise ConnectorError(f"statementTimeout {raw!r} is not a number of seconds.", permanent=True) from None
+    return seconds if seconds > 0 else None
 
 
 def normalize_aggregation(value: Any) -> str:
@@ -324,7 +339,12 @@ class Dialect:
 
     # -- connections and transactions
     def connect(self, options: dict[str, Any], *, read_only: bool) -> Any:
-        """A DB-API connection, or ConnectorError (never containing a secret)."""
+        """A DB-API connection, or ConnectorError (never containing a secret). Every dialect's
+        connections run one statement per execute() (a second one is an error, never run).
+        `read_only` (sources, apps' refresh queries and test_connection): the connection itself
+        is read only — a read-only file, or a session whose transactions default to read only
+        with the app's statement timeout set for the session — so no statement a query smuggles
+        in can write, whatever the transaction does."""
         raise NotImplementedError
 
     def begin(self, conn: Any, *, read_only: bool, timeout: float | None) -> None:
@@ -509,12 +529,7 @@ class SqlConnectionMixin:
 
     def statement_timeout(self) -> float | None:
         """Seconds a source statement may run (app option statementTimeout; 0 disables)."""
-        raw = _opt(self.app_options, "statementTimeout", DEFAULT_STATEMENT_TIMEOUT)
-        try:
-            seconds = float(raw)
-        except (TypeError, ValueError):
-            raise ConnectorError(f"statementTimeout {raw!r} is not a number of seconds.", permanent=True) from None
-        return seconds if seconds > 0 else None
+        return statement_timeout_of(self.app_options)
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -572,8 +587,9 @@ class SqlApp(SqlConnectionMixin, AppConnector):
     dialect: ClassVar[Dialect]
 
     def refresh_query(self, query: str) -> str | None:
-        """Run an App Refresh Query read-only with the statement timeout; return the first
-        column of the first row as text (dates in ISO 8601), None for no row or NULL."""
+        """Run an App Refresh Query read-only with the statement timeout, as a source query is
+        run (a read-only connection, one statement); return the first column of the first row
+        as text (dates in ISO 8601), None for no row or NULL."""
         self.dialect.check_user_sql(query)
         try:
             with self.transaction() as cur:

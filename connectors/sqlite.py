@@ -1,8 +1,10 @@
 """SQLite: the app ("sqlite", a database file), table and query sources, and the export
 destination. Only what SQLite does differently from `connectors.sql` lives here.
 
-Sources open the file read only (`file:...?mode=ro` plus `PRAGMA query_only`) and a progress
-handler aborts any statement running past the app's statementTimeout. Timestamps are usually
+Sources, refresh queries and test_connection open the file read only (`file:...?mode=ro` plus
+`PRAGMA query_only`), with ATTACH (and so VACUUM INTO, which would create a file) refused by an
+authorizer; Python's sqlite3 runs one statement per execute() and refuses a second one. A
+progress handler aborts any statement running past the app's statementTimeout. Timestamps are usually
 text in SQLite: dates are compared through `datetime()`, so '2024-01-02T03:04:05Z' and
 '2024-01-02 03:04:05' agree; watermarks are compared as stored (text or numbers).
 """
@@ -41,6 +43,11 @@ class _Connection(sqlite3.Connection):
         return 1 if self.deadline is not None and time.monotonic() > self.deadline else 0
 
 
+def _deny_attach(action: int, *_: Any) -> int:
+    """Authorizer of read-only connections: ATTACH and DETACH (VACUUM INTO attaches) refused."""
+    return sqlite3.SQLITE_DENY if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK
+
+
 class SqliteDialect(Dialect):
     name = "SQLite"
     placeholder = "?"
@@ -63,6 +70,7 @@ class SqliteDialect(Dialect):
             )
             if read_only:
                 conn.execute("PRAGMA query_only = ON")
+                conn.set_authorizer(_deny_attach)
         except sqlite3.Error as exc:
             raise ConnectorError(f'Cannot open SQLite database "{path}": {exc}', permanent=True) from None
         conn.set_progress_handler(conn.past_deadline, 1000)

@@ -98,6 +98,24 @@ def _boolean(raw: Any) -> bool:
     raise ValueError(f"{_short(raw)} is not a boolean (true/false)")
 
 
+DATE_RANGE = "date properties hold years 1 to 9999"
+_INFINITE = ("infinity", "+infinity", "-infinity")
+_LONG_YEAR = re.compile(r"^\+?(\d{5,})-\d{1,2}-\d{1,2}")
+
+
+def _outside_calendar(raw: Any, text: str) -> str | None:
+    """The reason a date's text names a moment Python cannot hold (databases can: PostgreSQL's
+    `infinity` and years up to 294276, DuckDB's too, BC dates), or None."""
+    lowered = text.lower()
+    if lowered in _INFINITE:
+        return f"{_short(raw)} is an infinite date; {DATE_RANGE}"
+    if lowered.endswith((" bc", "(bc)")):
+        return f"{_short(raw)} is before year 1; {DATE_RANGE}"
+    if _LONG_YEAR.match(text):
+        return f"{_short(raw)} is after year 9999; {DATE_RANGE}"
+    return None
+
+
 def _datetime(raw: Any) -> dt.datetime:
     if isinstance(raw, dt.datetime):
         value = raw
@@ -121,10 +139,14 @@ def _datetime(raw: Any) -> dt.datetime:
         try:
             value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" UTC", "+00:00"))
         except ValueError:
-            raise ValueError(f"{_short(raw)} is not a date (ISO 8601 or epoch expected)") from None
+            reason = _outside_calendar(raw, text)
+            raise ValueError(reason or f"{_short(raw)} is not a date (ISO 8601 or epoch expected)") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise ValueError(f"{_short(raw)} is outside years 1 to 9999 in UTC; {DATE_RANGE}") from None
 
 
 def _check_size(text: str) -> None:

@@ -131,7 +131,9 @@ class SourceAdmin(SensitivePostAdminMixin, ConnectorOptionsAdminMixin, Grouparoo
         ]
 
     def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """A few rows of the source, read through its connector (source_preview service)."""
+        """A few rows of the source, read through its connector (source_preview service).
+        Staff who may only view sources may open it: the preview runs the source's SQL on a
+        read-only connection, one statement at a time, as a run does (connectors/sql.py)."""
         source = self.get_object(request, unquote(object_id))
         if source is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)

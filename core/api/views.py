@@ -253,8 +253,13 @@ class SourceViewSet(ConfigViewSet):
     @extend_schema(request=a.PreviewInput, responses={200: a.PreviewOutput, **CONNECTOR_ERRORS})
     @action(detail=True, methods=["post"], api_access="read")
     def preview(self, request: Request, pk: str | None = None) -> Response:
-        """A few rows of the source, read through its connector. Changes nothing (so a key
-        with read permission on sources may call it)."""
+        """A few rows of the source, read through its connector.
+
+        A key that may only *read* sources may call it, although it runs the source's own SQL:
+        that is acceptable only because the preview is as read only as a run, structurally
+        (connectors/sql.py: a read-only connection, one statement per call, the statement
+        timeout; tests/security/test_query_sources_read_only.py). The input is validated
+        before the source is touched: a request answered 400 has run nothing."""
         from core.services.sources import source_preview
 
         source = self.get_object()

@@ -280,7 +280,8 @@ def stager(prop: Property, fragments: bool = False):
         utc, zero = values.dt.UTC, values.dt.timedelta(0)
 
         def fast(raw):
-            if raw.__class__ is values.dt.datetime and raw.tzinfo is not None and not unique:
+            # Years 1 and 9999 take the general path: in UTC they may fall outside Python's dates.
+            if raw.__class__ is values.dt.datetime and raw.tzinfo is not None and not unique and 1 < raw.year < 9999:
                 when = raw.astimezone(utc)
                 text = raw.isoformat()
                 if not fragments:

@@ -1,6 +1,7 @@
 """Source databases for the security tests, one per SQL dialect with query sources: a SQLite
-file, a scratch PostgreSQL database and a scratch MariaDB database, each with a small
-`customers` table and an `out_customers`/`out_groups` destination pair."""
+file, a scratch PostgreSQL database, a scratch MariaDB database and a DuckDB file, each with a
+small `customers` table and an `out_customers`/`out_groups` destination pair (DuckDB has no
+destination connector: `KINDS` are the dialects with both sides, `SOURCE_KINDS` add DuckDB)."""
 from __future__ import annotations
 
 import sqlite3
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 KINDS = ("sqlite", "postgres", "mysql")
+SOURCE_KINDS = (*KINDS, "duckdb")
 
 DDL = {
     "sqlite": [
@@ -28,6 +30,11 @@ DDL = {
         "CREATE TABLE out_customers (code VARCHAR(191) PRIMARY KEY, note TEXT, note_q TEXT)",
         "CREATE TABLE out_groups (code VARCHAR(191), name VARCHAR(191), PRIMARY KEY (code, name))",
     ],
+    "duckdb": [
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, code VARCHAR, note VARCHAR, updated_at TIMESTAMP)",
+        "CREATE TABLE out_customers (code VARCHAR PRIMARY KEY, note VARCHAR, note_q VARCHAR)",
+        "CREATE TABLE out_groups (code VARCHAR, name VARCHAR, PRIMARY KEY (code, name))",
+    ],
 }
 
 
@@ -40,6 +47,13 @@ class SqlDb:
     conn: Any
 
     def run(self, sql: str, params: Any = ()) -> list[tuple]:
+        if self.kind == "duckdb":
+            import duckdb
+
+            # DuckDB locks its file: a connection per call, so the connectors can open it.
+            with duckdb.connect(self.options["path"]) as conn:
+                cur = conn.execute(sql, list(params))
+                return [tuple(r) for r in cur.fetchall()] if cur.description else []
         if self.kind != "sqlite":
             sql = sql.replace("?", "%s")
         if self.kind == "mysql":
@@ -57,6 +71,7 @@ class SqlDb:
             "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'",
             "postgres": "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
             "mysql": "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
+            "duckdb": "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'",
         }[self.kind]
         return {r[0] for r in self.run(sql)}
 
@@ -66,6 +81,8 @@ def make_db(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> SqlDb:
         path = tmp_path / "shop.sqlite3"
         db = SqlDb("sqlite", {"path": str(path)}, sqlite3.connect(path))
         request.addfinalizer(db.conn.close)
+    elif kind == "duckdb":
+        db = SqlDb("duckdb", {"path": str(tmp_path / "shop.duckdb")}, None)
     elif kind == "postgres":
         import psycopg
 
