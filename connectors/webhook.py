@@ -14,9 +14,15 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
   408, timeouts and connection errors are retried with backoff; other 4xx and 3xx are final
   failures whose reason is the response body (an excerpt).
 - Private, loopback, link-local and other non-public addresses are refused unless the setting
-  GROUPAROO_ALLOW_PRIVATE_WEBHOOKS allows them. The check runs at connect time on the address
-  actually connected to (after DNS resolution), so a name that resolves to 127.0.0.1, or that
-  changes its answer between a check and the connection, is caught. Redirects are not followed.
+  GROUPAROO_ALLOW_PRIVATE_WEBHOOKS allows them: every address that is not global (ipaddress'
+  is_global, with the ranges newer Pythons added), and every IPv6 address that carries a
+  non-public IPv4 address (an IPv4-mapped ::ffff:a.b.c.d is judged as that IPv4 address, a NAT64
+  64:ff9b::a.b.c.d by it too); IPv4-compatible (::a.b.c.d, deprecated), IPv4-translated
+  (::ffff:0:a.b.c.d), 6to4 (2002::/16), Teredo (2001::/32, within 2001::/23) and local-use NAT64
+  (64:ff9b:1::/48) addresses are refused whatever they carry. The check runs at connect time
+  on the address actually connected to (after DNS resolution), so a name that resolves to
+  127.0.0.1, or that changes its answer between a check and the connection, is caught.
+  Redirects are not followed.
 - Messages never contain the URL's user info, path or query (tokens live there), the signing
   secret or the Authorization value: a URL is shown as scheme://host:port. httpx's own request
   log line is redacted the same way (a filter on the "httpx" logger, for every client in the
@@ -82,12 +88,57 @@ def allow_private_addresses() -> bool:
     return os.environ.get(ALLOW_PRIVATE_SETTING, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+# Not global whatever Python's version says (3.11's is_global predates some of them), or, for
+# the translation prefixes, because what they reach is decided by a relay we do not control.
+_NEVER_PUBLIC_V6 = tuple(ipaddress.ip_network(n) for n in (
+    "::/96",            # IPv4-compatible (deprecated); also :: and ::1
+    "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+    "64:ff9b:1::/48",   # local-use NAT64
+    "100::/64",         # discard-only
+    "2001::/23",        # IETF protocol assignments, Teredo (2001::/32) among them
+    "2001:db8::/32",    # documentation
+    "2002::/16",        # 6to4
+    "3fff::/20",        # documentation
+    "5f00::/16",        # segment routing SIDs
+    "fc00::/7",         # unique local
+    "fe80::/10",        # link-local
+    "fec0::/10",        # site-local (deprecated)
+))
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
+    (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), NAT64 (64:ff9b::a.b.c.d, and the local-use
+    64:ff9b:1::/48 with the address in its last 32 bits), 6to4 (2002:aabb:ccdd::) or Teredo (the
+    client's). None when it carries none."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    value = int(ip)
+    high = value >> 32
+    if high in (0, 0xFFFF_0000) or any(ip in network for network in _NAT64):
+        return ipaddress.IPv4Address(value & 0xFFFF_FFFF)
+    return None
+
+
 def public_address(address: str) -> bool:
-    """True for an address on the public internet (not private, loopback, link-local, shared,
-    reserved, multicast or unspecified); IPv4-mapped IPv6 addresses are judged as IPv4."""
+    """True for an address on the public internet: global (not private, loopback, link-local,
+    shared, reserved, documentation, multicast or unspecified), and for IPv6 neither in a range
+    that is never public (_NEVER_PUBLIC_V6) nor carrying a non-public IPv4 address. An
+    IPv4-mapped address is judged as the IPv4 address it is."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return public_address(str(ip.ipv4_mapped))
+        inner = embedded_ipv4(ip)
+        if inner is not None and not public_address(str(inner)):
+            return False
+        if any(ip in network for network in _NEVER_PUBLIC_V6):
+            return False
     return ip.is_global and not ip.is_multicast
 
 

@@ -280,6 +280,11 @@ def test_a_rejected_request_fails_its_records_and_sending_goes_on(httpserver, ho
     ("127.0.0.1", False), ("10.0.0.1", False), ("172.16.5.4", False), ("192.168.1.1", False),
     ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
     ("::1", False), ("fe80::1", False), ("fc00::1", False), ("::ffff:127.0.0.1", False), ("::ffff:10.1.2.3", False),
+    ("::ffff:8.8.8.8", True), ("64:ff9b::808:808", True),  # IPv4-mapped and NAT64 of a public address
+    ("::7f00:1", False), ("::808:808", False), ("64:ff9b::7f00:1", False), ("64:ff9b::a00:1", False),
+    ("64:ff9b:1::808:808", False), ("2002:7f00:1::", False), ("2002:808:808::", False), ("::ffff:7f00:1", False),
+    ("::ffff:0:7f00:1", False), ("2001::1", False), ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),
+    ("fec0::1", False), ("ff02::1", False),
 ])
 def test_public_addresses(address, public):
     assert public_address(address) is public
