@@ -23,6 +23,13 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
   on the address actually connected to (after DNS resolution), so a name that resolves to
   127.0.0.1, or that changes its answer between a check and the connection, is caught.
   Redirects are not followed.
+- Every request has a total deadline, the app's `timeout` (at most MAX_TIMEOUT): name lookup,
+  connection, TLS, sending and receiving share it (each socket operation may only wait for the
+  time left), so a receiver that drips its answer cannot hold a request longer. A call of
+  export_batch starts no new request after BATCH_SECONDS; the records not sent are due again at
+  once, without spending an attempt. So one call lasts at most BATCH_SECONDS + MAX_TIMEOUT
+  (180 s), below the export lease (setting runs-lease-seconds, 300 s by default; keep it above
+  that): a slow receiver never gets a batch re-sent because its lease ran out.
 - Messages never contain the URL's user info, path or query (tokens live there), the signing
   secret or the Authorization value: a URL is shown as scheme://host:port. httpx's own request
   log line is redacted the same way (a filter on the "httpx" logger, for every client in the
@@ -42,6 +49,8 @@ import json
 import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -66,6 +75,9 @@ from connectors.registry import register
 ALLOW_PRIVATE_SETTING = "GROUPAROO_ALLOW_PRIVATE_WEBHOOKS"
 SIGNATURE_HEADER = "X-Grouparoo-Signature"
 DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 60.0
+BATCH_SECONDS = 120.0
+WRITE_CHUNK = 16 * 1024
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_THROTTLE_SECONDS = 60.0
 MAX_RETRY_AFTER = 24 * 3600.0
@@ -173,18 +185,91 @@ class AddressRefused(ConnectorError):
     """The URL's host is (or resolves to) an address webhooks may not reach."""
 
 
+class _Deadline:
+    """The deadline of the request in flight (time.monotonic() seconds; None: none in flight).
+    Every socket operation of the client waits at most for the time left."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def left(self, timeout: float | None, expired: type[Exception]) -> float | None:
+        """`timeout` cut to the time left; raises `expired` (an httpcore timeout) when none is."""
+        if self.at is None:
+            return timeout
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise expired("the request's deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose reads, writes and TLS handshake share the request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline):
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # In chunks, so a receiver that reads slowly meets the deadline too.
+        for start in range(0, len(buffer), WRITE_CHUNK):
+            self._stream.write(buffer[start : start + WRITE_CHUNK], self._deadline.left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, self._deadline.left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(tls, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[Any]:
+    """getaddrinfo within `timeout` (it has no timeout of its own: a name is looked up in a
+    helper thread, left behind if it overruns; an address literal needs no lookup)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    answer: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            answer["error"] = exc
+
+    worker = threading.Thread(target=lookup, name="webhook-dns", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise httpcore.ConnectTimeout("the host name did not resolve in time")
+    if "error" in answer:
+        raise answer["error"]
+    return answer["infos"]
+
+
 class _GuardedBackend(httpcore.SyncBackend):
     """Resolves the host itself, refuses non-public addresses (unless allowed) and connects to
-    an address it checked — so the check and the connection see the same DNS answer."""
+    an address it checked — so the check and the connection see the same DNS answer. Lookups,
+    connections and the streams it returns keep to the request's deadline."""
 
-    def __init__(self, *, allow_private: bool, shown: str):
+    def __init__(self, *, allow_private: bool, shown: str, deadline: _Deadline | None = None):
         self.allow_private = allow_private
         self.shown = shown
+        self.deadline = deadline or _Deadline()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = _resolve(host, port, self.deadline.left(timeout, httpcore.ConnectTimeout))
         except (socket.gaierror, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve the host name ({exc})") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -199,14 +284,16 @@ class _GuardedBackend(httpcore.SyncBackend):
         last: Exception | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                           socket_options=socket_options)
+                stream = super().connect_tcp(address, port, timeout=self.deadline.left(timeout, httpcore.ConnectTimeout),
+                                             local_address=local_address, socket_options=socket_options)
             except httpcore.ConnectError as exc:
                 last = exc
+            else:
+                return _DeadlineStream(stream, self.deadline)
         raise last or httpcore.ConnectError("no address to connect to")
 
 
-def _client(*, timeout: float, allow_private: bool, shown: str) -> httpx.Client:
+def _client(*, timeout: float, allow_private: bool, shown: str, deadline: _Deadline) -> httpx.Client:
     transport = httpx.HTTPTransport(trust_env=False)
     # httpx has no public hook for the network backend: replace its pool by one that uses ours
     # (same SSL defaults; no proxy, as trust_env is off).
@@ -214,7 +301,7 @@ def _client(*, timeout: float, allow_private: bool, shown: str) -> httpx.Client:
         ssl_context=httpx.create_ssl_context(trust_env=False),
         max_connections=4,
         max_keepalive_connections=4,
-        network_backend=_GuardedBackend(allow_private=allow_private, shown=shown),
+        network_backend=_GuardedBackend(allow_private=allow_private, shown=shown, deadline=deadline),
     )
     return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False)
 
@@ -280,11 +367,13 @@ class WebhookClient:
         self.shown = display_url(url)
         self.secret = str(self.options.get("secret") or "")
         self.authorization = str(self.options.get("authorization") or "")
-        self.timeout = _number(self.options, "timeout", DEFAULT_TIMEOUT)
+        self.timeout = min(_number(self.options, "timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT)
+        self._deadline = _Deadline()
         self._http: httpx.Client | None = None
 
     def __enter__(self) -> WebhookClient:
-        self._http = _client(timeout=self.timeout, allow_private=allow_private_addresses(), shown=self.shown)
+        self._http = _client(timeout=self.timeout, allow_private=allow_private_addresses(), shown=self.shown,
+                             deadline=self._deadline)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -338,6 +427,8 @@ class WebhookClient:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         if self.authorization:
             headers["Authorization"] = self.authorization
+        # The whole request (lookup, connection, sending, answer) within the timeout.
+        self._deadline.at = time.monotonic() + self.timeout
         try:
             response = self._http.post(self.url, content=body, headers=headers)
         except AddressRefused:
@@ -347,6 +438,8 @@ class WebhookClient:
         except httpx.HTTPError as exc:  # connection refused, DNS, TLS, protocol errors
             reason = self._scrub(" ".join(str(exc).split())) or type(exc).__name__
             raise _Failure(f"Could not reach webhook {self.shown}: {reason}") from None
+        finally:
+            self._deadline.at = None
         status = response.status_code
         if 200 <= status < 300:
             return response
@@ -397,7 +490,8 @@ class WebhookApp(AppConnector):
                help_text=f"Signs each body: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 hex>."),
         Option("authorization", "Authorization header", type="secret",
                help_text="Optional value of the Authorization header (e.g. Bearer <token>)."),
-        Option("timeout", "Timeout (seconds)", type="number", default=DEFAULT_TIMEOUT),
+        Option("timeout", "Timeout (seconds)", type="number", default=DEFAULT_TIMEOUT,
+               help_text=f"The whole request's deadline (connection, sending and answer), at most {MAX_TIMEOUT:g}."),
         Option("batchSize", "Records per request", type="number", default=DEFAULT_BATCH_SIZE),
     )
 
@@ -414,6 +508,9 @@ class WebhookApp(AppConnector):
                 _number(options, key, 1)
             except ConnectorError as exc:
                 errors.setdefault(key, exc.message)
+        if "timeout" not in errors and _number(options, "timeout", DEFAULT_TIMEOUT) > MAX_TIMEOUT:
+            errors["timeout"] = (f"timeout must be at most {MAX_TIMEOUT:g} seconds: a request must end well within"
+                                 " the export lease.")
         return errors
 
     def test_connection(self) -> str:
@@ -461,6 +558,13 @@ def _chunks(items: Sequence[ExportPayload], size: int) -> Iterator[Sequence[Expo
         yield items[start : start + size]
 
 
+def _postponed(payloads: Sequence[ExportPayload]) -> list[ExportResult]:
+    """Results for records left unsent because the batch used its time: due again at once."""
+    message = f"not sent yet: the batch used its {BATCH_SECONDS:g} s; sent with a next batch"
+    return [ExportResult(p.export_id, success=False, error=message, level="error", not_sent=True, retry_after=0.0)
+            for p in payloads]
+
+
 @register
 class WebhookDestination(DestinationConnector):
     """POSTs record changes in batches of `batchSize` records per request."""
@@ -492,9 +596,15 @@ class WebhookDestination(DestinationConnector):
         size = int(_number(self.app_options, "batchSize", DEFAULT_BATCH_SIZE))
         results: list[ExportResult] = []
         delivered = False
+        started = time.monotonic()
         with WebhookClient(self.app_options) as client:
             chunks = list(_chunks(exports, size))
             for index, chunk in enumerate(chunks):
+                if index and time.monotonic() - started > BATCH_SECONDS:
+                    # Past the batch's budget: the rest waits for the next batch (no attempt
+                    # spent), so this call ends well within the export lease.
+                    results += _postponed([p for c in chunks[index:] for p in c])
+                    break
                 document = {"type": "records", "records": [record_document(p, operations) for p in chunk]}
                 try:
                     response = client.post(document)

@@ -352,6 +352,119 @@ def test_messages_and_logs_never_show_credentials_tokens_or_the_secret(httpserve
     assert display_url("https://u:p@hooks.example.com:8443/a/b?c=d") == "https://hooks.example.com:8443"
 
 
+# --- deadlines ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drip_server():
+    """drip_server(part) -> port of a receiver on loopback that answers one byte every 0.1 s:
+    its status line and headers (part "headers") or, after prompt headers, its body ("body"),
+    about 6 s in all."""
+    listeners: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve(listener: socket.socket, part: str) -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(0.5)
+                try:
+                    conn.recv(65536)
+                except OSError:
+                    pass
+                body = b"x" * 60
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body)
+                if part == "headers":
+                    slow, fast = head + body, b""
+                else:
+                    conn.sendall(head)
+                    slow, fast = body, b""
+                try:
+                    for i in range(len(slow)):
+                        if stop.wait(0.1):
+                            return
+                        conn.sendall(slow[i : i + 1])
+                    conn.sendall(fast)
+                except OSError:
+                    continue
+
+    def start(part: str) -> int:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listeners.append(listener)
+        threading.Thread(target=serve, args=(listener, part), daemon=True).start()
+        return listener.getsockname()[1]
+
+    yield start
+    stop.set()
+    for listener in listeners:
+        listener.close()
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_receiver_dripping_its_answer_is_cut_at_the_timeout(part, drip_server, allow_loopback):
+    port = drip_server(part)
+    destination = registry.get_destination("webhook-export")({"url": f"http://127.0.0.1:{port}/hook", "timeout": 1}, {})
+    started = time.monotonic()
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    elapsed = time.monotonic() - started
+    # Each byte came within the per-read timeout, so only a deadline for the whole request cuts it.
+    assert elapsed < 1.5, elapsed
+    assert not info.value.permanent and "did not answer within 1 s" in info.value.message
+
+
+def test_a_slow_name_lookup_counts_against_the_timeout(allow_loopback, monkeypatch):
+    real = socket.getaddrinfo
+
+    def slow(host, port, *args, **kwargs):
+        if host == "slow-dns.example.com":
+            time.sleep(3)
+            host = "127.0.0.1"
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    destination = registry.get_destination("webhook-export")({"url": "http://slow-dns.example.com:9/h", "timeout": 1}, {})
+    started = time.monotonic()
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    assert time.monotonic() - started < 1.5
+    assert not info.value.permanent and "did not answer within 1 s" in info.value.message
+
+
+def test_the_timeout_is_at_most_a_minute_well_below_the_export_lease():
+    from connectors.webhook import MAX_TIMEOUT, WebhookClient
+    from core.settings_registry import DEFAULTS
+
+    lease = float(next(d.default for d in DEFAULTS if d.key == "runs-lease-seconds"))
+    assert MAX_TIMEOUT == 60 and 3 * MAX_TIMEOUT <= lease
+    app = registry.get_app("webhook")
+    assert "timeout" in app.validate_options({"url": "https://h.example/x", "timeout": 61})
+    assert app.validate_options({"url": "https://h.example/x", "timeout": 60}) == {}
+    assert WebhookClient({"url": "https://h.example/x", "timeout": 600}).timeout == 60  # a row stored before
+
+
+def test_a_batch_starts_no_request_after_its_budget(httpserver, hook, monkeypatch):
+    from connectors import webhook
+
+    monkeypatch.setattr(webhook, "BATCH_SECONDS", 0.2)
+
+    def slow(request):
+        time.sleep(0.3)
+        return Response("ok")
+
+    httpserver.expect_request("/hook").respond_with_handler(slow)
+    results = hook(batchSize=1).export_batch([payload({"id": i}) for i in range(3)], operations=SYNC)
+    assert [r.success for r in results] == [True, False, False]
+    # the rest is due again at once and spends no attempt
+    assert all(r.not_sent and r.retry_after == 0 and "not sent yet" in r.error for r in results[1:])
+    assert len(httpserver.log) == 1
+
+
 def test_test_connection_posts_a_signed_ping(httpserver, allow_loopback):
     answer(httpserver, (200, "pong", {}))
     app = registry.get_app("webhook")({"url": httpserver.url_for("/hook"), "secret": SECRET})
