@@ -30,10 +30,17 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
   once, without spending an attempt. So one call lasts at most BATCH_SECONDS + MAX_TIMEOUT
   (180 s), below the export lease (setting runs-lease-seconds, 300 s by default; keep it above
   that): a slow receiver never gets a batch re-sent because its lease ran out.
+- The URL's credentials (user info, and query values named like credentials: see
+  connectors.url_credentials) are secrets: the option is declared type "url", so they are stored
+  encrypted and shown masked. A URL with user info sends its own Authorization header (Basic),
+  so it is refused (option "url") when the Authorization secret is set too.
 - Messages never contain the URL's user info, path or query (tokens live there), the signing
-  secret or the Authorization value: a URL is shown as scheme://host:port. httpx's own request
-  log line is redacted the same way (a filter on the "httpx" logger, for every client in the
-  process), as it would otherwise log the full URL.
+  secret or the Authorization value: a URL is shown as scheme://host:port, and any response text
+  put into a message (an excerpt, a rejection reason, an error) has the URL's credentials and
+  token values, the signing secret and the Authorization value (and the Basic credentials the
+  user info becomes) replaced by ********. httpx's own request log line is redacted the same way
+  (a filter on the "httpx" logger, for every client in the process), as it would otherwise log
+  the full URL; httpcore's debug line of a response's headers leaves the headers out.
 
 The setting is read lazily from django.conf.settings (so a test's `settings` fixture or
 `override_settings` applies at once, and apps.py needs no change), falling back to the
@@ -41,6 +48,7 @@ environment variable of the same name when Django is not configured.
 """
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import hmac
@@ -48,6 +56,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -71,6 +80,7 @@ from connectors.base import (
     validate_declared,
 )
 from connectors.registry import register
+from connectors.url_credentials import MASK, has_masked_parts, url_secrets
 
 ALLOW_PRIVATE_SETTING = "GROUPAROO_ALLOW_PRIVATE_WEBHOOKS"
 SIGNATURE_HEADER = "X-Grouparoo-Signature"
@@ -176,9 +186,27 @@ class _RedactUrls(logging.Filter):
         return True
 
 
-_httpx_logger = logging.getLogger("httpx")
-if not any(isinstance(f, _RedactUrls) for f in _httpx_logger.filters):
-    _httpx_logger.addFilter(_RedactUrls())
+class _HeaderNamesOnly(logging.Filter):
+    """httpcore's debug line of a response's headers, with the headers left out (status kept):
+    a receiver may echo anything there."""
+
+    HEADERS = re.compile(r", \[\(b.*\]\)\s*$", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("receive_response_headers.complete"):
+            record.msg = self.HEADERS.sub(", [headers not logged])", record.msg)
+        return True
+
+
+def _add_filter(name: str, kind: type[logging.Filter]) -> None:
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
+
+
+_add_filter("httpx", _RedactUrls)
+_add_filter("httpcore.http11", _HeaderNamesOnly)
+_add_filter("httpcore.http2", _HeaderNamesOnly)
 
 
 class AddressRefused(ConnectorError):
@@ -360,7 +388,7 @@ class WebhookClient:
     def __init__(self, app_options: dict[str, Any]):
         self.options = dict(app_options)
         url = str(self.options.get("url") or "")
-        problem = url_problem(url)
+        problem = url_problem(url) or _credentials_problem(url, self.options.get("authorization"))
         if problem:
             raise ConnectorError(problem, permanent=True)
         self.url = url
@@ -368,6 +396,7 @@ class WebhookClient:
         self.secret = str(self.options.get("secret") or "")
         self.authorization = str(self.options.get("authorization") or "")
         self.timeout = min(_number(self.options, "timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT)
+        self._secrets = self._secret_values()
         self._deadline = _Deadline()
         self._http: httpx.Client | None = None
 
@@ -381,18 +410,36 @@ class WebhookClient:
             self._http.close()
             self._http = None
 
+    def _secret_values(self) -> list[str]:
+        """What a message must never show: the signing secret, the Authorization value (whole
+        and its credential), the URL's credentials and token values, and the Basic credentials
+        httpx makes of the URL's user info. Longest first, so none is cut by a shorter one."""
+        values = {self.secret, self.authorization, *url_secrets(self.url)}
+        scheme, _, credential = self.authorization.strip().partition(" ")
+        values.add(credential.strip())
+        if scheme.lower() == "basic":
+            values.add(_base64_text(credential.strip()))
+        parsed = httpx.URL(self.url)
+        user, password = parsed.username, parsed.password
+        if user or password:
+            values.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+            values.add(f"{user}:{password}")
+        return sorted((v for v in values if len(v) >= 2 and v != MASK), key=lambda v: (-len(v), v))
+
     def _scrub(self, text: str) -> str:
-        for secret in (self.secret, self.authorization, urlsplit(self.url).password or ""):
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "********")
+        """The text on one line, every secret value replaced by ********."""
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        text = " ".join(text.split())
+        for secret in self._secrets:  # a secret with inner whitespace, now collapsed
+            text = text.replace(" ".join(secret.split()), MASK)
         return text
 
     def excerpt(self, response: httpx.Response) -> str:
         try:
-            text = " ".join(response.text.split())
+            text = self._scrub(response.text)
         except Exception:  # undecodable body
             text = ""
-        text = self._scrub(text)
         if len(text) > EXCERPT:
             text = text[: EXCERPT - 3] + "..."
         return text or "(empty body)"
@@ -414,7 +461,7 @@ class WebhookClient:
             except (TypeError, ValueError):
                 continue
             if export_id in export_ids:
-                reason = self._scrub(" ".join(str(item.get("reason") or "").split())) or "no reason given"
+                reason = self._scrub(str(item.get("reason") or "")) or "no reason given"
                 out[export_id] = reason if len(reason) <= EXCERPT else reason[: EXCERPT - 3] + "..."
         return out
 
@@ -436,7 +483,7 @@ class WebhookClient:
         except httpx.TimeoutException:
             raise _Failure(f"Webhook {self.shown} did not answer within {self.timeout:g} s.") from None
         except httpx.HTTPError as exc:  # connection refused, DNS, TLS, protocol errors
-            reason = self._scrub(" ".join(str(exc).split())) or type(exc).__name__
+            reason = self._scrub(str(exc)) or type(exc).__name__
             raise _Failure(f"Could not reach webhook {self.shown}: {reason}") from None
         finally:
             self._deadline.at = None
@@ -473,6 +520,27 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def _credentials_problem(url: str, authorization: Any) -> str | None:
+    """Why the URL's credentials cannot be used: a credential still masked (it was never stored),
+    or user info (httpx sends it as an Authorization: Basic header) next to an Authorization
+    secret, which it would silently replace."""
+    if has_masked_parts(url):
+        return (f"The webhook URL holds {MASK} where a credential belongs (none is stored): enter the URL "
+                "with its credentials.")
+    parts = urlsplit(url)
+    if authorization and (parts.username or parts.password):
+        return ("The webhook URL has user info (user:password@), which is sent as the Authorization header, and "
+                "the Authorization header option is set too: keep only one of them.")
+    return None
+
+
+def _base64_text(value: str) -> str:
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
 # --- app ----------------------------------------------------------------------------------
 
 
@@ -485,7 +553,9 @@ class WebhookApp(AppConnector):
     max_concurrency = 2
     preferred_batch_size = DEFAULT_BATCH_SIZE
     options = (
-        Option("url", "URL", required=True, help_text="http(s) URL that receives POSTed JSON."),
+        Option("url", "URL", type="url", required=True,
+               help_text="http(s) URL that receives POSTed JSON. Its user info and credential-like query values"
+                         " (token, key, signature...) are stored encrypted and shown as ********."),
         Option("secret", "Signing secret", type="secret",
                help_text=f"Signs each body: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 hex>."),
         Option("authorization", "Authorization header", type="secret",
@@ -500,7 +570,7 @@ class WebhookApp(AppConnector):
         errors = validate_declared(cls.options, options)
         url = options.get("url")
         if url and "url" not in errors:
-            problem = url_problem(str(url))
+            problem = url_problem(str(url)) or _credentials_problem(str(url), options.get("authorization"))
             if problem:
                 errors["url"] = problem
         for key in ("timeout", "batchSize"):
