@@ -16,12 +16,16 @@ import abc
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-OPTION_TYPES = ("text", "textarea", "number", "boolean", "choice", "secret")
+OPTION_TYPES = ("text", "textarea", "number", "boolean", "choice", "secret", "url")
 
 
 @dataclass(frozen=True)
 class Option:
-    """A connector option, rendered as a real form field in the admin."""
+    """A connector option, rendered as a real form field in the admin.
+
+    type "secret": stored encrypted, never shown. type "url": a plain option whose credentials
+    (user info, token-like query values) are stored encrypted and shown masked
+    (connectors.url_credentials)."""
 
     key: str
     label: str

@@ -14,13 +14,33 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
   408, timeouts and connection errors are retried with backoff; other 4xx and 3xx are final
   failures whose reason is the response body (an excerpt).
 - Private, loopback, link-local and other non-public addresses are refused unless the setting
-  GROUPAROO_ALLOW_PRIVATE_WEBHOOKS allows them. The check runs at connect time on the address
-  actually connected to (after DNS resolution), so a name that resolves to 127.0.0.1, or that
-  changes its answer between a check and the connection, is caught. Redirects are not followed.
+  GROUPAROO_ALLOW_PRIVATE_WEBHOOKS allows them: every address that is not global (ipaddress'
+  is_global, with the ranges newer Pythons added), and every IPv6 address that carries a
+  non-public IPv4 address (an IPv4-mapped ::ffff:a.b.c.d is judged as that IPv4 address, a NAT64
+  64:ff9b::a.b.c.d by it too); IPv4-compatible (::a.b.c.d, deprecated), IPv4-translated
+  (::ffff:0:a.b.c.d), 6to4 (2002::/16), Teredo (2001::/32, within 2001::/23) and local-use NAT64
+  (64:ff9b:1::/48) addresses are refused whatever they carry. The check runs at connect time
+  on the address actually connected to (after DNS resolution), so a name that resolves to
+  127.0.0.1, or that changes its answer between a check and the connection, is caught.
+  Redirects are not followed.
+- Every request has a total deadline, the app's `timeout` (at most MAX_TIMEOUT): name lookup,
+  connection, TLS, sending and receiving share it (each socket operation may only wait for the
+  time left), so a receiver that drips its answer cannot hold a request longer. A call of
+  export_batch starts no new request after BATCH_SECONDS; the records not sent are due again at
+  once, without spending an attempt. So one call lasts at most BATCH_SECONDS + MAX_TIMEOUT
+  (180 s), below the export lease (setting runs-lease-seconds, 300 s by default; keep it above
+  that): a slow receiver never gets a batch re-sent because its lease ran out.
+- The URL's credentials (user info, and query values named like credentials: see
+  connectors.url_credentials) are secrets: the option is declared type "url", so they are stored
+  encrypted and shown masked. A URL with user info sends its own Authorization header (Basic),
+  so it is refused (option "url") when the Authorization secret is set too.
 - Messages never contain the URL's user info, path or query (tokens live there), the signing
-  secret or the Authorization value: a URL is shown as scheme://host:port. httpx's own request
-  log line is redacted the same way (a filter on the "httpx" logger, for every client in the
-  process), as it would otherwise log the full URL.
+  secret or the Authorization value: a URL is shown as scheme://host:port, and any response text
+  put into a message (an excerpt, a rejection reason, an error) has the URL's credentials and
+  token values, the signing secret and the Authorization value (and the Basic credentials the
+  user info becomes) replaced by ********. httpx's own request log line is redacted the same way
+  (a filter on the "httpx" logger, for every client in the process), as it would otherwise log
+  the full URL; httpcore's debug line of a response's headers leaves the headers out.
 
 The setting is read lazily from django.conf.settings (so a test's `settings` fixture or
 `override_settings` applies at once, and apps.py needs no change), falling back to the
@@ -28,6 +48,7 @@ environment variable of the same name when Django is not configured.
 """
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import hmac
@@ -35,7 +56,10 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -56,10 +80,14 @@ from connectors.base import (
     validate_declared,
 )
 from connectors.registry import register
+from connectors.url_credentials import MASK, has_masked_parts, url_secrets
 
 ALLOW_PRIVATE_SETTING = "GROUPAROO_ALLOW_PRIVATE_WEBHOOKS"
 SIGNATURE_HEADER = "X-Grouparoo-Signature"
 DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 60.0
+BATCH_SECONDS = 120.0
+WRITE_CHUNK = 16 * 1024
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_THROTTLE_SECONDS = 60.0
 MAX_RETRY_AFTER = 24 * 3600.0
@@ -82,12 +110,57 @@ def allow_private_addresses() -> bool:
     return os.environ.get(ALLOW_PRIVATE_SETTING, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+# Not global whatever Python's version says (3.11's is_global predates some of them), or, for
+# the translation prefixes, because what they reach is decided by a relay we do not control.
+_NEVER_PUBLIC_V6 = tuple(ipaddress.ip_network(n) for n in (
+    "::/96",            # IPv4-compatible (deprecated); also :: and ::1
+    "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+    "64:ff9b:1::/48",   # local-use NAT64
+    "100::/64",         # discard-only
+    "2001::/23",        # IETF protocol assignments, Teredo (2001::/32) among them
+    "2001:db8::/32",    # documentation
+    "2002::/16",        # 6to4
+    "3fff::/20",        # documentation
+    "5f00::/16",        # segment routing SIDs
+    "fc00::/7",         # unique local
+    "fe80::/10",        # link-local
+    "fec0::/10",        # site-local (deprecated)
+))
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
+    (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), NAT64 (64:ff9b::a.b.c.d, and the local-use
+    64:ff9b:1::/48 with the address in its last 32 bits), 6to4 (2002:aabb:ccdd::) or Teredo (the
+    client's). None when it carries none."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    value = int(ip)
+    high = value >> 32
+    if high in (0, 0xFFFF_0000) or any(ip in network for network in _NAT64):
+        return ipaddress.IPv4Address(value & 0xFFFF_FFFF)
+    return None
+
+
 def public_address(address: str) -> bool:
-    """True for an address on the public internet (not private, loopback, link-local, shared,
-    reserved, multicast or unspecified); IPv4-mapped IPv6 addresses are judged as IPv4."""
+    """True for an address on the public internet: global (not private, loopback, link-local,
+    shared, reserved, documentation, multicast or unspecified), and for IPv6 neither in a range
+    that is never public (_NEVER_PUBLIC_V6) nor carrying a non-public IPv4 address. An
+    IPv4-mapped address is judged as the IPv4 address it is."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return public_address(str(ip.ipv4_mapped))
+        inner = embedded_ipv4(ip)
+        if inner is not None and not public_address(str(inner)):
+            return False
+        if any(ip in network for network in _NEVER_PUBLIC_V6):
+            return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -113,27 +186,118 @@ class _RedactUrls(logging.Filter):
         return True
 
 
-_httpx_logger = logging.getLogger("httpx")
-if not any(isinstance(f, _RedactUrls) for f in _httpx_logger.filters):
-    _httpx_logger.addFilter(_RedactUrls())
+class _HeaderNamesOnly(logging.Filter):
+    """httpcore's debug line of a response's headers, with the headers left out (status kept):
+    a receiver may echo anything there."""
+
+    HEADERS = re.compile(r", \[\(b.*\]\)\s*$", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("receive_response_headers.complete"):
+            record.msg = self.HEADERS.sub(", [headers not logged])", record.msg)
+        return True
+
+
+def _add_filter(name: str, kind: type[logging.Filter]) -> None:
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
+
+
+_add_filter("httpx", _RedactUrls)
+_add_filter("httpcore.http11", _HeaderNamesOnly)
+_add_filter("httpcore.http2", _HeaderNamesOnly)
 
 
 class AddressRefused(ConnectorError):
     """The URL's host is (or resolves to) an address webhooks may not reach."""
 
 
+class _Deadline:
+    """The deadline of the request in flight (time.monotonic() seconds; None: none in flight).
+    Every socket operation of the client waits at most for the time left."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def left(self, timeout: float | None, expired: type[Exception]) -> float | None:
+        """`timeout` cut to the time left; raises `expired` (an httpcore timeout) when none is."""
+        if self.at is None:
+            return timeout
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise expired("the request's deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose reads, writes and TLS handshake share the request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline):
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # In chunks, so a receiver that reads slowly meets the deadline too.
+        for start in range(0, len(buffer), WRITE_CHUNK):
+            self._stream.write(buffer[start : start + WRITE_CHUNK], self._deadline.left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, self._deadline.left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(tls, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[Any]:
+    """getaddrinfo within `timeout` (it has no timeout of its own: a name is looked up in a
+    helper thread, left behind if it overruns; an address literal needs no lookup)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    answer: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            answer["error"] = exc
+
+    worker = threading.Thread(target=lookup, name="webhook-dns", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise httpcore.ConnectTimeout("the host name did not resolve in time")
+    if "error" in answer:
+        raise answer["error"]
+    return answer["infos"]
+
+
 class _GuardedBackend(httpcore.SyncBackend):
     """Resolves the host itself, refuses non-public addresses (unless allowed) and connects to
-    an address it checked — so the check and the connection see the same DNS answer."""
+    an address it checked — so the check and the connection see the same DNS answer. Lookups,
+    connections and the streams it returns keep to the request's deadline."""
 
-    def __init__(self, *, allow_private: bool, shown: str):
+    def __init__(self, *, allow_private: bool, shown: str, deadline: _Deadline | None = None):
         self.allow_private = allow_private
         self.shown = shown
+        self.deadline = deadline or _Deadline()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = _resolve(host, port, self.deadline.left(timeout, httpcore.ConnectTimeout))
         except (socket.gaierror, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve the host name ({exc})") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -148,14 +312,16 @@ class _GuardedBackend(httpcore.SyncBackend):
         last: Exception | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                           socket_options=socket_options)
+                stream = super().connect_tcp(address, port, timeout=self.deadline.left(timeout, httpcore.ConnectTimeout),
+                                             local_address=local_address, socket_options=socket_options)
             except httpcore.ConnectError as exc:
                 last = exc
+            else:
+                return _DeadlineStream(stream, self.deadline)
         raise last or httpcore.ConnectError("no address to connect to")
 
 
-def _client(*, timeout: float, allow_private: bool, shown: str) -> httpx.Client:
+def _client(*, timeout: float, allow_private: bool, shown: str, deadline: _Deadline) -> httpx.Client:
     transport = httpx.HTTPTransport(trust_env=False)
     # httpx has no public hook for the network backend: replace its pool by one that uses ours
     # (same SSL defaults; no proxy, as trust_env is off).
@@ -163,7 +329,7 @@ def _client(*, timeout: float, allow_private: bool, shown: str) -> httpx.Client:
         ssl_context=httpx.create_ssl_context(trust_env=False),
         max_connections=4,
         max_keepalive_connections=4,
-        network_backend=_GuardedBackend(allow_private=allow_private, shown=shown),
+        network_backend=_GuardedBackend(allow_private=allow_private, shown=shown, deadline=deadline),
     )
     return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False)
 
@@ -222,18 +388,21 @@ class WebhookClient:
     def __init__(self, app_options: dict[str, Any]):
         self.options = dict(app_options)
         url = str(self.options.get("url") or "")
-        problem = url_problem(url)
+        problem = url_problem(url) or _credentials_problem(url, self.options.get("authorization"))
         if problem:
             raise ConnectorError(problem, permanent=True)
         self.url = url
         self.shown = display_url(url)
         self.secret = str(self.options.get("secret") or "")
         self.authorization = str(self.options.get("authorization") or "")
-        self.timeout = _number(self.options, "timeout", DEFAULT_TIMEOUT)
+        self.timeout = min(_number(self.options, "timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT)
+        self._secrets = self._secret_values()
+        self._deadline = _Deadline()
         self._http: httpx.Client | None = None
 
     def __enter__(self) -> WebhookClient:
-        self._http = _client(timeout=self.timeout, allow_private=allow_private_addresses(), shown=self.shown)
+        self._http = _client(timeout=self.timeout, allow_private=allow_private_addresses(), shown=self.shown,
+                             deadline=self._deadline)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -241,18 +410,36 @@ class WebhookClient:
             self._http.close()
             self._http = None
 
+    def _secret_values(self) -> list[str]:
+        """What a message must never show: the signing secret, the Authorization value (whole
+        and its credential), the URL's credentials and token values, and the Basic credentials
+        httpx makes of the URL's user info. Longest first, so none is cut by a shorter one."""
+        values = {self.secret, self.authorization, *url_secrets(self.url)}
+        scheme, _, credential = self.authorization.strip().partition(" ")
+        values.add(credential.strip())
+        if scheme.lower() == "basic":
+            values.add(_base64_text(credential.strip()))
+        parsed = httpx.URL(self.url)
+        user, password = parsed.username, parsed.password
+        if user or password:
+            values.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+            values.add(f"{user}:{password}")
+        return sorted((v for v in values if len(v) >= 2 and v != MASK), key=lambda v: (-len(v), v))
+
     def _scrub(self, text: str) -> str:
-        for secret in (self.secret, self.authorization, urlsplit(self.url).password or ""):
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "********")
+        """The text on one line, every secret value replaced by ********."""
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        text = " ".join(text.split())
+        for secret in self._secrets:  # a secret with inner whitespace, now collapsed
+            text = text.replace(" ".join(secret.split()), MASK)
         return text
 
     def excerpt(self, response: httpx.Response) -> str:
         try:
-            text = " ".join(response.text.split())
+            text = self._scrub(response.text)
         except Exception:  # undecodable body
             text = ""
-        text = self._scrub(text)
         if len(text) > EXCERPT:
             text = text[: EXCERPT - 3] + "..."
         return text or "(empty body)"
@@ -274,7 +461,7 @@ class WebhookClient:
             except (TypeError, ValueError):
                 continue
             if export_id in export_ids:
-                reason = self._scrub(" ".join(str(item.get("reason") or "").split())) or "no reason given"
+                reason = self._scrub(str(item.get("reason") or "")) or "no reason given"
                 out[export_id] = reason if len(reason) <= EXCERPT else reason[: EXCERPT - 3] + "..."
         return out
 
@@ -287,6 +474,8 @@ class WebhookClient:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         if self.authorization:
             headers["Authorization"] = self.authorization
+        # The whole request (lookup, connection, sending, answer) within the timeout.
+        self._deadline.at = time.monotonic() + self.timeout
         try:
             response = self._http.post(self.url, content=body, headers=headers)
         except AddressRefused:
@@ -294,8 +483,10 @@ class WebhookClient:
         except httpx.TimeoutException:
             raise _Failure(f"Webhook {self.shown} did not answer within {self.timeout:g} s.") from None
         except httpx.HTTPError as exc:  # connection refused, DNS, TLS, protocol errors
-            reason = self._scrub(" ".join(str(exc).split())) or type(exc).__name__
+            reason = self._scrub(str(exc)) or type(exc).__name__
             raise _Failure(f"Could not reach webhook {self.shown}: {reason}") from None
+        finally:
+            self._deadline.at = None
         status = response.status_code
         if 200 <= status < 300:
             return response
@@ -329,6 +520,27 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def _credentials_problem(url: str, authorization: Any) -> str | None:
+    """Why the URL's credentials cannot be used: a credential still masked (it was never stored),
+    or user info (httpx sends it as an Authorization: Basic header) next to an Authorization
+    secret, which it would silently replace."""
+    if has_masked_parts(url):
+        return (f"The webhook URL holds {MASK} where a credential belongs (none is stored): enter the URL "
+                "with its credentials.")
+    parts = urlsplit(url)
+    if authorization and (parts.username or parts.password):
+        return ("The webhook URL has user info (user:password@), which is sent as the Authorization header, and "
+                "the Authorization header option is set too: keep only one of them.")
+    return None
+
+
+def _base64_text(value: str) -> str:
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
 # --- app ----------------------------------------------------------------------------------
 
 
@@ -341,12 +553,15 @@ class WebhookApp(AppConnector):
     max_concurrency = 2
     preferred_batch_size = DEFAULT_BATCH_SIZE
     options = (
-        Option("url", "URL", required=True, help_text="http(s) URL that receives POSTed JSON."),
+        Option("url", "URL", type="url", required=True,
+               help_text="http(s) URL that receives POSTed JSON. Its user info and credential-like query values"
+                         " (token, key, signature...) are stored encrypted and shown as ********."),
         Option("secret", "Signing secret", type="secret",
                help_text=f"Signs each body: {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 hex>."),
         Option("authorization", "Authorization header", type="secret",
                help_text="Optional value of the Authorization header (e.g. Bearer <token>)."),
-        Option("timeout", "Timeout (seconds)", type="number", default=DEFAULT_TIMEOUT),
+        Option("timeout", "Timeout (seconds)", type="number", default=DEFAULT_TIMEOUT,
+               help_text=f"The whole request's deadline (connection, sending and answer), at most {MAX_TIMEOUT:g}."),
         Option("batchSize", "Records per request", type="number", default=DEFAULT_BATCH_SIZE),
     )
 
@@ -355,7 +570,7 @@ class WebhookApp(AppConnector):
         errors = validate_declared(cls.options, options)
         url = options.get("url")
         if url and "url" not in errors:
-            problem = url_problem(str(url))
+            problem = url_problem(str(url)) or _credentials_problem(str(url), options.get("authorization"))
             if problem:
                 errors["url"] = problem
         for key in ("timeout", "batchSize"):
@@ -363,6 +578,9 @@ class WebhookApp(AppConnector):
                 _number(options, key, 1)
             except ConnectorError as exc:
                 errors.setdefault(key, exc.message)
+        if "timeout" not in errors and _number(options, "timeout", DEFAULT_TIMEOUT) > MAX_TIMEOUT:
+            errors["timeout"] = (f"timeout must be at most {MAX_TIMEOUT:g} seconds: a request must end well within"
+                                 " the export lease.")
         return errors
 
     def test_connection(self) -> str:
@@ -410,6 +628,13 @@ def _chunks(items: Sequence[ExportPayload], size: int) -> Iterator[Sequence[Expo
         yield items[start : start + size]
 
 
+def _postponed(payloads: Sequence[ExportPayload]) -> list[ExportResult]:
+    """Results for records left unsent because the batch used its time: due again at once."""
+    message = f"not sent yet: the batch used its {BATCH_SECONDS:g} s; sent with a next batch"
+    return [ExportResult(p.export_id, success=False, error=message, level="error", not_sent=True, retry_after=0.0)
+            for p in payloads]
+
+
 @register
 class WebhookDestination(DestinationConnector):
     """POSTs record changes in batches of `batchSize` records per request."""
@@ -441,9 +666,15 @@ class WebhookDestination(DestinationConnector):
         size = int(_number(self.app_options, "batchSize", DEFAULT_BATCH_SIZE))
         results: list[ExportResult] = []
         delivered = False
+        started = time.monotonic()
         with WebhookClient(self.app_options) as client:
             chunks = list(_chunks(exports, size))
             for index, chunk in enumerate(chunks):
+                if index and time.monotonic() - started > BATCH_SECONDS:
+                    # Past the batch's budget: the rest waits for the next batch (no attempt
+                    # spent), so this call ends well within the export lease.
+                    results += _postponed([p for c in chunks[index:] for p in c])
+                    break
                 document = {"type": "records", "records": [record_document(p, operations) for p in chunk]}
                 try:
                     response = client.post(document)

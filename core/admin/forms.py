@@ -19,6 +19,10 @@ options that appear; save again. `/admin/core/app/add/?type=postgres` skips the 
 is stored. Submitting it blank keeps the stored value. `env:NAME` is accepted and stored as typed
 (resolved from the environment at connect time).
 
+**URL options** (type "url") show their URL masked (`https://********@host/in?token=********`):
+the credentials in it are stored encrypted with the secrets, and submitting the masked URL back
+keeps them (only for the same scheme, host and port; see connectors.url_credentials).
+
 **Validation** is the connector's: `validate_options()` runs in `clean()` and each error lands
 on its option's field.
 """
@@ -36,6 +40,12 @@ from django.http import HttpRequest
 
 from connectors import registry
 from connectors.base import Option, validate_declared
+from connectors.url_credentials import (
+    URL_OPTION_TYPE,
+    mask_url,
+    mask_url_options,
+    split_url_options,
+)
 
 OPTION_PREFIX = "opt_"
 UPLOAD_FIELD = "upload_file"
@@ -58,6 +68,14 @@ class NumberField(forms.DecimalField):
             return None
         assert isinstance(number, Decimal)
         return int(number) if number == number.to_integral_value() else float(number)
+
+
+class MaskedUrlInput(forms.TextInput):
+    """A URL option's input: its credentials are never rendered, not even the ones just typed
+    into a form shown again with errors (as a secret's password input is rendered blank)."""
+
+    def format_value(self, value: Any) -> str | None:
+        return super().format_value(mask_url(value) if isinstance(value, str) else value)
 
 
 def option_field(option: Option) -> forms.Field:
@@ -84,6 +102,8 @@ def option_field(option: Option) -> forms.Field:
             strip=False,
             **{**common, "help_text": " ".join(filter(None, [option.help_text, ENV_SECRET_HELP]))},
         )
+    if option.type == URL_OPTION_TYPE:
+        return forms.CharField(widget=MaskedUrlInput, **common)
     return forms.CharField(**common)
 
 
@@ -143,7 +163,8 @@ class ConnectorOptionsForm(forms.ModelForm):
                     field.required = False
                     field.help_text = " ".join(filter(None, [KEEP_SECRET_HELP, field.help_text]))
             elif name not in self.initial:
-                self.initial[name] = stored_plain.get(option.key, option.default)
+                value = stored_plain.get(option.key, option.default)
+                self.initial[name] = mask_url(value) if option.type == URL_OPTION_TYPE else value
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -221,6 +242,8 @@ class ConnectorOptionsForm(forms.ModelForm):
                     secrets[option.key] = value
             elif value is not None and value != "":
                 plain[option.key] = value
+        if self.secret_options_field:
+            plain, secrets = self._split_url_options(plain, secrets)
         for key, message in self.validate_connector_options({**plain, **secrets}).items():
             name = option_field_name(key)
             if name in self.fields:
@@ -232,6 +255,19 @@ class ConnectorOptionsForm(forms.ModelForm):
         if self.secret_options_field:
             setattr(self.instance, self.secret_options_field, secrets)
         return cleaned
+
+    def _split_url_options(
+        self, plain: dict[str, Any], secrets: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """URL options' credentials moved into the secrets (masked parts put back from the
+        stored URL); a problem lands on the option's field."""
+        stored = {**(self.instance.options or {}), **self.stored_secrets()}
+        plain, secrets, errors = split_url_options(self.declared_options, plain, secrets, stored)
+        for key, message in errors.items():
+            name = option_field_name(key)
+            if name not in self._errors:
+                self.add_error(name, message)
+        return plain, secrets
 
     def _store_upload(self, upload: Any, cleaned: dict[str, Any]) -> None:
         """A file uploaded for a connector that reads files (the CSV source): keep it under the
@@ -394,7 +430,13 @@ class ConnectorOptionsAdminMixin:
         """Plain options as `key: value` lines; secret ones only say whether they are set."""
         if obj is None:
             return "-"
-        lines = [f"{k}: {v}" for k, v in sorted((obj.options or {}).items())]
+        options = obj.options or {}
+        try:
+            declared = getattr(self.lookup_connector(obj.type), self.options_attr, ())
+            options = mask_url_options(declared, options)
+        except (registry.UnknownConnector, NotImplementedError, AttributeError):
+            pass
+        lines = [f"{k}: {v}" for k, v in sorted(options.items())]
         secrets = getattr(obj, "secret_options", None) or {}
         lines += [f"{k}: ******** (set)" for k in sorted(secrets)]
         return "\n".join(lines) or "-"

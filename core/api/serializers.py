@@ -12,7 +12,10 @@ stored value, a key sent as null or "" clears it, any other value replaces it (`
 is stored as typed and resolved at connect time). On read it only says, per secret option of the
 connector, "set" or "not set". The merged options are checked by the connector's
 `validate_options()`; each problem is reported on its field (`options.<key>` or
-`secret_options.<key>`).
+`secret_options.<key>`). A URL option (type "url") is a plain option whose credentials are
+secret: it is read back masked (`https://********:********@host/in?token=********`), its
+credentials are stored in `secret_options` (listed there as set), and sending the masked URL
+back keeps them (see connectors.url_credentials).
 
 **Nested rows** (mappings, filters, rules, group memberships, permissions) are lists on their
 parent. Sending the list replaces the parent's rows with it (same rows: nothing is written);
@@ -31,6 +34,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors import registry
+from connectors.url_credentials import mask_url_options, split_url_options
 from core import models as m
 from core.choices import SettingType
 
@@ -297,6 +301,7 @@ class ConnectorOptionsSerializer(CleanModelSerializer):
                 else:
                     secrets[key] = value
             secrets = {k: v for k, v in secrets.items() if k in secret_keys}
+            plain, secrets = self.split_url_options(connector, plain, secrets, errors)
         if not errors:
             for key, message in connector.validate_options({**plain, **secrets}).items():
                 field = "secret_options" if key in secret_keys else "options"
@@ -307,6 +312,25 @@ class ConnectorOptionsSerializer(CleanModelSerializer):
         if self.has_secrets:
             attrs["secret_options"] = secrets
         return attrs
+
+    def split_url_options(self, connector: type, plain: dict[str, Any], secrets: dict[str, Any],
+                          errors: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """URL options' credentials moved into the secrets; masked parts put back from the
+        stored URL (errors on `options.<key>`)."""
+        stored = {**(getattr(self.instance, "options", None) or {}),
+                  **(getattr(self.instance, "secret_options", None) or {})}
+        plain, secrets, url_errors = split_url_options(connector.options, plain, secrets, stored)
+        for key, message in url_errors.items():
+            errors.setdefault(f"options.{key}", []).append(message)
+        return plain, secrets
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        connector = self.connector_for(getattr(instance, "type", ""))
+        if connector is not None and isinstance(data.get("options"), dict):
+            # Rows stored before URL credentials were split out still hold whole URLs.
+            data["options"] = mask_url_options(connector.options, data["options"])
+        return data
 
     def changed_fields(self, attrs: dict[str, Any]) -> set[str]:
         changed = super().changed_fields(attrs)

@@ -9,9 +9,11 @@ database and exporting again writes identical files.
 
 Secrets are never written: a secret option set to `env:NAME` is written as is, and a secret
 stored in the database is written as `env:<NAME>` with a generated name that the result lists
-(set those variables where the server runs). API keys are written without their key (apply
-mints a new one); team members without a password. Settings are written when a config file
-manages them or their value differs from the default.
+(set those variables where the server runs). A URL option holding credentials (see
+connectors.url_credentials) is written the same way, as `env:<NAME>` for the whole URL (apply
+reads it then, and stores the credentials encrypted again). API keys are written without their
+key (apply mints a new one); team members without a password. Settings are written when a
+config file manages them or their value differs from the default.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 
 from django.db.models import Model
 
+from connectors import registry
+from connectors.url_credentials import split_url_options
 from core.choices import AggregationMethod, RuleOp
 from core.config import state
 from core.config.schema import (
@@ -170,13 +174,27 @@ class _Writer:
     def model(self, oid: str, d: dict[str, Any], file: str) -> dict[str, Any]:
         return {"class": "Model", "id": oid, "name": d["name"], "type": d["type"]}
 
+    def url_options(self, d: dict[str, Any], file: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An app's (plain, secret) options with each URL option's credentials among the secrets,
+        also for rows stored before they were split out."""
+        try:
+            declared = registry.get_app(d["type"]).options
+        except registry.UnknownConnector:
+            return d["options"], d["secret_options"]
+        stored = {**d["options"], **d["secret_options"]}
+        plain, secrets, errors = split_url_options(declared, d["options"], d["secret_options"], stored)
+        for key, message in sorted(errors.items()):
+            self.result.warnings.append(f"{file}: options.{key}: {message}")
+        return plain, secrets
+
     def app(self, oid: str, d: dict[str, Any], file: str) -> dict[str, Any]:
+        plain, secrets = self.url_options(d, file)
         out = {
             "class": "App",
             "id": oid,
             "name": d["name"],
             "type": d["type"],
-            "options": {**d["options"], **self.secrets("app", oid, file, d["secret_options"])},
+            "options": {**plain, **self.secrets("app", oid, file, secrets)},
         }
         if d["refresh"]:
             out["refresh"] = {

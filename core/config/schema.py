@@ -42,6 +42,7 @@ from typing import Any
 
 from connectors import registry
 from connectors.base import Option
+from connectors.url_credentials import split_url_options
 from core.choices import (
     AGGREGATION_ALIASES,
     FILTER_OP_ALIASES,
@@ -935,6 +936,10 @@ def _app(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> dict[str,
         renames=OPTION_RENAMES.get(("app", type_)),
     )
     apply_option_compat(ctx, "app", type_, plain, declared)
+    # A URL option's credentials are stored encrypted, as the API and the admin store them.
+    plain, secrets, url_errors = split_url_options(declared, plain, secrets)
+    for key, message in sorted(url_errors.items()):
+        ctx.error(f"options.{key}", message)
     refresh = None
     raw_refresh = data.get("refresh")
     if raw_refresh is not None:

@@ -280,6 +280,11 @@ def test_a_rejected_request_fails_its_records_and_sending_goes_on(httpserver, ho
     ("127.0.0.1", False), ("10.0.0.1", False), ("172.16.5.4", False), ("192.168.1.1", False),
     ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
     ("::1", False), ("fe80::1", False), ("fc00::1", False), ("::ffff:127.0.0.1", False), ("::ffff:10.1.2.3", False),
+    ("::ffff:8.8.8.8", True), ("64:ff9b::808:808", True),  # IPv4-mapped and NAT64 of a public address
+    ("::7f00:1", False), ("::808:808", False), ("64:ff9b::7f00:1", False), ("64:ff9b::a00:1", False),
+    ("64:ff9b:1::808:808", False), ("2002:7f00:1::", False), ("2002:808:808::", False), ("::ffff:7f00:1", False),
+    ("::ffff:0:7f00:1", False), ("2001::1", False), ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),
+    ("fec0::1", False), ("ff02::1", False),
 ])
 def test_public_addresses(address, public):
     assert public_address(address) is public
@@ -325,26 +330,212 @@ def test_the_setting_falls_back_to_the_environment(monkeypatch):
 # --- secrets and the app ------------------------------------------------------------------
 
 
-def test_messages_and_logs_never_show_credentials_tokens_or_the_secret(httpserver, allow_loopback, caplog):
-    echo = f"server saw secret={SECRET} pass=hunter2-pass token=Bearer tok-999"
+def echo_everything(request):
+    """A receiver that answers with all it received: request line, headers (the Basic
+    credentials of the URL's user info among them) and body. Its status comes from ?status=."""
+    status = int(request.args.get("status", "500"))
+    seen = f"{request.method} {request.full_path} {request.url} {dict(request.headers)} {request.get_data(as_text=True)}"
+    if status == 200:
+        ids = [r["export_id"] for r in json.loads(request.get_data())["records"]]
+        return Response(json.dumps({"rejected": [{"export_id": i, "reason": seen} for i in ids]}), status=200)
+    return Response(seen, status=status)
+
+
+ECHOED = {
+    # URL user info and query tokens, next to a signing secret.
+    "user info": (
+        "bob-Us3r:hunter2-Pa55@", {"secret": SECRET},
+        ["bob-Us3r", "hunter2-Pa55", "Ym9iLVVzM3I6aHVudGVyMi1QYTU1", "query-T0ken-xyz", "api-K3y-123", "s1g-Value-9",
+         SECRET],
+    ),
+    # Query tokens next to an Authorization header and a signing secret.
+    "authorization": (
+        "", {"secret": SECRET, "authorization": "Bearer tok-Au7h-999"},
+        ["Bearer tok-Au7h-999", "tok-Au7h-999", "query-T0ken-xyz", "api-K3y-123", "s1g-Value-9", SECRET],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ECHOED)
+def test_messages_and_logs_never_show_credentials_tokens_or_the_secret(case, httpserver, allow_loopback, caplog):
+    userinfo, options, secrets = ECHOED[case]
     caplog.set_level("DEBUG")
-    answer(httpserver, (500, echo, {}), (400, echo, {}), path="/hook/path-token-abc")
-    url = httpserver.url_for("/hook/path-token-abc?key=query-token-xyz").replace("http://", "http://bob:hunter2-pass@")
-    destination = registry.get_destination("webhook-export")(
-        {"url": url, "secret": SECRET, "authorization": "Bearer tok-999"}, {}
-    )
-    with pytest.raises(ConnectorError) as info:
-        destination.export_batch([payload({"id": 1})], operations=SYNC)
-    [result] = destination.export_batch([payload({"id": 2})], operations=SYNC)
-    for message in (info.value.message, result.error):
-        for secret in (SECRET, "hunter2-pass", "tok-999", "path-token-abc", "query-token-xyz", "bob"):
+    httpserver.expect_request("/hook/path-token-abc").respond_with_handler(echo_everything)
+    query = "token=query-T0ken-xyz&api_key=api-K3y-123&sig=s1g-Value-9&page=2"
+
+    def destination(status):
+        url = httpserver.url_for(f"/hook/path-token-abc?{query}&status={status}")
+        return registry.get_destination("webhook-export")({"url": url.replace("http://", f"http://{userinfo}"),
+                                                           **options}, {})
+
+    with pytest.raises(ConnectorError) as info:  # 500: retried; the echo is in the message
+        destination(500).export_batch([payload({"id": 1})], operations=SYNC)
+    [final] = destination(422).export_batch([payload({"id": 2})], operations=SYNC)
+    [rejected] = destination(200).export_batch([payload({"id": 3})], operations=SYNC)
+    assert len(httpserver.log) == 3
+    (request, _), *_ = httpserver.log
+    if userinfo:  # the credentials really were sent, so the receiver really echoed them
+        assert request.headers["Authorization"] == "Basic Ym9iLVVzM3I6aHVudGVyMi1QYTU1"
+    else:
+        assert request.headers["Authorization"] == options["authorization"]
+    assert "query-T0ken-xyz" in request.full_path
+    messages = [info.value.message, final.error, rejected.error]
+    for message in messages:
+        for secret in secrets:
             assert secret not in message
-        assert f"http://localhost:{httpserver.port}" in message
+        assert f"http://localhost:{httpserver.port}" in message and "********" in message
+    assert "HTTP 500" in messages[0] and "HTTP 422" in messages[1] and "rejected the record" in messages[2]
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("httpx", "httpcore", "connectors")))
     assert "HTTP Request" in logged
-    for secret in (SECRET, "hunter2-pass", "tok-999", "path-token-abc", "query-token-xyz"):
+    for secret in [*secrets, "path-token-abc"]:
         assert secret not in logged
     assert display_url("https://u:p@hooks.example.com:8443/a/b?c=d") == "https://hooks.example.com:8443"
+
+
+def test_response_header_values_stay_out_of_the_debug_log(httpserver, allow_loopback, caplog):
+    caplog.set_level("DEBUG")
+    answer(httpserver, (200, "", {"X-Echo": "Bearer tok-Echoed-42"}))
+    registry.get_destination("webhook-export")({"url": httpserver.url_for("/hook")}, {}).export_batch(
+        [payload({"id": 1})], operations=SYNC)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("httpcore"))
+    assert "receive_response_headers.complete" in logged and "200" in logged
+    assert "tok-Echoed-42" not in logged
+
+
+def test_a_url_with_user_info_and_an_authorization_secret_is_refused(httpserver, allow_loopback):
+    url = httpserver.url_for("/hook").replace("http://", "http://bob:pw-123@")
+    errors = registry.get_app("webhook").validate_options({"url": url, "authorization": "Bearer tok"})
+    assert list(errors) == ["url"] and "Authorization" in errors["url"] and "pw-123" not in errors["url"]
+    assert registry.get_app("webhook").validate_options({"url": url}) == {}
+    # A row stored before the check is refused when it is used, and nothing is sent (before,
+    # the user info silently replaced the Authorization header).
+    destination = registry.get_destination("webhook-export")({"url": url, "authorization": "Bearer tok"}, {})
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    assert info.value.permanent and "Authorization" in info.value.message and "pw-123" not in info.value.message
+    assert httpserver.log == []
+
+
+def test_a_url_whose_credentials_are_still_masked_is_refused(httpserver, allow_loopback):
+    url = httpserver.url_for("/hook?token=********")
+    assert "url" in registry.get_app("webhook").validate_options({"url": url})
+    with pytest.raises(ConnectorError) as info:
+        registry.get_app("webhook")({"url": url}).test_connection()
+    assert info.value.permanent and "enter the URL" in info.value.message
+    assert httpserver.log == []
+
+
+# --- deadlines ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drip_server():
+    """drip_server(part) -> port of a receiver on loopback that answers one byte every 0.1 s:
+    its status line and headers (part "headers") or, after prompt headers, its body ("body"),
+    about 6 s in all."""
+    listeners: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve(listener: socket.socket, part: str) -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(0.5)
+                try:
+                    conn.recv(65536)
+                except OSError:
+                    pass
+                body = b"x" * 60
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body)
+                if part == "headers":
+                    slow, fast = head + body, b""
+                else:
+                    conn.sendall(head)
+                    slow, fast = body, b""
+                try:
+                    for i in range(len(slow)):
+                        if stop.wait(0.1):
+                            return
+                        conn.sendall(slow[i : i + 1])
+                    conn.sendall(fast)
+                except OSError:
+                    continue
+
+    def start(part: str) -> int:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listeners.append(listener)
+        threading.Thread(target=serve, args=(listener, part), daemon=True).start()
+        return listener.getsockname()[1]
+
+    yield start
+    stop.set()
+    for listener in listeners:
+        listener.close()
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_receiver_dripping_its_answer_is_cut_at_the_timeout(part, drip_server, allow_loopback):
+    port = drip_server(part)
+    destination = registry.get_destination("webhook-export")({"url": f"http://127.0.0.1:{port}/hook", "timeout": 1}, {})
+    started = time.monotonic()
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    elapsed = time.monotonic() - started
+    # Each byte came within the per-read timeout, so only a deadline for the whole request cuts it.
+    assert elapsed < 1.5, elapsed
+    assert not info.value.permanent and "did not answer within 1 s" in info.value.message
+
+
+def test_a_slow_name_lookup_counts_against_the_timeout(allow_loopback, monkeypatch):
+    real = socket.getaddrinfo
+
+    def slow(host, port, *args, **kwargs):
+        if host == "slow-dns.example.com":
+            time.sleep(3)
+            host = "127.0.0.1"
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    destination = registry.get_destination("webhook-export")({"url": "http://slow-dns.example.com:9/h", "timeout": 1}, {})
+    started = time.monotonic()
+    with pytest.raises(ConnectorError) as info:
+        destination.export_batch([payload({"id": 1})], operations=SYNC)
+    assert time.monotonic() - started < 1.5
+    assert not info.value.permanent and "did not answer within 1 s" in info.value.message
+
+
+def test_the_timeout_is_at_most_a_minute_well_below_the_export_lease():
+    from connectors.webhook import MAX_TIMEOUT, WebhookClient
+    from core.settings_registry import DEFAULTS
+
+    lease = float(next(d.default for d in DEFAULTS if d.key == "runs-lease-seconds"))
+    assert MAX_TIMEOUT == 60 and 3 * MAX_TIMEOUT <= lease
+    app = registry.get_app("webhook")
+    assert "timeout" in app.validate_options({"url": "https://h.example/x", "timeout": 61})
+    assert app.validate_options({"url": "https://h.example/x", "timeout": 60}) == {}
+    assert WebhookClient({"url": "https://h.example/x", "timeout": 600}).timeout == 60  # a row stored before
+
+
+def test_a_batch_starts_no_request_after_its_budget(httpserver, hook, monkeypatch):
+    from connectors import webhook
+
+    monkeypatch.setattr(webhook, "BATCH_SECONDS", 0.2)
+
+    def slow(request):
+        time.sleep(0.3)
+        return Response("ok")
+
+    httpserver.expect_request("/hook").respond_with_handler(slow)
+    results = hook(batchSize=1).export_batch([payload({"id": i}) for i in range(3)], operations=SYNC)
+    assert [r.success for r in results] == [True, False, False]
+    # the rest is due again at once and spends no attempt
+    assert all(r.not_sent and r.retry_after == 0 and "not sent yet" in r.error for r in results[1:])
+    assert len(httpserver.log) == 1
 
 
 def test_test_connection_posts_a_signed_ping(httpserver, allow_loopback):
@@ -368,6 +559,7 @@ def test_test_connection_reports_a_refusal_clearly(httpserver, allow_loopback):
 def test_options_are_validated():
     app = registry.get_app("webhook")
     assert app.secret_option_keys() == ("secret", "authorization")
+    assert [o.type for o in app.options if o.key == "url"] == ["url"]  # its credentials are secrets
     assert app.validate_options({"url": "https://hooks.example.com/x"}) == {}
     assert "url" in app.validate_options({})
     assert "url" in app.validate_options({"url": "ftp://example.com/x"})

@@ -1,15 +1,19 @@
 """No secret leaves the server. One journey sets known secrets (a PostgreSQL app password, a
-MariaDB password, a webhook signing secret and Authorization header, two API keys, and the
-server's own SECRET_KEY and FIELD_ENCRYPTION_KEYS) and drives the product through the admin (app
-created in its add form, every page of every object), the API (app, destination and key created,
-every list and detail read, a failing connection test), a run (`run_schedule`, which signs and
-delivers to a local webhook receiver), a run whose connection fails, task queue rows, and
+MariaDB password, a webhook signing secret and Authorization header, the credentials of two
+webhook URLs — user info and query tokens —, two API keys, and the server's own SECRET_KEY and
+FIELD_ENCRYPTION_KEYS) and drives the product through the admin (app created in its add form,
+every page of every object), the API (apps, destinations and key created, every list and detail
+read, a failing connection test), a run (`run_schedule`, which signs and delivers to two local
+webhook receivers that echo back everything they received, headers included, as rejection
+reasons and as a 422 body), a run whose connection fails, task queue rows, and
 `config_export`. Then every output is searched for every secret: all log records at DEBUG
 (SQL included), command output, admin HTML, API bodies and headers, run/export errors, django-q
 task arguments (OrmQ, Task, Schedule), exported files, and every row of every table at rest."""
 from __future__ import annotations
 
+import base64
 import io
+import json
 import logging
 import traceback
 from pathlib import Path
@@ -34,6 +38,8 @@ PG_PASSWORD = "pg-Pa55-secret-Z1q9"
 MY_PASSWORD = "my-Wr0ng-Pa55-K7v"
 HOOK_SECRET = "whsec-Sign-9Jq2xT"
 HOOK_AUTH = "Bearer hook-Auth-4Lm8R"
+HOOK_TOKEN = "hook-Query-T0k3n-8Pz"
+ECHO_USER, ECHO_PASS, ECHO_KEY, ECHO_SIG = "echo-Us3r-5Tq", "echo-Pa55-2Wx", "echo-Api-K3y-6Yn", "echo-S1g-3Rv"
 LOGGERS = ("", "django", "django.db.backends", "django.request", "django.server", "httpx", "httpcore", "psycopg",
            "pymysql", "django-q", "django_q", "core", "connectors")
 
@@ -73,7 +79,10 @@ def capture_everything(caplog):
 
 def secrets_of(*api_keys: str) -> dict[str, str]:
     found = {"postgres password": PG_PASSWORD, "mysql password": MY_PASSWORD, "webhook secret": HOOK_SECRET,
-             "webhook authorization": HOOK_AUTH.split(" ", 1)[1], "SECRET_KEY": settings.SECRET_KEY, "API_KEY_PEPPER": settings.API_KEY_PEPPER}
+             "webhook authorization": HOOK_AUTH.split(" ", 1)[1], "SECRET_KEY": settings.SECRET_KEY, "API_KEY_PEPPER": settings.API_KEY_PEPPER,
+             "webhook URL token": HOOK_TOKEN, "webhook URL user": ECHO_USER, "webhook URL password": ECHO_PASS,
+             "webhook URL api_key": ECHO_KEY, "webhook URL sig": ECHO_SIG,
+             "webhook URL Basic credentials": base64.b64encode(f"{ECHO_USER}:{ECHO_PASS}".encode()).decode()}
     for i, key in enumerate(settings.FIELD_ENCRYPTION_KEYS if isinstance(settings.FIELD_ENCRYPTION_KEYS, list | tuple)
                             else str(settings.FIELD_ENCRYPTION_KEYS).split(",")):
         found[f"FIELD_ENCRYPTION_KEYS[{i}]"] = key.strip()
@@ -81,6 +90,18 @@ def secrets_of(*api_keys: str) -> dict[str, str]:
         found[f"API key {i}"] = key
         found[f"API key {i} secret part"] = key.split(".", 1)[1]
     return found
+
+
+def echo_everything(request):
+    """A receiver that sends back all it received (request line, headers, body): as the reason of
+    every record's rejection in a 200 answer, or, on /echo, as a 422 body."""
+    from werkzeug.wrappers import Response
+
+    seen = f"{request.method} {request.full_path} {request.url} {dict(request.headers)} {request.get_data(as_text=True)}"
+    if request.path == "/echo":
+        return Response(seen, status=422)
+    ids = [r["export_id"] for r in json.loads(request.get_data()).get("records", [])]
+    return Response(json.dumps({"rejected": [{"export_id": i, "reason": seen} for i in ids]}), status=200)
 
 
 def test_no_secret_appears_in_any_output(admin_client, pg_source, scratch_mysql, httpserver, settings, tmp_path,
@@ -120,21 +141,30 @@ def test_no_secret_appears_in_any_output(admin_client, pg_source, scratch_mysql,
                        format="json")
     assert created.status_code == 201
     reporting = created.json()["key"]
-    hook_url = httpserver.url_for("/hook")
-    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
-    response = api.post("/api/v1/apps/", {"name": "hooks", "type": "webhook", "options": {"url": hook_url},
-                                          "secret_options": {"secret": HOOK_SECRET, "authorization": HOOK_AUTH}},
-                        format="json")
-    assert response.status_code == 201, response.content
-    out.response("API create app", response)
-    hooks = m.App.objects.get(name="hooks")
-    response = api.post("/api/v1/destinations/", {
-        "name": "hook", "app": hooks.pk, "model": model.pk, "type": "webhook-export",
-        "collection": DestinationCollection.MODEL, "options": {},
-        "mappings": [{"property": pk.pk, "remote_key": "id"}, {"property": email.pk, "remote_key": "email"}],
-    }, format="json")
-    assert response.status_code == 201, response.content
-    out.response("API create destination", response)
+    hook_url = httpserver.url_for(f"/hook?token={HOOK_TOKEN}&page=1")
+    echo_url = httpserver.url_for(f"/echo?api_key={ECHO_KEY}&sig={ECHO_SIG}").replace(
+        "http://", f"http://{ECHO_USER}:{ECHO_PASS}@")
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(echo_everything)
+    httpserver.expect_request("/echo", method="POST").respond_with_handler(echo_everything)
+    for name, url, secrets in (("hooks", hook_url, {"secret": HOOK_SECRET, "authorization": HOOK_AUTH}),
+                               ("echo-hooks", echo_url, {"secret": HOOK_SECRET})):
+        response = api.post("/api/v1/apps/", {"name": name, "type": "webhook", "options": {"url": url},
+                                              "secret_options": secrets}, format="json")
+        assert response.status_code == 201, response.content
+        out.response(f"API create app {name}", response)
+        app = m.App.objects.get(name=name)
+        response = api.post("/api/v1/destinations/", {
+            "name": f"{name}-destination", "app": app.pk, "model": model.pk, "type": "webhook-export",
+            "collection": DestinationCollection.MODEL, "options": {},
+            "mappings": [{"property": pk.pk, "remote_key": "id"}, {"property": email.pk, "remote_key": "email"}],
+        }, format="json")
+        assert response.status_code == 201, response.content
+        out.response(f"API create destination {name}", response)
+    # a URL with user info next to an Authorization secret is refused, on its option
+    response = api.post("/api/v1/apps/", {"name": "both", "type": "webhook", "options": {"url": echo_url},
+                                          "secret_options": {"authorization": HOOK_AUTH}}, format="json")
+    assert response.status_code == 400 and "options.url" in response.json()["errors"], response.content
+    out.response("API refused app", response)
     response = api.post("/api/v1/apps/", {"name": "crm-db", "type": "mysql", "options": {
         "host": scratch_mysql["host"], "port": scratch_mysql["port"], "user": scratch_mysql["user"],
         "database": scratch_mysql["database"]}, "secret_options": {"password": MY_PASSWORD}}, format="json")
@@ -149,9 +179,15 @@ def test_no_secret_appears_in_any_output(admin_client, pg_source, scratch_mysql,
     out.add("run_schedule stderr", stderr.getvalue())
     run = m.Run.objects.filter(source=source).latest("pk")
     assert run.state == RunState.COMPLETE, run.error
-    assert len(httpserver.log) >= 1
-    (request, _), *_ = httpserver.log
-    assert request.headers["X-Grouparoo-Signature"].startswith("sha256=")  # the secret was used...
+    assert len(httpserver.log) >= 2
+    requests = {request.path: request for request, _ in httpserver.log}
+    assert requests["/hook"].headers["X-Grouparoo-Signature"].startswith("sha256=")  # the secret was used...
+    # ...so were the URLs' credentials, and the receivers sent them all back
+    assert requests["/hook"].args["token"] == HOOK_TOKEN and requests["/hook"].headers["Authorization"] == HOOK_AUTH
+    assert requests["/echo"].args["api_key"] == ECHO_KEY and requests["/echo"].authorization.password == ECHO_PASS
+    echoed = m.Export.objects.filter(destination__app__type="webhook").values_list("error_message", flat=True)
+    assert len(echoed) == 4 and all("********" in e for e in echoed), list(echoed)
+    assert any("HTTP 422" in e for e in run.errors) and any("rejected the record" in e for e in run.errors), run.errors
 
     # --- failing connections: a wrong MySQL password, a PostgreSQL server that is not there ------
     response = api.post(f"/api/v1/apps/{mysql_app.pk}/test/")
@@ -178,7 +214,7 @@ def test_no_secret_appears_in_any_output(admin_client, pg_source, scratch_mysql,
     out.add("run_schedule (down) stderr", stderr.getvalue())
     failed = m.Run.objects.filter(source=down_source).latest("pk")
     assert failed.state == RunState.FAILED and failed.error
-    out.add("run errors", list(m.Run.objects.values_list("error", flat=True)))
+    out.add("run errors", list(m.Run.objects.values_list("error", "errors")))
     out.add("export errors", list(m.Export.objects.values_list("error_message", flat=True)))
 
     # --- the task queue: a run enqueued for a worker (not run inline) -------------------------------
@@ -234,6 +270,8 @@ def test_no_secret_appears_in_any_output(admin_client, pg_source, scratch_mysql,
     records = capture_everything.records
     assert any(r.name.startswith("django.db.backends") for r in records)  # SQL was really captured
     for record in records:
+        if record.name == "werkzeug":
+            continue  # the receivers' own access log (pytest-httpserver), not the product's
         out.add(f"log {record.name}", formatter.format(record))
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names(cursor):

@@ -1,5 +1,7 @@
 """The webhook destination reaches only public addresses unless GROUPAROO_ALLOW_PRIVATE_WEBHOOKS
-is on: every spelling of a private, loopback or link-local address is refused, so is a host name
+is on: every spelling of a private, loopback or link-local address is refused (IPv6 ones that
+carry a private IPv4 address too: IPv4-compatible, -mapped and -translated, NAT64, 6to4, Teredo),
+so is a host name
 that resolves to one (the resolver is replaced here: no network), and the check runs at every
 connection on the very address then connected to (a DNS answer that changes is no way around it)."""
 from __future__ import annotations
@@ -80,9 +82,20 @@ LITERALS = [
     "http://[fd00::1]/h", "http://[::ffff:127.0.0.1]/h", "http://[::ffff:7f00:1]/h", "http://[::ffff:169.254.169.254]/h",
     "http://localhost/h", "https://localhost:8443/h",
 ]
+# IPv6 spellings that carry a non-public IPv4 address, or sit in a range that is never public.
+IPV6_SPELLINGS = [
+    "http://[::7f00:1]/h", "http://[::127.0.0.1]/h",                            # IPv4-compatible
+    "http://[::ffff:7f00:1]/h", "http://[::ffff:0a00:0001]/h",                   # IPv4-mapped, hex
+    "http://[::ffff:0:7f00:1]/h",                                               # IPv4-translated
+    "http://[64:ff9b::7f00:1]/h", "http://[64:ff9b::a00:1]/h", "http://[64:ff9b::169.254.169.254]/h",  # NAT64
+    "http://[64:ff9b:1::7f00:1]/h", "http://[64:ff9b:1::808:808]/h",            # local-use NAT64
+    "http://[2002:7f00:1::]/h", "http://[2002:a00:1::1]/h", "http://[2002:808:808::1]/h",  # 6to4
+    "http://[2001::1]/h", "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/h",    # Teredo
+    "http://[fec0::1]/h",                                                       # site-local
+]
 
 
-@pytest.mark.parametrize("url", LITERALS)
+@pytest.mark.parametrize("url", LITERALS + IPV6_SPELLINGS)
 def test_private_loopback_and_link_local_spellings_are_refused_before_connecting(url, refuse_private, connects):
     with pytest.raises(AddressRefused) as info:
         destination(url).export_batch([payload()], operations=SYNC)
@@ -106,6 +119,8 @@ def test_an_octal_host_is_not_a_valid_url(refuse_private, connects):
 @pytest.mark.parametrize("answers", [
     ["10.1.2.3"], ["169.254.169.254"], ["127.0.0.53"], ["fe80::1"], ["fd12:3456::1"], ["::ffff:192.168.0.1"],
     [PUBLIC, "127.0.0.1"],  # one bad answer among good ones is enough to refuse
+    ["::7f00:1"], ["64:ff9b::7f00:1"], ["64:ff9b::a00:1"], ["64:ff9b:1::1"], ["2002:7f00:1::"],
+    ["::ffff:7f00:1"], ["2001::1"], ["fec0::1"],  # IPv6 answers carrying private IPv4 (DNS64 etc.)
 ], ids=str)
 def test_a_name_that_resolves_to_a_private_address_is_refused(answers, refuse_private, connects, resolver):
     calls = resolver({"hooks.example.com": [answers]})
@@ -134,6 +149,16 @@ def test_the_checked_address_is_the_one_connected_to_and_every_connection_is_che
         hook.export_batch([payload(2)], operations=SYNC)
     assert calls == ["rebind.example.com"] * 2
     assert connects == [PUBLIC]
+
+
+@pytest.mark.parametrize("answers", [[PUBLIC], ["64:ff9b::5db8:d822"], ["::ffff:93.184.216.34"]], ids=str)
+def test_public_answers_are_connected_to(answers, refuse_private, connects, resolver):
+    # NAT64 (DNS64) and IPv4-mapped spellings of a public address stay reachable.
+    resolver({"hooks.example.com": [answers]})
+    with pytest.raises(ConnectorError) as info:
+        destination("https://hooks.example.com/h").export_batch([payload()], operations=SYNC)
+    assert not isinstance(info.value, AddressRefused) and not info.value.permanent
+    assert connects == answers
 
 
 def test_the_setting_allows_private_targets(settings, httpserver, resolver):
