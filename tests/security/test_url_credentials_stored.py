@@ -260,7 +260,7 @@ def test_config_apply_of_a_url_written_with_its_credentials_stores_them_encrypte
 
 
 def test_migration_0015_moves_urls_stored_before_into_the_secrets():
-    migration = importlib.import_module("core.migrations.0015_url_credentials_encrypted")
+    migration = importlib.import_module("core.migrations.0016_url_credentials_encrypted")
     legacy = m.App.objects.create(
         name="old",
         type="webhook",

@@ -36,7 +36,7 @@ def split_url_credentials(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("core", "0014_record_property_composite_key"),
+        ("core", "0015_run_follow_up_and_signature"),
     ]
 
     operations = [
