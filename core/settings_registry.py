@@ -42,8 +42,9 @@ class SettingDefault:
     unit: str = ""
 
 
-# Bounds, and why: a lease must outlast a batch (a shorter one lets a second worker take a run
-# that is still being worked); a retry delay under a second retries in a hot loop; 20 attempts
+# Bounds, and why: a lease must outlast a batch and a destination's send of one batch (a shorter
+# one lets a second worker take a run or exports still being worked; a webhook batch takes at
+# most 180 s: requests start within 120 s and each lasts at most 60 s); a retry delay under a second retries in a hot loop; 20 attempts
 # of doubling delays already span far more than any outage (30 s × 2^18 is about 90 days),
 # and with at most 20 attempts and a base of at most one day the largest delay the engine
 # computes (base × 2^19) stays a valid date.
@@ -61,7 +62,7 @@ DEFAULTS: tuple[SettingDefault, ...] = (
     SettingDefault(
         "runs-lease-seconds", "300", SettingType.NUMBER, "Run lease",
         "A running run whose worker has not reported for this long is taken over by another worker.",
-        minimum=30, maximum=DAY_SECONDS, unit="seconds",
+        minimum=180, maximum=DAY_SECONDS, unit="seconds",
     ),
     SettingDefault(
         "groups-relative-recompute-minutes", "60", SettingType.NUMBER, "Relative-date group recompute",

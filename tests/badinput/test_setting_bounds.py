@@ -104,7 +104,7 @@ def test_the_admin_form_shows_a_field_error(key, value, admin_client):
     assert list(errors) == ["value"] and "Must be a number from" in errors["value"][0]
     row.refresh_from_db()
     assert row.value != value
-    assert admin_client.post(url, {**data, "value": "120"}).status_code == 302
+    assert admin_client.post(url, {**data, "value": "600"}).status_code == 302
 
 
 def test_validate_names_the_file_the_setting_and_the_key(tmp_path):
@@ -134,7 +134,7 @@ def test_validate_names_the_file_the_setting_and_the_key(tmp_path):
         ("settings/retry.json", "retry", "value"),
     }
     assert (
-        "core.runs-lease-seconds must be a number from 30 to 86400 (seconds), not '0'"
+        "core.runs-lease-seconds must be a number from 180 to 86400 (seconds), not '0'"
         in found[("settings/lease.json", "lease", "value")]
     )
 
@@ -142,8 +142,8 @@ def test_validate_names_the_file_the_setting_and_the_key(tmp_path):
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("runs-lease-seconds", "0", 30),
-        ("runs-lease-seconds", "-5", 30),
+        ("runs-lease-seconds", "0", 180),
+        ("runs-lease-seconds", "-5", 180),
         ("runs-lease-seconds", "nan", 300),
         ("runs-lease-seconds", "inf", 300),
         ("runs-lease-seconds", "soon", 300),
@@ -176,8 +176,8 @@ def test_a_zero_lease_row_does_not_let_a_second_worker_take_a_held_run(tmp_path)
     assert not run_claim(run.pk)  # a second one, a moment later: the lease is held
 
 
-def test_a_huge_retry_delay_row_is_read_as_one_day_and_the_export_is_retried(tmp_path):
-    from core.engine.exports import exports_send
+def test_a_huge_retry_delay_row_is_read_as_one_day_and_the_export_is_retried_within_a_week(tmp_path):
+    from core.engine.exports import MAX_RETRY_DELAY_SECONDS, exports_send
     from tests.engine import fakes
     from tests.engine.conftest import make_shop
     from tests.engine.helpers import sync
@@ -209,6 +209,7 @@ def test_a_huge_retry_delay_row_is_read_as_one_day_and_the_export_is_retried(tmp
     now = timezone.now()
     for export in m.Export.objects.filter(destination=dest):
         assert export.state == ExportState.PENDING and export.attempts == 19
-        expected = export.updated_at + timedelta(seconds=86400 * 2**18)
+        # One day doubled 18 times, capped at a week (core.engine.exports.retry_delay).
+        expected = export.updated_at + timedelta(seconds=MAX_RETRY_DELAY_SECONDS)
         assert abs(export.send_after - expected) < timedelta(seconds=5)
         assert export.send_after > now
