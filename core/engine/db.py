@@ -91,10 +91,13 @@ def bulk_insert(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
 
 
 def _copy(cursor: Any, table: str, columns: Sequence[str], texts: Iterable[str]) -> None:
-    """One COPY ... FROM STDIN on a psycopg cursor, fed with blocks of COPY text."""
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for text in texts:
-            copy.write(text)
+    """One COPY ... FROM STDIN on a psycopg cursor, fed with blocks of COPY text. psycopg's
+    errors are raised as Django's (a lost connection is an OperationalError, which the run
+    retries), as for every statement through Django's own cursors."""
+    with connection.wrap_database_errors:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for text in texts:
+                copy.write(text)
 
 
 def _joined(chunks: Iterable[Sequence[str]]) -> Iterator[str]:

@@ -46,7 +46,11 @@ def main(argv: list[str]) -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     def watch_input() -> None:
-        sys.stdin.buffer.read()  # returns at end of input
+        # The raw descriptor, not sys.stdin's buffer: a daemon thread blocked inside the
+        # buffer holds its lock, and the interpreter aborts at exit when it cannot take it.
+        fd = sys.stdin.fileno()
+        while os.read(fd, 4096):  # b"" at end of input
+            pass
         stop.set()
 
     threading.Thread(target=watch_input, daemon=True).start()
