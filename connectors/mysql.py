@@ -42,6 +42,7 @@ from connectors.sql import (
     timeout_option,
 )
 from connectors.sql import option_value as _get
+from connectors.sql_text import Lexicon
 
 pymysql = LazyModule("pymysql")
 
@@ -127,8 +128,23 @@ class MysqlDialect(Dialect):
         head = _LEADING_NOISE.sub("", text, count=1).lower()
         if not head.startswith(_READ_KEYWORDS):
             raise ConnectorError("Only SELECT queries are allowed (MySQL runs other statements outside the read-only transaction).", permanent=True)
-        if re.search(r"\binto\s+(outfile|dumpfile)\b", text, re.I):
-            raise ConnectorError("SELECT ... INTO OUTFILE/DUMPFILE is not allowed in queries.", permanent=True)
+        self.check_query_code(text)
+
+    # ANSI_QUOTES is off in our sessions: "..." is a string, `...` an identifier.
+    lexicon = Lexicon(
+        string_quotes="'\"", identifier_quotes="`", backslash_escapes=True, hash_comments=True,
+        dash_comment_needs_space=True,
+    )
+
+    def forbidden_in_query(self, code: str) -> str | None:
+        # INTO writes a file on the server (OUTFILE, DUMPFILE) or session variables; LOAD_FILE
+        # reads the server's files; GET_LOCK holds a lock for the session.
+        if re.search(r"\binto\b", code, re.I):
+            return "SELECT ... INTO is not allowed in queries (it writes files or variables)."
+        found = re.search(r"\b(load_file|get_lock|sys_exec|sys_eval)\s*\(", code, re.I)
+        if found:
+            return f"{found.group(1).upper()}() is not allowed in queries."
+        return None
 
     # -- connections and transactions
     def connect(self, options: dict[str, Any], *, read_only: bool) -> Any:

@@ -24,6 +24,7 @@ failing the batch.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
@@ -49,6 +50,7 @@ from connectors.sql import (
     timeout_option,
 )
 from connectors.sql import option_value as _get
+from connectors.sql_text import Lexicon
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CONNECT_TIMEOUT = 10
@@ -152,10 +154,34 @@ def _lenient_loader(base: type[Loader]) -> type[Loader]:
     return LenientLoader
 
 
+# Functions a SELECT can call that act outside the read-only transaction for a powerful role:
+# large objects (lo_import/lo_export read and write server files), dblink (another session,
+# which may write), the server's files, other backends, configuration, WAL and replication
+# slots, session-level advisory locks.
+_SIDE_EFFECT_FUNCTIONS = re.compile(
+    r"\b(lo_\w+|lowrite|loread|dblink\w*|pg_(?:read|read_binary|stat)_file|pg_ls_\w+|pg_file_\w+"
+    r"|pg_(?:terminate|cancel)_backend|pg_reload_conf|pg_rotate_logfile\w*|pg_switch_wal|pg_promote"
+    r"|pg_create_restore_point|pg_logical_emit_message|pg_\w*replication_\w+|pg_(?:try_)?advisory_lock\w*)\s*\(",
+    re.I,
+)
+
+
 class PostgresDialect(Dialect):
     name = "PostgreSQL"
     placeholder = "%s"
     driver_errors = (psycopg.Error,)
+    lexicon = Lexicon(dollar_quotes=True, nested_comments=True, escape_string_prefix=True)
+
+    def forbidden_in_query(self, code: str) -> str | None:
+        if re.search(r"\bu&", code, re.I):
+            return "Unicode-escaped names and strings (U&'...', U&\"...\") are not accepted in queries."
+        found = _SIDE_EFFECT_FUNCTIONS.search(code)
+        if found:
+            return (
+                f"{found.group(1)}() is not allowed in a source query: it acts outside the "
+                "read-only transaction (give source apps a read-only role: docs/connectors.md)."
+            )
+        return None
 
     def quote(self, ident: str) -> str:
         return super().quote(ident).replace("%", "%%")  # statements always carry parameters

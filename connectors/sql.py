@@ -48,6 +48,7 @@ from connectors.base import (
     SourceConnector,
     SyncOperations,
 )
+from connectors.sql_text import STANDARD, Lexicon, code_of, holds_several_statements
 
 # --- filter operations --------------------------------------------------------------------
 
@@ -331,11 +332,34 @@ class Dialect:
         head = _LEADING_SQL_NOISE.sub("", str(sql or ""), count=1)
         word = head.split(None, 1)[0].lower() if head.strip() else ""
         if not word.startswith(_QUERY_KEYWORDS):
-            shown = word[:20].upper() or "nothing"
+            shown = word.rstrip(";,")[:20].upper() or "nothing"
             raise ConnectorError(
                 f"Only a query (SELECT, WITH, VALUES) can read a source; this one starts with {shown}.",
                 permanent=True,
             )
+        self.check_query_code(sql)
+
+    def check_query_code(self, sql: str) -> None:
+        """What every dialect checks in user-written SQL after its first word: one statement,
+        and nothing `forbidden_in_query` turns away."""
+        code = code_of(str(sql or ""), self.lexicon)
+        if holds_several_statements(code):
+            raise ConnectorError(
+                "A source query is one statement; this one has a ';' between statements.", permanent=True
+            )
+        problem = self.forbidden_in_query(code)
+        if problem:
+            raise ConnectorError(problem, permanent=True)
+
+    # How this database spells literals and comments (connectors/sql_text.py).
+    lexicon: ClassVar[Lexicon] = STANDARD
+
+    def forbidden_in_query(self, code: str) -> str | None:
+        """Why user-written SQL may not run (`code`: its text outside literals and comments,
+        sql_text.code_of), or None. For what a too-powerful database role could do from inside
+        a SELECT (write server files, reach other databases); a read-only role is the real
+        answer (docs/connectors.md)."""
+        return None
 
     # -- connections and transactions
     def connect(self, options: dict[str, Any], *, read_only: bool) -> Any:
