@@ -25,6 +25,7 @@ Rules kept throughout:
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -101,14 +102,30 @@ _DATE_LIKE = re.compile(
 )
 
 
-def statement_timeout_of(options: dict[str, Any]) -> float | None:
-    """Seconds a source statement may run: the app option statementTimeout (default 30; 0 or
-    less: no limit). A value that is not a number is a permanent ConnectorError."""
-    raw = option_value(options, "statementTimeout", DEFAULT_STATEMENT_TIMEOUT)
+# The longest statementTimeout an app may set (seconds); 0 means no limit.
+MAX_STATEMENT_TIMEOUT = 86_400.0
+
+
+def statement_timeout_problem(raw: Any) -> str | None:
+    """Why `raw` is not a statementTimeout (a number of seconds from 0, no limit, to a day)."""
     try:
         seconds = float(raw)
     except (TypeError, ValueError):
-        raise ConnectorError(f"statementTimeout {raw!r} is not a number of seconds.", permanent=True) from None
+        return f"statementTimeout {raw!r} is not a number of seconds."
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_STATEMENT_TIMEOUT:
+        return f"statementTimeout must be from 0 (no limit) to {MAX_STATEMENT_TIMEOUT:g} seconds, not {raw!r}."
+    return None
+
+
+def statement_timeout_of(options: dict[str, Any]) -> float | None:
+    """Seconds a source statement may run: the app option statementTimeout (default 30; 0: no
+    limit). A value that is not a number from 0 to a day (NaN, infinity, negative: stored
+    before the option was checked) is a permanent ConnectorError, never "no limit"."""
+    raw = option_value(options, "statementTimeout", DEFAULT_STATEMENT_TIMEOUT)
+    problem = statement_timeout_problem(raw)
+    if problem:
+        raise ConnectorError(problem, permanent=True)
+    seconds = float(raw)
     return seconds if seconds > 0 else None
 
 
@@ -609,6 +626,15 @@ class SqlApp(SqlConnectionMixin, AppConnector):
     """An SQL app: its options are the connection; test_connection() connects and describes."""
 
     dialect: ClassVar[Dialect]
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> dict[str, str]:
+        errors = super().validate_options(options)
+        if option_value(options, "statementTimeout") not in (None, ""):
+            problem = statement_timeout_problem(option_value(options, "statementTimeout"))
+            if problem:
+                errors.setdefault("statementTimeout", problem)
+        return errors
 
     def refresh_query(self, query: str) -> str | None:
         """Run an App Refresh Query read-only with the statement timeout, as a source query is

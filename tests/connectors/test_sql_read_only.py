@@ -168,3 +168,18 @@ def test_a_query_that_lifts_the_postgres_timeout_is_still_cancelled(tmp_path, re
     assert "statement timeout of 1 s" in info.value.message
     assert time.monotonic() - started < 5
     source.close()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "1e300", "soon"])
+def test_a_statement_timeout_that_is_not_a_bounded_number_is_refused(world, value):
+    """Never read as "no limit": refused by the app's option check, and a value stored before
+    the check fails the call naming it."""
+    cls = registry.get_app(world.kind)
+    errors = cls.validate_options({**world.app_options, "statementTimeout": value})
+    assert "statementTimeout" in errors, errors
+    source = world.source("table", app={"statementTimeout": value}, table="users")
+    with pytest.raises(ConnectorError, match="statementTimeout") as info:
+        source.preview(1)
+    assert info.value.permanent
+    source.close()
+    assert not cls.validate_options({**world.app_options, "statementTimeout": 0})
