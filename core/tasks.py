@@ -31,22 +31,25 @@ def process_run(run_id: int) -> dict:
     import threading
 
     from core.engine import runs
+    from core.engine.pipeline import finish_senders
 
     if threading.current_thread() is not threading.main_thread():  # signals need the main thread
         run = runs.run_process(run_id)
         _queue_sends(run)
+        finish_senders()
         return {"run": run.pk, "state": run.state}
     runs.clear_stop()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: runs.request_stop())
     try:
         run = runs.run_process(run_id)
+        _queue_sends(run)
+        finish_senders()  # the run is complete; its sender's batch in hand ends before the task
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         stopped = runs.stop_requested()
         runs.clear_stop()
     if stopped:
         signal.raise_signal(signal.SIGTERM)
-    _queue_sends(run)
     return {"run": run.pk, "state": run.state}
 
 

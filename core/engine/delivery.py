@@ -83,19 +83,19 @@ def exports_drain(
     progress: Callable[[DrainReport], None] | None = None,
 ) -> DrainReport:
     """Send the destinations' due exports until none is open, destination after destination
-    (a failing one does not stop the others).
-
-    Sending what is due never stops early; waiting does: for retries and throttled exports
-    that are not due yet, and for exports another worker holds, this waits `wait_seconds` in
-    all, then returns with what is still open in `report.pending` (the clock's retries send it
-    later). `should_stop` is asked between batches and naps. Safe to run concurrently with
+    (a failing one does not stop the others), for at most `wait_seconds` in all: sending,
+    waiting for retries and throttled exports that are not due yet, and for exports another
+    worker holds. No batch starts after that (the one in hand finishes: a destination bounds
+    how long one batch takes); what is still open is in `report.pending`, for the clock's
+    retries. `should_stop` is asked between batches and naps. Safe to run concurrently with
     other senders and twice."""
     ids = sorted(set(destination_ids))
     report = DrainReport()
+    deadline = time.monotonic() + max(0.0, wait_seconds)
     while ids and not should_stop():
         progressed = False
         for did in ids:
-            while not should_stop():
+            while not should_stop() and time.monotonic() < deadline:
                 summary = exports_send(destination_id=did)
                 report.sent += summary.sent
                 report.failed += summary.failed
@@ -104,15 +104,13 @@ def exports_drain(
                 progressed = True
                 if progress:
                     progress(report)
-        if progressed:
-            continue
         still = pending_exports(ids)
-        if not still:
-            break
-        left = wait_seconds - report.waited
-        if left <= 0:
+        left = deadline - time.monotonic()
+        if not still or left <= 0:
             report.pending = still
             return report
+        if progressed:
+            continue
         nap = min(MAX_NAP_SECONDS, left, _seconds_until_due(still))
         _nap(nap, should_stop)
         report.waited += nap

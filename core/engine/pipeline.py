@@ -15,8 +15,11 @@ A first sync used to import everything and only then send. On PostgreSQL the imp
 the database about half of the time, so a sender thread with its own connection overlaps the
 two phases on a 2-core machine. It does exactly what a queue worker does concurrently with a
 run (claims with FOR UPDATE SKIP LOCKED, records outcomes for its own claims), so delivery,
-ordering and retries are unchanged; whatever it has not sent when the import ends is sent by
-the run's own export phase as before.
+ordering and retries are unchanged. When the import ends the sender stops after its batch in
+hand, and the run completes without waiting for that batch (a destination slow to answer must
+not keep a run open); whatever is left is sent by the destinations' own queues after the run
+(core/engine/delivery.py). The process that ran the import waits for its senders before it
+ends (`finish_senders`).
 
 Not used on SQLite (one writer at a time: the threads would only queue for the lock) nor inside
 a caller's transaction (the thread could not see uncommitted exports).
@@ -30,6 +33,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,6 +45,24 @@ logger = logging.getLogger(__name__)
 IDLE_SECONDS = 0.2
 
 
+# Senders of ended imports that may still be sending their batch in hand.
+_finishing: list[ConcurrentSender] = []
+
+
+def finish_senders(timeout: float | None = None) -> bool:
+    """Wait for every sender of this process's ended imports to end its batch in hand (its
+    outcomes recorded), `timeout` seconds in all; False if one is still sending. The foreground
+    command and the run task call this before they end, so a sender is never cut off mid-send
+    (its exports would wait for their lease)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while _finishing:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not _finishing[0].finish(left):
+            return False
+        _finishing.pop(0)
+    return True
+
+
 class ConcurrentSender:
     """Context manager: `with ConcurrentSender(run_id, destination_ids) as sender:` around the
     import; `sender.start(rows)` once the run knows how many rows it will read.
@@ -49,7 +71,7 @@ class ConcurrentSender:
     (`python -m core.engine.sender`): a thread shares the interpreter lock with the import, whose
     Python work then waits for the sender's. Smaller runs use a thread (a process costs about a
     second of start-up). Either way the sender stops after the batch in hand when the import
-    ends, and the run's export phase sends what is left."""
+    ends, without the run waiting for it (`finish_senders` does)."""
 
     def __init__(self, run_id: int, destination_ids: list[int]):
         self.run_id = run_id
@@ -98,18 +120,32 @@ class ConcurrentSender:
             return None
 
     def __exit__(self, *exc) -> None:
-        # Let the batch in hand finish (its outcomes recorded), then stop.
+        # Ask the sender to stop after the batch in hand, without waiting for it here: a
+        # destination slow to answer that batch must not keep the run open. Whoever ends the
+        # process waits for it (finish_senders).
         self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
         if self.process is not None:
             try:
                 self.process.stdin.close()  # end of input: the process stops after its batch
             except OSError:
                 pass
-            code = self.process.wait()
+        if self.thread is not None or self.process is not None:
+            _finishing.append(self)
+
+    def finish(self, timeout: float | None = None) -> bool:
+        """Wait for the sender to end its batch in hand; False if it is still sending."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+            if self.thread.is_alive():
+                return False
+        if self.process is not None:
+            try:
+                code = self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return False
             if code:
                 logger.warning("run %s: the sender process exited with status %s", self.run_id, code)
+        return True
 
     def _loop(self) -> None:
         try:

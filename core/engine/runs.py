@@ -378,12 +378,13 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     source_cls = registry.get_source(source.type)
     enrichers = _enrichers(plan) if plan.creates_records else []
     scope = RunScope.of(
-        sources=[source.pk, *(oplan.source.pk for oplan, _, _ in enrichers)],
+        sources=[source, *(oplan.source for oplan, _, _ in enrichers)],
         properties=[
-            p.pk for p in plan.written_properties
-        ] + [p.pk for oplan, _, _ in enrichers for p in oplan.written_properties],
-        groups=[g.pk for g, _ in groups],
-        destinations=[p.destination.pk for p in dplans],
+            *plan.written_properties,
+            *(p for oplan, _, _ in enrichers for p in oplan.written_properties),
+        ],
+        groups=[g for g, _ in groups],
+        destinations=[p.destination for p in dplans],
     )
     covered = _secondary_watermarks(run, plan, enrichers)
     # Send while importing (PostgreSQL): see core/engine/pipeline.py.
@@ -847,7 +848,7 @@ def _recompute_group(run: Run, progress: Progress | None) -> None:
     group = Group.objects.get(pk=run.group_id)
     groups = [(g, specs) for g, specs in model_groups(group.model_id) if g.pk == group.pk]
     dplans = destination_plans(group.model_id)
-    scope = RunScope.of(groups=[g.pk for g, _ in groups], destinations=[p.destination.pk for p in dplans])
+    scope = RunScope.of(groups=[g for g, _ in groups], destinations=[p.destination for p in dplans])
     step = settings.GROUPAROO_BATCH_SIZE
     ids = Record.objects.filter(model_id=group.model_id).order_by("pk").values_list("pk", flat=True)
     total = ids.count()
@@ -902,7 +903,7 @@ def _export_destination_everything(run: Run, progress: Progress | None) -> None:
     dplans = [
         p for p in destination_plans(destination.model_id) if p.destination.pk == destination.pk
     ]
-    scope = RunScope.of(destinations=[destination.pk])
+    scope = RunScope.of(destinations=[destination])
     step = settings.GROUPAROO_BATCH_SIZE
     ids = (
         Record.objects.filter(model_id=destination.model_id)

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db.models import Model
+
 from core.engine import db
 
 
@@ -40,20 +42,24 @@ class RunScope:
     property_ids: tuple[int, ...] = ()
     group_ids: tuple[int, ...] = ()
     destination_ids: tuple[int, ...] = ()
+    names: tuple[tuple[int, str], ...] = ()  # (id, name) of every object, for the message
 
     @classmethod
     def of(
         cls,
         *,
-        sources: Iterable[int] = (),
-        properties: Iterable[int] = (),
-        groups: Iterable[int] = (),
-        destinations: Iterable[int] = (),
+        sources: Iterable[Model] = (),
+        properties: Iterable[Model] = (),
+        groups: Iterable[Model] = (),
+        destinations: Iterable[Model] = (),
     ) -> RunScope:
-        def ids(values: Iterable[int]) -> tuple[int, ...]:
-            return tuple(sorted({int(v) for v in values}))  # one order: no lock-order deadlocks
+        kinds = [list(sources), list(properties), list(groups), list(destinations)]
 
-        return cls(ids(sources), ids(properties), ids(groups), ids(destinations))
+        def ids(objects: list[Model]) -> tuple[int, ...]:
+            return tuple(sorted({int(o.pk) for o in objects}))  # one order: no lock-order deadlocks
+
+        names = tuple((int(o.pk), str(o)) for objects in kinds for o in objects)
+        return cls(*(ids(objects) for objects in kinds), names=names)
 
     def hold(self) -> None:
         """Inside a batch's transaction: share-lock every object of the scope until the batch
@@ -66,10 +72,11 @@ class RunScope:
             found = {row[0] for row in db.fetchall(f"SELECT id FROM {table} WHERE {cond}{lock}", params)}
             gone = sorted(set(wanted) - found)
             if gone:
+                named = dict(self.names)
+                shown = ", ".join(f'"{named[g]}"' if g in named else str(g) for g in gone)
                 raise ConfigChanged(
-                    f"the configuration changed during the run: {what} {', '.join(map(str, gone))} "
-                    "was removed; the committed batches stay and the next run reads with the new "
-                    "configuration"
+                    f"the configuration changed during the run: {what} {shown} was removed; "
+                    "the committed batches stay and the next run reads with the new configuration"
                 )
 
     def _ids(self) -> tuple[tuple[int, ...], ...]:

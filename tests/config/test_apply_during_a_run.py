@@ -61,7 +61,7 @@ def test_a_property_removed_by_apply_stops_the_run_cleanly_and_leaves_no_orphans
 
     run = _run_applying(shop_files, directory, drop_first_name)
     assert run.state == RunState.STOPPED
-    assert "property" in run.error and "was removed" in run.error, run.error
+    assert 'property "firstName" was removed' in run.error, run.error
     assert run.batches_done == 1
     assert _orphans() == 0
     schedule = m.Schedule.objects.get(config_id="users_schedule")

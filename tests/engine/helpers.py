@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from core.choices import RunCreator
 from core.engine.delivery import exports_drain
+from core.engine.pipeline import finish_senders
 from core.engine.runs import run_process, stop_requested
 from core.models import Destination, Run, Schedule
 from core.services.runs import run_create
@@ -13,7 +14,8 @@ SEND_WAIT_SECONDS = 60
 
 def run_and_send(run_id: int, **kwargs) -> Run:
     """run_process, then send what the run's model's destinations have pending, waiting for
-    retries as `run_schedule` does; returns the run as it is after sending."""
+    retries, and wait for the run's own senders, as `run_schedule` does; returns the run as it
+    is after sending."""
     run = run_process(run_id, **kwargs)
     model_id = run.source.model_id if run.source_id else (
         run.group.model_id if run.group_id else run.destination.model_id if run.destination_id else None
@@ -24,6 +26,7 @@ def run_and_send(run_id: int, **kwargs) -> Run:
             wait_seconds=SEND_WAIT_SECONDS,
             should_stop=stop_requested,
         )
+    finish_senders()
     run.refresh_from_db()
     return run
 

@@ -139,3 +139,45 @@ def test_a_batch_that_keeps_losing_its_connection_fails_the_run(dropping):
     run.refresh_from_db()
     assert run.state == RunState.FAILED and "server closed the connection" in run.error
     assert run.batches_done == 2 and calls[3] == runs.DB_RETRIES + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_destination_bounds_the_sending_phase_not_the_run(tmp_path, settings):
+    """PostgreSQL sends while importing: a destination that holds that sender's batch does not
+    keep the run open; and the sending after a run stops starting batches when its time is up,
+    even while the destination keeps answering, slowly."""
+    from core.engine.delivery import exports_drain
+    from core.engine.pipeline import finish_senders
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a run sends while importing on PostgreSQL only")
+    settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = True
+    settings.GROUPAROO_BATCH_SIZE = 50
+
+    def slowly(records):
+        time.sleep(0.5)
+        return 200, {}, b"ok"
+
+    slow = Receiver(behaviour=slowly).start()
+    slow.gate.clear()  # every request waits until the gate opens (at most a minute)
+    world = make_world(tmp_path, 1000, [slow.url], request_size=50, timeout=30)  # 20 pages
+    hook = world.destinations[0].pk
+    run, _ = run_create(source=world.source, schedule=world.schedule, creator_type=RunCreator.MANUAL,
+                        enqueue=False)
+    try:
+        started = time.monotonic()
+        run = runs.run_process(run.pk)
+        assert run.state == RunState.COMPLETE
+        assert time.monotonic() - started < 20  # not the minute the held batch waits
+        assert m.Export.objects.filter(state=ExportState.PROCESSING).exists()  # the sender's batch
+    finally:
+        slow.gate.set()
+        assert finish_senders(timeout=60)
+    # About 20 requests of half a second each are left: 2 s of sending stops on the way.
+    started = time.monotonic()
+    report = exports_drain(destination_ids=[hook], wait_seconds=2)
+    assert time.monotonic() - started < 8
+    assert report.sent and report.pending
+    report = exports_drain(destination_ids=[hook], wait_seconds=60)
+    assert not report.pending and len(slow.rows) == 1000
+    slow.stop()

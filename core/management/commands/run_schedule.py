@@ -6,10 +6,11 @@ IDs are schedule ids (or source names). Exits non-zero when a run fails. A run a
 is working on (an overlapping cron start) is reported and left to it, with exit status 0.
 
 Each run ends once its records, groups and exports are written. Then the command sends what
-the runs left pending, destination by destination: everything that is due, and it waits for
-retries, throttled destinations and exports another worker holds at most --export-wait
-seconds in all (300 by default). What is still pending then is named per destination; the
-worker's clock (manage.py qcluster) or the next run_schedule sends it. This is not a failure.
+the runs left pending, destination by destination, for at most --export-wait seconds in all
+(300 by default): sending, and waiting for retries, throttled destinations and exports another
+worker holds. No batch starts after that (the one in hand finishes). What is still pending is
+named per destination; the worker's clock (manage.py qcluster) or the next run_schedule sends
+it. This is not a failure.
 
 SIGTERM or Ctrl-C (SIGINT) stops after the batch in hand: the run is released, not left for
 its lease to expire, and the command exits with 128 + the signal number; run it again to
@@ -24,10 +25,12 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from core.choices import ACTIVE_RUN_STATES, RunCreator, RunState
 from core.engine import runs
 from core.engine.delivery import DrainReport, exports_drain
+from core.engine.pipeline import finish_senders
 from core.engine.runs import run_process
 from core.models import Destination, Run, Schedule
 from core.services.runs import run_create
@@ -51,8 +54,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-export", action="store_true", help="Import, compute groups and queue exports, but send nothing (the worker sends them later)")
         parser.add_argument(
             "--export-wait", type=float, default=300.0, metavar="SECONDS",
-            help="After the runs, wait at most this long in all for exports that are not due yet "
-            "(retries, throttling) before leaving them to the worker (default 300; 0: do not wait)",
+            help="After the runs, send pending exports for at most this long in all, waiting for "
+            "retries and throttled destinations, then leave the rest to the worker (default 300; "
+            "0: send nothing more)",
         )
 
     def handle(self, *args, **options):
@@ -101,6 +105,7 @@ class Command(BaseCommand):
                 failed = True
         if not no_export and finished and not runs.stop_requested():
             self._send(finished, export_wait)
+        finish_senders()  # a sender still on its batch in hand records its outcomes first
         if failed and not runs.stop_requested():  # a stop reports itself (exit 128 + signal)
             raise CommandError("At least one run did not complete.")
 
@@ -170,10 +175,14 @@ class Command(BaseCommand):
             self.stdout.write("")
         self.stdout.write(
             f"exports: {report.sent} sent, {report.failed} failed in {time.monotonic() - started:.1f}s"
-            + (f" (waited {report.waited:.0f}s for retries)" if report.waited >= 1 else "")
+            + (f" (of which {report.waited:.0f}s waiting for retries)" if report.waited >= 1 else "")
         )
+        now = timezone.now()
         for p in report.pending:
-            due = f", next due {p.next_due:%Y-%m-%d %H:%M:%S} UTC" if p.next_due else ""
+            due = (
+                f", next due {p.next_due:%Y-%m-%d %H:%M:%S} UTC"
+                if p.next_due and p.next_due > now else ", due now"
+            )
             self.stdout.write(
                 f"  still pending: {p.name}: {p.count} exports{due}; the worker (manage.py qcluster) "
                 "or the next run_schedule sends them"
