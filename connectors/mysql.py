@@ -219,9 +219,17 @@ class MysqlDialect(Dialect):
         with conn.cursor() as cur:
             cur.execute("SELECT VERSION(), DATABASE()")
             version, database = cur.fetchone()
+            cur.execute("SHOW GRANTS")
+            grants = " ".join(str(row[0]) for row in cur.fetchall()).upper()
         product = "MariaDB" if "mariadb" in version.lower() else "MySQL"
         number = re.sub(r"^5\.5\.5-", "", version).split("-")[0]
-        return f"Connected to {product} {number}, database {database}"
+        text = f"Connected to {product} {number}, database {database}"
+        if re.search(r"\b(ALL PRIVILEGES|FILE|SUPER)\b[^`]*\bON \*\.\*", grants):
+            text += (
+                ". Note: this user may write server files (FILE or all privileges); sources are "
+                "safer with a read-only user (docs/connectors.md)"
+            )
+        return text
 
     # -- catalog
     def table_columns(self, cur: Any, options: dict[str, Any], table: str) -> list[tuple[str, str | None]]:

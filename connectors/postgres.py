@@ -256,8 +256,19 @@ class PostgresDialect(Dialect):
 
     def server_description(self, conn: Any, options: dict[str, Any]) -> str:
         version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
-        database = conn.execute("SELECT current_database()").fetchone()[0]
-        return f"Connected to PostgreSQL {version}, database {database}"
+        database, user, powerful = conn.execute(
+            "SELECT current_database(), current_user, rolsuper"
+            " OR pg_has_role(current_user, 'pg_write_server_files', 'MEMBER')"
+            " OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')"
+            " FROM pg_catalog.pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        text = f"Connected to PostgreSQL {version}, database {database}"
+        if powerful:
+            text += (
+                f". Note: {user} is a superuser (or may write server files); sources are safer "
+                "with a read-only role (docs/connectors.md)"
+            )
+        return text
 
     def table_ref(self, options: dict[str, Any], table: str) -> str:
         return f"{self.quote(_get(options, 'schema', 'public'))}.{self.quote(table)}"

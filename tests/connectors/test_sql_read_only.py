@@ -183,3 +183,25 @@ def test_a_statement_timeout_that_is_not_a_bounded_number_is_refused(world, valu
     assert info.value.permanent
     source.close()
     assert not cls.validate_options({**world.app_options, "statementTimeout": 0})
+
+
+def test_the_connection_test_notes_a_role_that_could_write_and_not_a_read_only_one(tmp_path, request):
+    """Superusers (PostgreSQL) and users with FILE or all privileges (MySQL) are named by the
+    connection test; a role that may only read is not."""
+    import uuid
+
+    for kind in ("postgres", "mysql"):
+        world = make_world(kind, request, tmp_path / kind)
+        assert "sources are safer" in registry.get_app(kind)(world.app_options).test_connection()
+        role = f"gp_ro_{uuid.uuid4().hex[:8]}"
+        database = world.app_options["database"]
+        if kind == "postgres":
+            world.run(f'CREATE ROLE "{role}" LOGIN')
+            world.run(f'GRANT USAGE ON SCHEMA "{world.app_options.get("schema", "public")}" TO "{role}"')
+            request.addfinalizer(lambda w=world, r=role: w.run(f'DROP OWNED BY "{r}"; DROP ROLE "{r}"'))
+        else:
+            world.run(f"CREATE USER '{role}'@'%'")
+            world.run(f"GRANT SELECT ON `{database}`.* TO '{role}'@'%'")
+            request.addfinalizer(lambda w=world, r=role: w.run(f"DROP USER '{r}'@'%'"))
+        message = registry.get_app(kind)({**world.app_options, "user": role, "password": ""}).test_connection()
+        assert message.startswith("Connected to") and "safer" not in message, message
