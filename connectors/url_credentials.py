@@ -4,10 +4,11 @@ and how an option of type "url" is stored (its secret parts encrypted, the rest 
 **The rule.** A URL's user info (`user:password@`, both parts) is secret, and so is the value of
 every query parameter whose name looks like a credential: its name, lowercased with everything
 but letters and digits removed, contains one of `SECRET_NAME_PARTS` (token, secret, passw, pwd,
-auth, apikey, signature, credential, session) or ends with one of `SECRET_NAME_ENDINGS` (key,
-sig, sign, pass, pw). So `token`, `api_key`, `apiKey`, `access_token`, `client_secret`,
-`password`, `pass`, `sig`, `signature`, `auth`, `X-Amz-Signature` and `key` are secret, and
-`page` or `format` are not. The rule errs on the side of hiding: a parameter it hides by mistake
+auth, apikey, accesskey, signature, credential, session, jwt, hmac, private, hash) or ends with
+one of `SECRET_NAME_ENDINGS` (key, sig, sign, pass, pw, code). So `token`, `api_key`, `apiKey`,
+`access_token`, `access_key_id`, `client_secret`, `password`, `pass`, `sig`, `signature`,
+`auth`, `X-Amz-Signature`, `key`, `jwt`, `hmac`, `private`, `hash`, `code` and `auth_code` are
+secret, and `page` or `format` are not. The rule errs on the side of hiding: a parameter it hides by mistake
 (`sort_key`) still reaches the receiver, it is only shown as `********`.
 
 **Storage.** For an option declared `type="url"`, the plain options keep the URL with each
@@ -38,11 +39,16 @@ SECRET_NAME_PARTS = (
     "pwd",
     "auth",
     "apikey",
+    "accesskey",
     "signature",
     "credential",
     "session",
+    "jwt",
+    "hmac",
+    "private",
+    "hash",
 )
-SECRET_NAME_ENDINGS = ("key", "sig", "sign", "pass", "pw")
+SECRET_NAME_ENDINGS = ("key", "sig", "sign", "pass", "pw", "code")
 URL_OPTION_TYPE = "url"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 

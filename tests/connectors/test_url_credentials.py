@@ -50,6 +50,17 @@ DECLARED = (
         "session_id",
         "hmac_sign",
         "pw",
+        "jwt",
+        "id_jwt",
+        "hmac",
+        "private",
+        "private_token_id",
+        "hash",
+        "code",
+        "auth_code",
+        "otpCode",
+        "access_key_id",
+        "AWSAccessKeyId",
     ],
 )
 def test_credential_like_parameter_names_are_secret(name):
