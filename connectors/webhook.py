@@ -29,7 +29,9 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
   export_batch starts no new request after BATCH_SECONDS; the records not sent are due again at
   once, without spending an attempt. So one call lasts at most BATCH_SECONDS + MAX_TIMEOUT
   (180 s), below the export lease (setting runs-lease-seconds, 300 s by default; keep it above
-  that): a slow receiver never gets a batch re-sent because its lease ran out.
+  that): a slow receiver never gets a batch re-sent because its lease ran out. `timeout` and
+  `batchSize` must be finite numbers above 0 (batchSize at least 1); a value stored before
+  that check ("nan", 0) is read as the default when sending.
 - The URL's credentials (user info, and query values named like credentials: see
   connectors.url_credentials) are secrets: the option is declared type "url", so they are stored
   encrypted and shown masked. A URL with user info sends its own Authorization header (Basic),
@@ -55,6 +57,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -360,16 +363,27 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def _number(options: dict[str, Any], key: str, default: float) -> float:
+    """The option as a finite number above 0 (`default` when unset); raises ConnectorError
+    (permanent) for anything else: "nan", "inf", 0, -1, "abc"."""
     raw = options.get(key)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConnectorError(f"{key} {raw!r} is not a number.", permanent=True) from None
-    if value <= 0:
-        raise ConnectorError(f"{key} must be more than 0.", permanent=True)
+    if not math.isfinite(value) or value <= 0:
+        raise ConnectorError(f"{key} must be a finite number more than 0, not {raw!r}.", permanent=True)
     return value
+
+
+def _number_or_default(options: dict[str, Any], key: str, default: float) -> float:
+    """The option as _number() reads it, or `default` for a value validation would refuse
+    (a row stored before the check: "nan" must not reach min() or range())."""
+    try:
+        return _number(options, key, default)
+    except ConnectorError:
+        return default
 
 
 class _Failure(Exception):
@@ -395,7 +409,7 @@ class WebhookClient:
         self.shown = display_url(url)
         self.secret = str(self.options.get("secret") or "")
         self.authorization = str(self.options.get("authorization") or "")
-        self.timeout = min(_number(self.options, "timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT)
+        self.timeout = min(_number_or_default(self.options, "timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT)
         self._secrets = self._secret_values()
         self._deadline = _Deadline()
         self._http: httpx.Client | None = None
@@ -581,6 +595,8 @@ class WebhookApp(AppConnector):
         if "timeout" not in errors and _number(options, "timeout", DEFAULT_TIMEOUT) > MAX_TIMEOUT:
             errors["timeout"] = (f"timeout must be at most {MAX_TIMEOUT:g} seconds: a request must end well within"
                                  " the export lease.")
+        if "batchSize" not in errors and _number(options, "batchSize", DEFAULT_BATCH_SIZE) < 1:
+            errors["batchSize"] = "batchSize must be at least 1 record per request."
         return errors
 
     def test_connection(self) -> str:
@@ -663,7 +679,7 @@ class WebhookDestination(DestinationConnector):
         reason). Every body is deterministic, so a repeated export repeats its request."""
         if not exports:
             return []
-        size = int(_number(self.app_options, "batchSize", DEFAULT_BATCH_SIZE))
+        size = max(1, int(_number_or_default(self.app_options, "batchSize", DEFAULT_BATCH_SIZE)))
         results: list[ExportResult] = []
         delivered = False
         started = time.monotonic()

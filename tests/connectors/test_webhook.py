@@ -565,3 +565,29 @@ def test_options_are_validated():
     assert "url" in app.validate_options({"url": "ftp://example.com/x"})
     assert "url" in app.validate_options({"url": "https:///nohost"})
     assert "batchSize" in app.validate_options({"url": "https://h.example/x", "batchSize": 0})
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", float("nan"), float("inf"), 0, -1, "1e999"])
+def test_a_timeout_or_batch_size_that_is_not_a_finite_positive_number_is_refused(value):
+    app = registry.get_app("webhook")
+    for key in ("timeout", "batchSize"):
+        errors = app.validate_options({"url": "https://h.example/x", key: value})
+        assert list(errors) == [key] and "finite number more than 0" in errors[key]
+    assert "batchSize" in app.validate_options({"url": "https://h.example/x", "batchSize": 0.5})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", float("nan"), 0, -3, "abc", 0.5])
+def test_a_stored_timeout_or_batch_size_that_validation_refuses_is_the_default_at_send_time(
+        value, httpserver, allow_loopback):
+    from connectors.webhook import DEFAULT_TIMEOUT, WebhookClient
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url = httpserver.url_for("/hook")
+    if value != 0.5:  # a fraction of a second is a valid timeout
+        assert WebhookClient({"url": url, "timeout": value}).timeout == DEFAULT_TIMEOUT
+    message = registry.get_app("webhook")({"url": url, "timeout": value}).test_connection()
+    assert "answered HTTP 200" in message
+    results = registry.get_destination("webhook-export")({"url": url, "batchSize": value}, {}).export_batch(
+        [payload({"id": 1}), payload({"id": 2})], operations=SYNC)
+    assert [r.success for r in results] == [True, True]
+    assert len(bodies(httpserver)[1]["records"]) == (2 if value != 0.5 else 1)
