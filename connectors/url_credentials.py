@@ -153,16 +153,17 @@ def restore_url(url: str, stored: str | None) -> str:
     assert parts is not None
     if old is None:
         raise ValueError(
-            f"{MASK} stands for a stored credential, and none is stored: enter the URL with its credentials."
+            f"The URL's masked parts ({MASK}) stand for stored credentials, and this app has none "
+            "yet: type the credentials again."
         )
     if _origin(parts) != _origin(old):
         raise ValueError(
-            f"{MASK} keeps a stored credential only for the same scheme, host and port: "
-            "enter the credentials again for the new address."
+            f"The URL's masked parts ({MASK}) keep the stored credentials only for the same "
+            "scheme, host and port: type the credentials again for the new address."
         )
     missing = ValueError(
-        f"{MASK} stands for a credential the stored URL does not have: enter the URL with its "
-        "credentials."
+        f"The URL's masked parts ({MASK}) stand for a credential the stored URL does not have: "
+        "type the credentials again."
     )
     user, password, hostport = _userinfo(parts)
     old_user, old_password, _ = _userinfo(old)

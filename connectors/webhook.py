@@ -539,8 +539,8 @@ def _credentials_problem(url: str, authorization: Any) -> str | None:
     or user info (httpx sends it as an Authorization: Basic header) next to an Authorization
     secret, which it would silently replace."""
     if has_masked_parts(url):
-        return (f"The webhook URL holds {MASK} where a credential belongs (none is stored): enter the URL "
-                "with its credentials.")
+        return (f"The webhook URL's masked parts ({MASK}) stand for stored credentials, and none are stored:"
+                " type the credentials again.")
     parts = urlsplit(url)
     if authorization and (parts.username or parts.password):
         return ("The webhook URL has user info (user:password@), which is sent as the Authorization header, and "

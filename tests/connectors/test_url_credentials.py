@@ -116,6 +116,9 @@ def test_a_mask_with_nothing_to_stand_for_or_moved_to_another_address_is_refused
     assert (
         MASK in str(info.value) and "pw-1" not in str(info.value) and "abc" not in str(info.value)
     )
+    # The message starts with words, not with the mask, and says what to do.
+    assert str(info.value).startswith("The URL's masked parts (********)")
+    assert "type the credentials again" in str(info.value)
 
 
 def test_url_options_keep_the_masked_url_in_plain_options_and_the_whole_url_in_secrets():

@@ -421,7 +421,8 @@ def test_a_url_whose_credentials_are_still_masked_is_refused(httpserver, allow_l
     assert "url" in registry.get_app("webhook").validate_options({"url": url})
     with pytest.raises(ConnectorError) as info:
         registry.get_app("webhook")({"url": url}).test_connection()
-    assert info.value.permanent and "enter the URL" in info.value.message
+    assert info.value.permanent and info.value.message.startswith("The webhook URL's masked parts")
+    assert "type the credentials again" in info.value.message
     assert httpserver.log == []
 
 

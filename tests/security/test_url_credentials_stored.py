@@ -284,3 +284,23 @@ def test_migration_0015_moves_urls_stored_before_into_the_secrets():
         assert legacy.secret_options == {"secret": "sign-it", "url": URL}
     assert_no_secret(plain_columns(legacy), "the migrated row")
     assert {a.pk: a.updated_at for a in m.App.objects.filter(pk__in=before)} == before  # untouched
+
+
+def test_the_add_form_shown_again_masks_the_url_and_says_what_to_type(admin_client):
+    add = reverse("admin:core_app_add")
+    data = form_data(admin_client.get(add, {"type": "webhook"}), "app_form")
+    data.update(name="hooks", type="webhook", opt_url=URL, opt_timeout="-1")
+    response = admin_client.post(add, data)
+    assert response.status_code == 200 and "opt_timeout" in page_errors(response)["form"]
+    assert_no_secret(response.content.decode(), "the add form shown again")
+    # Saving the form as shown again (timeout fixed): the masked URL has nothing behind it.
+    data = form_data(response, "app_form")
+    assert data["opt_url"] == MASKED
+    data["opt_timeout"] = "5"
+    response = admin_client.post(add, data)
+    assert response.status_code == 200 and not m.App.objects.exists()
+    [error] = page_errors(response)["form"]["opt_url"]
+    assert error == (
+        "The URL's masked parts (********) stand for stored credentials, and this app has none "
+        "yet: type the credentials again."
+    )
