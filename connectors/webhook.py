@@ -40,9 +40,12 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
   secret or the Authorization value: a URL is shown as scheme://host:port, and any response text
   put into a message (an excerpt, a rejection reason, an error) has the URL's credentials and
   token values, the signing secret and the Authorization value (and the Basic credentials the
-  user info becomes) replaced by ********. httpx's own request log line is redacted the same way
-  (a filter on the "httpx" logger, for every client in the process), as it would otherwise log
-  the full URL; httpcore's debug line of a response's headers leaves the headers out.
+  user info becomes), the URL's path (8+ characters) and its path segments of 12+ characters
+  (Slack-style URLs keep their token there) replaced by ********: as written, JSON-escaped
+  (non-ASCII as \\u00e9 or kept, "/" as "\\/" or kept) and percent-encoded (quote, quote_plus),
+  and in any letter case for those of 8+ characters. httpx's own request log line is redacted
+  the same way (a filter on the "httpx" logger, for every client in the process), as it would
+  otherwise log the full URL; httpcore's debug line of a response's headers leaves the headers out.
 
 The setting is read lazily from django.conf.settings (so a test's `settings` fixture or
 `override_settings` applies at once, and apps.py needs no change), falling back to the
@@ -66,7 +69,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import httpcore
 import httpx
@@ -95,6 +98,8 @@ DEFAULT_BATCH_SIZE = 100
 DEFAULT_THROTTLE_SECONDS = 60.0
 MAX_RETRY_AFTER = 24 * 3600.0
 EXCERPT = 300
+MIN_CASELESS = 8  # secrets this long are scrubbed in any letter case
+MIN_PATH_SEGMENT = 12  # path segments this long are scrubbed from messages (tokens live there)
 USER_AGENT = "grouparoo-py-webhook/1"
 
 
@@ -411,6 +416,7 @@ class WebhookClient:
         self.authorization = str(self.options.get("authorization") or "")
         self.timeout = min(_number_or_default(self.options, "timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT)
         self._secrets = self._secret_values()
+        self._patterns = self._scrubbers()
         self._deadline = _Deadline()
         self._http: httpx.Client | None = None
 
@@ -426,8 +432,9 @@ class WebhookClient:
 
     def _secret_values(self) -> list[str]:
         """What a message must never show: the signing secret, the Authorization value (whole
-        and its credential), the URL's credentials and token values, and the Basic credentials
-        httpx makes of the URL's user info. Longest first, so none is cut by a shorter one."""
+        and its credential), the URL's credentials and token values, the Basic credentials
+        httpx makes of the URL's user info, and the URL's path (8+ characters) and its path
+        segments of 12+ characters (Slack-style URLs keep their token there)."""
         values = {self.secret, self.authorization, *url_secrets(self.url)}
         scheme, _, credential = self.authorization.strip().partition(" ")
         values.add(credential.strip())
@@ -438,15 +445,35 @@ class WebhookClient:
         if user or password:
             values.add(base64.b64encode(f"{user}:{password}".encode()).decode())
             values.add(f"{user}:{password}")
+        path = urlsplit(self.url).path
+        for piece in (path, unquote(path)):
+            if len(piece) >= MIN_CASELESS:
+                values.add(piece)
+            values.update(s for s in piece.split("/") if len(s) >= MIN_PATH_SEGMENT)
         return sorted((v for v in values if len(v) >= 2 and v != MASK), key=lambda v: (-len(v), v))
 
-    def _scrub(self, text: str) -> str:
-        """The text on one line, every secret value replaced by ********."""
+    def _scrubbers(self) -> list[re.Pattern[str]]:
+        """A pattern per form of every secret (_encoded_forms), longest first; a secret of
+        MIN_CASELESS or more characters is matched in any letter case (a receiver may lower-case
+        a header it echoes)."""
+        forms: dict[str, int] = {}
         for secret in self._secrets:
-            text = text.replace(secret, MASK)
+            flags = re.IGNORECASE if len(secret) >= MIN_CASELESS else 0
+            for form in _encoded_forms(secret):
+                for spelling in (form, " ".join(form.split())):  # also with whitespace collapsed
+                    if len(spelling) >= 2 and spelling != MASK:
+                        forms[spelling] = forms.get(spelling, 0) | flags
+        ordered = sorted(forms, key=lambda f: (-len(f), f))
+        return [re.compile(re.escape(form), forms[form]) for form in ordered]
+
+    def _scrub(self, text: str) -> str:
+        """The text on one line, every secret value, in every form a receiver may echo it in,
+        replaced by ********."""
+        for pattern in self._patterns:
+            text = pattern.sub(MASK, text)
         text = " ".join(text.split())
-        for secret in self._secrets:  # a secret with inner whitespace, now collapsed
-            text = text.replace(" ".join(secret.split()), MASK)
+        for pattern in self._patterns:  # a secret with inner whitespace, now collapsed
+            text = pattern.sub(MASK, text)
         return text
 
     def excerpt(self, response: httpx.Response) -> str:
@@ -546,6 +573,17 @@ def _credentials_problem(url: str, authorization: Any) -> str | None:
         return ("The webhook URL has user info (user:password@), which is sent as the Authorization header, and "
                 "the Authorization header option is set too: keep only one of them.")
     return None
+
+
+def _encoded_forms(value: str) -> set[str]:
+    """The spellings of `value` a receiver may echo: as is; JSON-escaped (with and without
+    ensure_ascii, so also as \\u00e9; with "/" escaped as "\\/" too, as PHP's json_encode does);
+    percent-encoded (quote, with and without "/" kept; quote_plus)."""
+    forms = {value, quote(value, safe=""), quote(value), quote_plus(value), quote_plus(value, safe="/")}
+    for ensure_ascii in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]
+        forms.update((escaped, escaped.replace("/", "\\/")))
+    return forms
 
 
 def _base64_text(value: str) -> str:
