@@ -22,6 +22,12 @@ stored as is, and no secret copy is kept.
 submitted URL whose secret parts are still `MASK` gets them back from the stored URL (by
 position for the user info, by name and order for query parameters), but only while the scheme,
 host and port stay the same, so a masked credential can never be redirected to another host.
+
+**Secrets bound to a URL.** A connector may bind other secret options to a URL option
+(`url_bound_secrets = {"url": ("authorization", "secret")}` on the webhook app): they are sent
+to that URL's host. An update that moves the URL to another scheme, host or port while keeping
+such a secret from before (not given again in the same update) is refused
+(`moved_url_errors`), so a stored credential never follows the URL to a new host.
 """
 
 from __future__ import annotations
@@ -188,6 +194,37 @@ def restore_url(url: str, stored: str | None) -> str:
         parts._replace(netloc=_netloc(user, password, hostport), query=_query(pairs))
     )
     return restored
+
+
+def moved_url_errors(
+    bound: Mapping[str, Iterable[str]],
+    options: Mapping[str, Any],
+    secrets: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    given: Iterable[str],
+) -> dict[str, str]:
+    """{URL option key: error} for each URL option in `bound` whose new value (in `options`)
+    points at another scheme, host or port than the stored one while a secret bound to it is
+    set (in `secrets`, the secrets after the update) without being in `given` (the secret keys
+    this update gives a value for).
+
+    stored: the object's options before the update, plain overlaid with secret ones (the whole
+    stored URL under each key); empty for a new object, which nothing is kept from."""
+    errors: dict[str, str] = {}
+    given = set(given)
+    for key, secret_keys in bound.items():
+        before, after = stored.get(key), options.get(key)
+        old = _split(before) if isinstance(before, str) else None
+        new = _split(after) if isinstance(after, str) else None
+        if old is None or new is None or not old.netloc or _origin(old) == _origin(new):
+            continue
+        kept = [k for k in secret_keys if secrets.get(k) not in (None, "") and k not in given]
+        if kept:
+            errors[key] = (
+                f"The URL now points at another host: give {' and '.join(kept)} again, as "
+                f"{'they were' if len(kept) > 1 else 'it was'} set for the old one."
+            )
+    return errors
 
 
 def url_option_keys(declared: Iterable[Any]) -> list[str]:

@@ -35,7 +35,10 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
 - The URL's credentials (user info, and query values named like credentials: see
   connectors.url_credentials) are secrets: the option is declared type "url", so they are stored
   encrypted and shown masked. A URL with user info sends its own Authorization header (Basic),
-  so it is refused (option "url") when the Authorization secret is set too.
+  so it is refused (option "url") when the Authorization secret is set too. The signing secret
+  and the Authorization value are bound to the URL's scheme, host and port: an update that
+  moves the URL elsewhere without giving them again is refused (url_bound_secrets), so a key
+  that may edit apps cannot send them to a host of its choosing.
 - Messages never contain the URL's user info, path or query (tokens live there), the signing
   secret or the Authorization value: a URL is shown as scheme://host:port, and any response text
   put into a message (an excerpt, a rejection reason, an error) has the URL's credentials and
@@ -604,6 +607,9 @@ class WebhookApp(AppConnector):
     label = "Webhook"
     max_concurrency = 2
     preferred_batch_size = DEFAULT_BATCH_SIZE
+    # Sent to the URL's host: kept only while the URL stays on the same scheme, host and port
+    # (connectors.url_credentials.moved_url_errors).
+    url_bound_secrets: ClassVar[dict[str, tuple[str, ...]]] = {"url": ("authorization", "secret")}
     options = (
         Option("url", "URL", type="url", required=True,
                help_text="http(s) URL that receives POSTed JSON. Its user info and credential-like query values"

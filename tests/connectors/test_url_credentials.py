@@ -10,6 +10,7 @@ from connectors.url_credentials import (
     MASK,
     mask_url,
     mask_url_options,
+    moved_url_errors,
     restore_url,
     secret_parameter,
     split_url_options,
@@ -141,3 +142,29 @@ def test_url_options_keep_the_masked_url_in_plain_options_and_the_whole_url_in_s
         "url": MASKED,
         "n": "https://u:p@x.example/",
     }
+
+
+def test_secrets_bound_to_a_url_do_not_follow_it_to_another_host():
+    bound = {"url": ("authorization", "secret")}
+    stored = {"url": "https://hooks.example.com/in", "secret": "s", "authorization": "a"}
+    secrets = {"secret": "s", "authorization": "a"}
+
+    def errors(url, given=(), kept=secrets, before=stored):
+        return moved_url_errors(bound, {"url": url}, kept, before, given)
+
+    for same in ("https://hooks.example.com/other?x=1", "https://HOOKS.example.com:443/in"):
+        assert errors(same) == {}
+    for moved in (
+        "https://evil.example.com/in",
+        "http://hooks.example.com/in",
+        "https://hooks.example.com:8443/in",
+    ):
+        assert errors(moved) == {
+            "url": "The URL now points at another host: give authorization and secret again, "
+            "as they were set for the old one."
+        }
+    moved = "https://evil.example.com/in"
+    assert "give secret again, as it was" in errors(moved, given=["authorization"])["url"]
+    assert errors(moved, given=["authorization", "secret"]) == {}
+    assert errors(moved, kept={}) == {}  # cleared: nothing follows the URL
+    assert errors(moved, before={}) == {}  # a new object keeps nothing from before
