@@ -4,10 +4,11 @@ and how an option of type "url" is stored (its secret parts encrypted, the rest 
 **The rule.** A URL's user info (`user:password@`, both parts) is secret, and so is the value of
 every query parameter whose name looks like a credential: its name, lowercased with everything
 but letters and digits removed, contains one of `SECRET_NAME_PARTS` (token, secret, passw, pwd,
-auth, apikey, signature, credential, session) or ends with one of `SECRET_NAME_ENDINGS` (key,
-sig, sign, pass, pw). So `token`, `api_key`, `apiKey`, `access_token`, `client_secret`,
-`password`, `pass`, `sig`, `signature`, `auth`, `X-Amz-Signature` and `key` are secret, and
-`page` or `format` are not. The rule errs on the side of hiding: a parameter it hides by mistake
+auth, apikey, accesskey, signature, credential, session, jwt, hmac, private, hash) or ends with
+one of `SECRET_NAME_ENDINGS` (key, sig, sign, pass, pw, code). So `token`, `api_key`, `apiKey`,
+`access_token`, `access_key_id`, `client_secret`, `password`, `pass`, `sig`, `signature`,
+`auth`, `X-Amz-Signature`, `key`, `jwt`, `hmac`, `private`, `hash`, `code` and `auth_code` are
+secret, and `page` or `format` are not. The rule errs on the side of hiding: a parameter it hides by mistake
 (`sort_key`) still reaches the receiver, it is only shown as `********`.
 
 **Storage.** For an option declared `type="url"`, the plain options keep the URL with each
@@ -21,6 +22,12 @@ stored as is, and no secret copy is kept.
 submitted URL whose secret parts are still `MASK` gets them back from the stored URL (by
 position for the user info, by name and order for query parameters), but only while the scheme,
 host and port stay the same, so a masked credential can never be redirected to another host.
+
+**Secrets bound to a URL.** A connector may bind other secret options to a URL option
+(`url_bound_secrets = {"url": ("authorization", "secret")}` on the webhook app): they are sent
+to that URL's host. An update that moves the URL to another scheme, host or port while keeping
+such a secret from before (not given again in the same update) is refused
+(`moved_url_errors`), so a stored credential never follows the URL to a new host.
 """
 
 from __future__ import annotations
@@ -38,11 +45,16 @@ SECRET_NAME_PARTS = (
     "pwd",
     "auth",
     "apikey",
+    "accesskey",
     "signature",
     "credential",
     "session",
+    "jwt",
+    "hmac",
+    "private",
+    "hash",
 )
-SECRET_NAME_ENDINGS = ("key", "sig", "sign", "pass", "pw")
+SECRET_NAME_ENDINGS = ("key", "sig", "sign", "pass", "pw", "code")
 URL_OPTION_TYPE = "url"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -147,16 +159,17 @@ def restore_url(url: str, stored: str | None) -> str:
     assert parts is not None
     if old is None:
         raise ValueError(
-            f"{MASK} stands for a stored credential, and none is stored: enter the URL with its credentials."
+            f"The URL's masked parts ({MASK}) stand for stored credentials, and this app has none "
+            "yet: type the credentials again."
         )
     if _origin(parts) != _origin(old):
         raise ValueError(
-            f"{MASK} keeps a stored credential only for the same scheme, host and port: "
-            "enter the credentials again for the new address."
+            f"The URL's masked parts ({MASK}) keep the stored credentials only for the same "
+            "scheme, host and port: type the credentials again for the new address."
         )
     missing = ValueError(
-        f"{MASK} stands for a credential the stored URL does not have: enter the URL with its "
-        "credentials."
+        f"The URL's masked parts ({MASK}) stand for a credential the stored URL does not have: "
+        "type the credentials again."
     )
     user, password, hostport = _userinfo(parts)
     old_user, old_password, _ = _userinfo(old)
@@ -181,6 +194,37 @@ def restore_url(url: str, stored: str | None) -> str:
         parts._replace(netloc=_netloc(user, password, hostport), query=_query(pairs))
     )
     return restored
+
+
+def moved_url_errors(
+    bound: Mapping[str, Iterable[str]],
+    options: Mapping[str, Any],
+    secrets: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    given: Iterable[str],
+) -> dict[str, str]:
+    """{URL option key: error} for each URL option in `bound` whose new value (in `options`)
+    points at another scheme, host or port than the stored one while a secret bound to it is
+    set (in `secrets`, the secrets after the update) without being in `given` (the secret keys
+    this update gives a value for).
+
+    stored: the object's options before the update, plain overlaid with secret ones (the whole
+    stored URL under each key); empty for a new object, which nothing is kept from."""
+    errors: dict[str, str] = {}
+    given = set(given)
+    for key, secret_keys in bound.items():
+        before, after = stored.get(key), options.get(key)
+        old = _split(before) if isinstance(before, str) else None
+        new = _split(after) if isinstance(after, str) else None
+        if old is None or new is None or not old.netloc or _origin(old) == _origin(new):
+            continue
+        kept = [k for k in secret_keys if secrets.get(k) not in (None, "") and k not in given]
+        if kept:
+            errors[key] = (
+                f"The URL now points at another host: give {' and '.join(kept)} again, as "
+                f"{'they were' if len(kept) > 1 else 'it was'} set for the old one."
+            )
+    return errors
 
 
 def url_option_keys(declared: Iterable[Any]) -> list[str]:

@@ -29,18 +29,26 @@ that POSTs batches of record changes as JSON. The payload is documented in docs/
   export_batch starts no new request after BATCH_SECONDS; the records not sent are due again at
   once, without spending an attempt. So one call lasts at most BATCH_SECONDS + MAX_TIMEOUT
   (180 s), below the export lease (setting runs-lease-seconds, 300 s by default; keep it above
-  that): a slow receiver never gets a batch re-sent because its lease ran out.
+  that): a slow receiver never gets a batch re-sent because its lease ran out. `timeout` and
+  `batchSize` must be finite numbers above 0 (batchSize at least 1); a value stored before
+  that check ("nan", 0) is read as the default when sending.
 - The URL's credentials (user info, and query values named like credentials: see
   connectors.url_credentials) are secrets: the option is declared type "url", so they are stored
   encrypted and shown masked. A URL with user info sends its own Authorization header (Basic),
-  so it is refused (option "url") when the Authorization secret is set too.
+  so it is refused (option "url") when the Authorization secret is set too. The signing secret
+  and the Authorization value are bound to the URL's scheme, host and port: an update that
+  moves the URL elsewhere without giving them again is refused (url_bound_secrets), so a key
+  that may edit apps cannot send them to a host of its choosing.
 - Messages never contain the URL's user info, path or query (tokens live there), the signing
   secret or the Authorization value: a URL is shown as scheme://host:port, and any response text
   put into a message (an excerpt, a rejection reason, an error) has the URL's credentials and
   token values, the signing secret and the Authorization value (and the Basic credentials the
-  user info becomes) replaced by ********. httpx's own request log line is redacted the same way
-  (a filter on the "httpx" logger, for every client in the process), as it would otherwise log
-  the full URL; httpcore's debug line of a response's headers leaves the headers out.
+  user info becomes), the URL's path (8+ characters) and its path segments of 12+ characters
+  (Slack-style URLs keep their token there) replaced by ********: as written, JSON-escaped
+  (non-ASCII as \\u00e9 or kept, "/" as "\\/" or kept) and percent-encoded (quote, quote_plus),
+  and in any letter case for those of 8+ characters. httpx's own request log line is redacted
+  the same way (a filter on the "httpx" logger, for every client in the process), as it would
+  otherwise log the full URL; httpcore's debug line of a response's headers leaves the headers out.
 
 The setting is read lazily from django.conf.settings (so a test's `settings` fixture or
 `override_settings` applies at once, and apps.py needs no change), falling back to the
@@ -55,6 +63,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -63,7 +72,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import httpcore
 import httpx
@@ -92,6 +101,8 @@ DEFAULT_BATCH_SIZE = 100
 DEFAULT_THROTTLE_SECONDS = 60.0
 MAX_RETRY_AFTER = 24 * 3600.0
 EXCERPT = 300
+MIN_CASELESS = 8  # secrets this long are scrubbed in any letter case
+MIN_PATH_SEGMENT = 12  # path segments this long are scrubbed from messages (tokens live there)
 USER_AGENT = "grouparoo-py-webhook/1"
 
 
@@ -360,16 +371,27 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def _number(options: dict[str, Any], key: str, default: float) -> float:
+    """The option as a finite number above 0 (`default` when unset); raises ConnectorError
+    (permanent) for anything else: "nan", "inf", 0, -1, "abc"."""
     raw = options.get(key)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConnectorError(f"{key} {raw!r} is not a number.", permanent=True) from None
-    if value <= 0:
-        raise ConnectorError(f"{key} must be more than 0.", permanent=True)
+    if not math.isfinite(value) or value <= 0:
+        raise ConnectorError(f"{key} must be a finite number more than 0, not {raw!r}.", permanent=True)
     return value
+
+
+def _number_or_default(options: dict[str, Any], key: str, default: float) -> float:
+    """The option as _number() reads it, or `default` for a value validation would refuse
+    (a row stored before the check: "nan" must not reach min() or range())."""
+    try:
+        return _number(options, key, default)
+    except ConnectorError:
+        return default
 
 
 class _Failure(Exception):
@@ -395,8 +417,9 @@ class WebhookClient:
         self.shown = display_url(url)
         self.secret = str(self.options.get("secret") or "")
         self.authorization = str(self.options.get("authorization") or "")
-        self.timeout = min(_number(self.options, "timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT)
+        self.timeout = min(_number_or_default(self.options, "timeout", DEFAULT_TIMEOUT), MAX_TIMEOUT)
         self._secrets = self._secret_values()
+        self._patterns = self._scrubbers()
         self._deadline = _Deadline()
         self._http: httpx.Client | None = None
 
@@ -412,8 +435,9 @@ class WebhookClient:
 
     def _secret_values(self) -> list[str]:
         """What a message must never show: the signing secret, the Authorization value (whole
-        and its credential), the URL's credentials and token values, and the Basic credentials
-        httpx makes of the URL's user info. Longest first, so none is cut by a shorter one."""
+        and its credential), the URL's credentials and token values, the Basic credentials
+        httpx makes of the URL's user info, and the URL's path (8+ characters) and its path
+        segments of 12+ characters (Slack-style URLs keep their token there)."""
         values = {self.secret, self.authorization, *url_secrets(self.url)}
         scheme, _, credential = self.authorization.strip().partition(" ")
         values.add(credential.strip())
@@ -424,15 +448,35 @@ class WebhookClient:
         if user or password:
             values.add(base64.b64encode(f"{user}:{password}".encode()).decode())
             values.add(f"{user}:{password}")
+        path = urlsplit(self.url).path
+        for piece in (path, unquote(path)):
+            if len(piece) >= MIN_CASELESS:
+                values.add(piece)
+            values.update(s for s in piece.split("/") if len(s) >= MIN_PATH_SEGMENT)
         return sorted((v for v in values if len(v) >= 2 and v != MASK), key=lambda v: (-len(v), v))
 
-    def _scrub(self, text: str) -> str:
-        """The text on one line, every secret value replaced by ********."""
+    def _scrubbers(self) -> list[re.Pattern[str]]:
+        """A pattern per form of every secret (_encoded_forms), longest first; a secret of
+        MIN_CASELESS or more characters is matched in any letter case (a receiver may lower-case
+        a header it echoes)."""
+        forms: dict[str, int] = {}
         for secret in self._secrets:
-            text = text.replace(secret, MASK)
+            flags = re.IGNORECASE if len(secret) >= MIN_CASELESS else 0
+            for form in _encoded_forms(secret):
+                for spelling in (form, " ".join(form.split())):  # also with whitespace collapsed
+                    if len(spelling) >= 2 and spelling != MASK:
+                        forms[spelling] = forms.get(spelling, 0) | flags
+        ordered = sorted(forms, key=lambda f: (-len(f), f))
+        return [re.compile(re.escape(form), forms[form]) for form in ordered]
+
+    def _scrub(self, text: str) -> str:
+        """The text on one line, every secret value, in every form a receiver may echo it in,
+        replaced by ********."""
+        for pattern in self._patterns:
+            text = pattern.sub(MASK, text)
         text = " ".join(text.split())
-        for secret in self._secrets:  # a secret with inner whitespace, now collapsed
-            text = text.replace(" ".join(secret.split()), MASK)
+        for pattern in self._patterns:  # a secret with inner whitespace, now collapsed
+            text = pattern.sub(MASK, text)
         return text
 
     def excerpt(self, response: httpx.Response) -> str:
@@ -525,13 +569,24 @@ def _credentials_problem(url: str, authorization: Any) -> str | None:
     or user info (httpx sends it as an Authorization: Basic header) next to an Authorization
     secret, which it would silently replace."""
     if has_masked_parts(url):
-        return (f"The webhook URL holds {MASK} where a credential belongs (none is stored): enter the URL "
-                "with its credentials.")
+        return (f"The webhook URL's masked parts ({MASK}) stand for stored credentials, and none are stored:"
+                " type the credentials again.")
     parts = urlsplit(url)
     if authorization and (parts.username or parts.password):
         return ("The webhook URL has user info (user:password@), which is sent as the Authorization header, and "
                 "the Authorization header option is set too: keep only one of them.")
     return None
+
+
+def _encoded_forms(value: str) -> set[str]:
+    """The spellings of `value` a receiver may echo: as is; JSON-escaped (with and without
+    ensure_ascii, so also as \\u00e9; with "/" escaped as "\\/" too, as PHP's json_encode does);
+    percent-encoded (quote, with and without "/" kept; quote_plus)."""
+    forms = {value, quote(value, safe=""), quote(value), quote_plus(value), quote_plus(value, safe="/")}
+    for ensure_ascii in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]
+        forms.update((escaped, escaped.replace("/", "\\/")))
+    return forms
 
 
 def _base64_text(value: str) -> str:
@@ -552,6 +607,9 @@ class WebhookApp(AppConnector):
     label = "Webhook"
     max_concurrency = 2
     preferred_batch_size = DEFAULT_BATCH_SIZE
+    # Sent to the URL's host: kept only while the URL stays on the same scheme, host and port
+    # (connectors.url_credentials.moved_url_errors).
+    url_bound_secrets: ClassVar[dict[str, tuple[str, ...]]] = {"url": ("authorization", "secret")}
     options = (
         Option("url", "URL", type="url", required=True,
                help_text="http(s) URL that receives POSTed JSON. Its user info and credential-like query values"
@@ -581,6 +639,8 @@ class WebhookApp(AppConnector):
         if "timeout" not in errors and _number(options, "timeout", DEFAULT_TIMEOUT) > MAX_TIMEOUT:
             errors["timeout"] = (f"timeout must be at most {MAX_TIMEOUT:g} seconds: a request must end well within"
                                  " the export lease.")
+        if "batchSize" not in errors and _number(options, "batchSize", DEFAULT_BATCH_SIZE) < 1:
+            errors["batchSize"] = "batchSize must be at least 1 record per request."
         return errors
 
     def test_connection(self) -> str:
@@ -663,7 +723,7 @@ class WebhookDestination(DestinationConnector):
         reason). Every body is deterministic, so a repeated export repeats its request."""
         if not exports:
             return []
-        size = int(_number(self.app_options, "batchSize", DEFAULT_BATCH_SIZE))
+        size = max(1, int(_number_or_default(self.app_options, "batchSize", DEFAULT_BATCH_SIZE)))
         results: list[ExportResult] = []
         delivered = False
         started = time.monotonic()

@@ -21,7 +21,9 @@ is stored. Submitting it blank keeps the stored value. `env:NAME` is accepted an
 
 **URL options** (type "url") show their URL masked (`https://********@host/in?token=********`):
 the credentials in it are stored encrypted with the secrets, and submitting the masked URL back
-keeps them (only for the same scheme, host and port; see connectors.url_credentials).
+keeps them (only for the same scheme, host and port; see connectors.url_credentials). Secrets
+a connector binds to its URL (the webhook's signing secret and Authorization value) must be
+typed again when the URL moves to another scheme, host or port.
 
 **Validation** is the connector's: `validate_options()` runs in `clean()` and each error lands
 on its option's field.
@@ -44,6 +46,7 @@ from connectors.url_credentials import (
     URL_OPTION_TYPE,
     mask_url,
     mask_url_options,
+    moved_url_errors,
     split_url_options,
 )
 
@@ -244,6 +247,11 @@ class ConnectorOptionsForm(forms.ModelForm):
                 plain[option.key] = value
         if self.secret_options_field:
             plain, secrets = self._split_url_options(plain, secrets)
+            given = {
+                o.key for o in self.declared_options
+                if o.secret and cleaned.get(option_field_name(o.key)) not in (None, "")
+            }
+            self._check_moved_url(plain, secrets, given)
         for key, message in self.validate_connector_options({**plain, **secrets}).items():
             name = option_field_name(key)
             if name in self.fields:
@@ -268,6 +276,18 @@ class ConnectorOptionsForm(forms.ModelForm):
             if name not in self._errors:
                 self.add_error(name, message)
         return plain, secrets
+
+    def _check_moved_url(self, plain: dict[str, Any], secrets: dict[str, Any], given: set[str]) -> None:
+        """A URL moved to another host may not keep the secrets bound to it: type them again
+        (the error lands on the URL's field)."""
+        if not self.instance.pk:
+            return
+        stored = {**(self.instance.options or {}), **self.stored_secrets()}
+        bound = getattr(self.connector, "url_bound_secrets", {})
+        for key, message in moved_url_errors(bound, plain, secrets, stored, given).items():
+            name = option_field_name(key)
+            if name not in self._errors:
+                self.add_error(name, message)
 
     def _store_upload(self, upload: Any, cleaned: dict[str, Any]) -> None:
         """A file uploaded for a connector that reads files (the CSV source): keep it under the

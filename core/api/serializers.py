@@ -15,7 +15,9 @@ connector, "set" or "not set". The merged options are checked by the connector's
 `secret_options.<key>`). A URL option (type "url") is a plain option whose credentials are
 secret: it is read back masked (`https://********:********@host/in?token=********`), its
 credentials are stored in `secret_options` (listed there as set), and sending the masked URL
-back keeps them (see connectors.url_credentials).
+back keeps them (see connectors.url_credentials). Secrets a connector binds to its URL (the
+webhook's signing secret and Authorization value) must be sent again, in `secret_options`, by an
+update that moves the URL to another scheme, host or port (else 400 on `options.<url key>`).
 
 **Nested rows** (mappings, filters, rules, group memberships, permissions) are lists on their
 parent. Sending the list replaces the parent's rows with it (same rows: nothing is written);
@@ -34,7 +36,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors import registry
-from connectors.url_credentials import mask_url_options, split_url_options
+from connectors.url_credentials import mask_url_options, moved_url_errors, split_url_options
 from core import models as m
 from core.choices import SettingType
 
@@ -302,6 +304,8 @@ class ConnectorOptionsSerializer(CleanModelSerializer):
                     secrets[key] = value
             secrets = {k: v for k, v in secrets.items() if k in secret_keys}
             plain, secrets = self.split_url_options(connector, plain, secrets, errors)
+            given = {k for k, v in (attrs.get("secret_options") or {}).items() if v is not None}
+            self.check_moved_url(connector, plain, secrets, given, errors)
         if not errors:
             for key, message in connector.validate_options({**plain, **secrets}).items():
                 field = "secret_options" if key in secret_keys else "options"
@@ -323,6 +327,17 @@ class ConnectorOptionsSerializer(CleanModelSerializer):
         for key, message in url_errors.items():
             errors.setdefault(f"options.{key}", []).append(message)
         return plain, secrets
+
+    def check_moved_url(self, connector: type, plain: dict[str, Any], secrets: dict[str, Any],
+                        given: set[str], errors: dict[str, list[str]]) -> None:
+        """A URL moved to another host may not keep the secrets bound to it (errors on
+        `options.<key>`; see connectors.url_credentials.moved_url_errors)."""
+        if self.instance is None:
+            return
+        stored = {**(self.instance.options or {}), **(self.instance.secret_options or {})}
+        bound = getattr(connector, "url_bound_secrets", {})
+        for key, message in moved_url_errors(bound, plain, secrets, stored, given).items():
+            errors.setdefault(f"options.{key}", []).append(message)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)

@@ -10,6 +10,7 @@ from connectors.url_credentials import (
     MASK,
     mask_url,
     mask_url_options,
+    moved_url_errors,
     restore_url,
     secret_parameter,
     split_url_options,
@@ -50,6 +51,17 @@ DECLARED = (
         "session_id",
         "hmac_sign",
         "pw",
+        "jwt",
+        "id_jwt",
+        "hmac",
+        "private",
+        "private_token_id",
+        "hash",
+        "code",
+        "auth_code",
+        "otpCode",
+        "access_key_id",
+        "AWSAccessKeyId",
     ],
 )
 def test_credential_like_parameter_names_are_secret(name):
@@ -105,6 +117,9 @@ def test_a_mask_with_nothing_to_stand_for_or_moved_to_another_address_is_refused
     assert (
         MASK in str(info.value) and "pw-1" not in str(info.value) and "abc" not in str(info.value)
     )
+    # The message starts with words, not with the mask, and says what to do.
+    assert str(info.value).startswith("The URL's masked parts (********)")
+    assert "type the credentials again" in str(info.value)
 
 
 def test_url_options_keep_the_masked_url_in_plain_options_and_the_whole_url_in_secrets():
@@ -127,3 +142,29 @@ def test_url_options_keep_the_masked_url_in_plain_options_and_the_whole_url_in_s
         "url": MASKED,
         "n": "https://u:p@x.example/",
     }
+
+
+def test_secrets_bound_to_a_url_do_not_follow_it_to_another_host():
+    bound = {"url": ("authorization", "secret")}
+    stored = {"url": "https://hooks.example.com/in", "secret": "s", "authorization": "a"}
+    secrets = {"secret": "s", "authorization": "a"}
+
+    def errors(url, given=(), kept=secrets, before=stored):
+        return moved_url_errors(bound, {"url": url}, kept, before, given)
+
+    for same in ("https://hooks.example.com/other?x=1", "https://HOOKS.example.com:443/in"):
+        assert errors(same) == {}
+    for moved in (
+        "https://evil.example.com/in",
+        "http://hooks.example.com/in",
+        "https://hooks.example.com:8443/in",
+    ):
+        assert errors(moved) == {
+            "url": "The URL now points at another host: give authorization and secret again, "
+            "as they were set for the old one."
+        }
+    moved = "https://evil.example.com/in"
+    assert "give secret again, as it was" in errors(moved, given=["authorization"])["url"]
+    assert errors(moved, given=["authorization", "secret"]) == {}
+    assert errors(moved, kept={}) == {}  # cleared: nothing follows the URL
+    assert errors(moved, before={}) == {}  # a new object keeps nothing from before

@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import quote, quote_plus
 
 import pytest
 from werkzeug.wrappers import Response
@@ -421,7 +422,8 @@ def test_a_url_whose_credentials_are_still_masked_is_refused(httpserver, allow_l
     assert "url" in registry.get_app("webhook").validate_options({"url": url})
     with pytest.raises(ConnectorError) as info:
         registry.get_app("webhook")({"url": url}).test_connection()
-    assert info.value.permanent and "enter the URL" in info.value.message
+    assert info.value.permanent and info.value.message.startswith("The webhook URL's masked parts")
+    assert "type the credentials again" in info.value.message
     assert httpserver.log == []
 
 
@@ -565,3 +567,86 @@ def test_options_are_validated():
     assert "url" in app.validate_options({"url": "ftp://example.com/x"})
     assert "url" in app.validate_options({"url": "https:///nohost"})
     assert "batchSize" in app.validate_options({"url": "https://h.example/x", "batchSize": 0})
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", float("nan"), float("inf"), 0, -1, "1e999"])
+def test_a_timeout_or_batch_size_that_is_not_a_finite_positive_number_is_refused(value):
+    app = registry.get_app("webhook")
+    for key in ("timeout", "batchSize"):
+        errors = app.validate_options({"url": "https://h.example/x", key: value})
+        assert list(errors) == [key] and "finite number more than 0" in errors[key]
+    assert "batchSize" in app.validate_options({"url": "https://h.example/x", "batchSize": 0.5})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", float("nan"), 0, -3, "abc", 0.5])
+def test_a_stored_timeout_or_batch_size_that_validation_refuses_is_the_default_at_send_time(
+        value, httpserver, allow_loopback):
+    from connectors.webhook import DEFAULT_TIMEOUT, WebhookClient
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url = httpserver.url_for("/hook")
+    if value != 0.5:  # a fraction of a second is a valid timeout
+        assert WebhookClient({"url": url, "timeout": value}).timeout == DEFAULT_TIMEOUT
+    message = registry.get_app("webhook")({"url": url, "timeout": value}).test_connection()
+    assert "answered HTTP 200" in message
+    results = registry.get_destination("webhook-export")({"url": url, "batchSize": value}, {}).export_batch(
+        [payload({"id": 1}), payload({"id": 2})], operations=SYNC)
+    assert [r.success for r in results] == [True, True]
+    assert len(bodies(httpserver)[1]["records"]) == (2 if value != 0.5 else 1)
+
+
+# Secrets with characters that JSON and URLs escape: "/", '"', "\", a space, non-ASCII.
+ODD_SECRET = 'whsec/"Odd\\Secret é-0123'
+ODD_AUTHORIZATION = 'Bearer tok/Au7h"x\\y-999'
+ODD_TOKEN = "qT0ken/é z"
+SLACK_PATH = "/services/T0ABC/B0DEF/XXXXSECRETp4thT0ken"
+ENCODINGS = {
+    "json": lambda s: json.dumps(s)[1:-1],
+    "json, non-ASCII kept": lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
+    "json, / escaped (PHP)": lambda s: json.dumps(s)[1:-1].replace("/", "\\/"),
+    "json, non-ASCII kept, / escaped": lambda s: json.dumps(s, ensure_ascii=False)[1:-1].replace("/", "\\/"),
+    "percent-encoded": lambda s: quote(s, safe=""),
+    "percent-encoded, / kept": lambda s: quote(s),
+    "percent-encoded, lower-case hex": lambda s: quote(s, safe="").lower(),
+    "form-encoded": lambda s: quote_plus(s),
+    "lower case": lambda s: s.lower(),
+    "upper case": lambda s: s.upper(),
+    "as is": lambda s: s,
+}
+
+
+def odd_destination(httpserver, status_path="/status"):
+    url = httpserver.url_for(f"{SLACK_PATH}?token={quote(ODD_TOKEN, safe='')}&page=2")
+    options = {"url": url, "secret": ODD_SECRET, "authorization": ODD_AUTHORIZATION}
+    return registry.get_destination("webhook-export")(options, {})
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("secret", [ODD_SECRET, ODD_AUTHORIZATION, "tok/Au7h\"x\\y-999", ODD_TOKEN, SLACK_PATH,
+                                    "XXXXSECRETp4thT0ken"])
+def test_echoed_secrets_are_scrubbed_in_every_encoding(secret, encoding, httpserver, allow_loopback):
+    echoed = ENCODINGS[encoding](secret)
+    httpserver.expect_request(SLACK_PATH).respond_with_response(Response(f"got <{echoed}>", status=422))
+    [result] = odd_destination(httpserver).export_batch([payload({"id": 1})], operations=SYNC)
+    assert "HTTP 422" in result.error and "got <********>" in result.error, result.error
+    assert echoed not in result.error
+
+
+def test_a_php_receiver_echoing_the_request_as_json_leaks_nothing(httpserver, allow_loopback):
+    """The receiver answers json_encode() of what it got: "/" escaped, header names and values
+    lower-cased, the path and the decoded query."""
+
+    def php(request):
+        seen = {"authorization": request.headers["Authorization"].lower(), "path": request.path,
+                "query": dict(request.args), "full": request.full_path}
+        return Response(json.dumps(seen).replace("/", "\\/"), status=500)
+
+    httpserver.expect_request(SLACK_PATH).respond_with_handler(php)
+    with pytest.raises(ConnectorError) as info:
+        odd_destination(httpserver).export_batch([payload({"id": 1})], operations=SYNC)
+    message = info.value.message
+    assert "HTTP 500" in message and "********" in message
+    folded = message.lower()
+    assert '"authorization": "********"' in message
+    for secret in ("tok\\/", "au7h", "xxxxsecretp4tht0ken", "t0abc", "qt0ken", "services"):
+        assert secret not in folded, message

@@ -284,3 +284,142 @@ def test_migration_0015_moves_urls_stored_before_into_the_secrets():
         assert legacy.secret_options == {"secret": "sign-it", "url": URL}
     assert_no_secret(plain_columns(legacy), "the migrated row")
     assert {a.pk: a.updated_at for a in m.App.objects.filter(pk__in=before)} == before  # untouched
+
+
+def test_the_add_form_shown_again_masks_the_url_and_says_what_to_type(admin_client):
+    add = reverse("admin:core_app_add")
+    data = form_data(admin_client.get(add, {"type": "webhook"}), "app_form")
+    data.update(name="hooks", type="webhook", opt_url=URL, opt_timeout="-1")
+    response = admin_client.post(add, data)
+    assert response.status_code == 200 and "opt_timeout" in page_errors(response)["form"]
+    assert_no_secret(response.content.decode(), "the add form shown again")
+    # Saving the form as shown again (timeout fixed): the masked URL has nothing behind it.
+    data = form_data(response, "app_form")
+    assert data["opt_url"] == MASKED
+    data["opt_timeout"] = "5"
+    response = admin_client.post(add, data)
+    assert response.status_code == 200 and not m.App.objects.exists()
+    [error] = page_errors(response)["form"]["opt_url"]
+    assert error == (
+        "The URL's masked parts (********) stand for stored credentials, and this app has none "
+        "yet: type the credentials again."
+    )
+
+
+# --- secrets bound to the URL's host ------------------------------------------------------
+
+BOUND = {"secret": "sign-It-0042", "authorization": "Bearer b0und-T0ken"}
+
+
+def bound_app(url: str) -> m.App:
+    return m.App.objects.create(
+        name="hooks", type="webhook", options={"url": url}, secret_options=dict(BOUND)
+    )
+
+
+def test_the_api_refuses_to_move_the_url_to_another_host_keeping_its_secrets(
+    api, httpserver, settings
+):
+    """A key with write on apps cannot send the stored Authorization value and signing secret
+    to a host of its choosing: moving the URL without giving them again is refused."""
+    settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = True
+    httpserver.expect_request("/in").respond_with_data("ok")
+    httpserver.expect_request("/steal").respond_with_data("thanks")
+    app = bound_app(f"http://localhost:{httpserver.port}/in")
+    elsewhere = {
+        "host": f"http://127.0.0.1:{httpserver.port}/steal",
+        "port": f"http://localhost:{httpserver.port + 1}/in",
+        "scheme": f"https://localhost:{httpserver.port}/in",
+    }
+    for moved in elsewhere.values():
+        response = api.patch(f"/api/v1/apps/{app.pk}/", {"options": {"url": moved}}, format="json")
+        assert response.status_code == 400, response.content
+        assert response.json()["errors"] == {
+            "options.url": [
+                "The URL now points at another host: give authorization and secret again, as "
+                "they were set for the old one."
+            ]
+        }
+        app.refresh_from_db()
+        assert app.options["url"].endswith("/in") and app.secret_options == BOUND
+    # Giving only one of them again still refuses, naming the other.
+    response = api.patch(
+        f"/api/v1/apps/{app.pk}/",
+        {"options": {"url": elsewhere["host"]}, "secret_options": {"secret": "new-Sign"}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"]["options.url"] == [
+        "The URL now points at another host: give authorization again, as it was set for the old one."
+    ]
+    # The connection test still goes to the stored host only.
+    assert api.post(f"/api/v1/apps/{app.pk}/test/").status_code == 200
+    assert [request.path for request, _ in httpserver.log] == ["/in"]
+    assert httpserver.log[0][0].headers["Authorization"] == BOUND["authorization"]
+    # Another path on the same host keeps them.
+    same_host = f"http://localhost:{httpserver.port}/other"
+    response = api.patch(f"/api/v1/apps/{app.pk}/", {"options": {"url": same_host}}, format="json")
+    assert response.status_code == 200, response.content
+    app.refresh_from_db()
+    assert app.secret_options == BOUND
+    # Giving them again (or clearing them) moves the URL.
+    response = api.patch(
+        f"/api/v1/apps/{app.pk}/",
+        {
+            "options": {"url": elsewhere["host"]},
+            "secret_options": {"secret": "new-Sign", "authorization": None},
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    app.refresh_from_db()
+    assert app.options == {"url": elsewhere["host"]} and app.secret_options == {"secret": "new-Sign"}
+
+
+def test_the_admin_refuses_to_move_the_url_to_another_host_keeping_its_secrets(admin_client):
+    app = bound_app("https://hooks.example.com/in")
+    change = reverse("admin:core_app_change", args=[app.pk])
+    data = form_data(admin_client.get(change), "app_form")
+    data["opt_url"] = "https://evil.example.com/steal"
+    response = admin_client.post(change, data)
+    assert response.status_code == 200
+    assert page_errors(response)["form"] == {
+        "opt_url": [
+            "The URL now points at another host: give authorization and secret again, as "
+            "they were set for the old one."
+        ]
+    }
+    app.refresh_from_db()
+    assert app.options["url"] == "https://hooks.example.com/in" and app.secret_options == BOUND
+    data.update(opt_secret="new-Sign", opt_authorization="Bearer new-T0ken")
+    response = admin_client.post(change, data)
+    assert response.status_code == 302, page_errors(response)
+    app.refresh_from_db()
+    assert app.options["url"] == "https://evil.example.com/steal"
+    assert app.secret_options == {"secret": "new-Sign", "authorization": "Bearer new-T0ken"}
+
+
+def test_config_apply_moves_the_url_with_the_secrets_it_gives(tmp_path):
+    def config(url: str, **secrets: str) -> dict:
+        return {
+            "apps/hooks.json": {
+                "class": "App",
+                "id": "hooks",
+                "name": "hooks",
+                "type": "webhook",
+                "options": {"url": url, **secrets},
+            }
+        }
+
+    first = write_config(
+        tmp_path / "first",
+        config("https://hooks.example.com/in", secret="env:HOOK_SECRET", authorization="env:HOOK_AUTH"),
+    )
+    assert config_apply(directory=first).changed
+    second = write_config(
+        tmp_path / "second", config("https://elsewhere.example.com/in", secret="env:OTHER_SECRET")
+    )
+    assert config_apply(directory=second).changed
+    app = m.App.objects.get(name="hooks")
+    assert app.options == {"url": "https://elsewhere.example.com/in"}
+    assert app.secret_options == {"secret": "env:OTHER_SECRET"}
