@@ -213,28 +213,42 @@ class ApiKeyPermissionAdmin(GrouparooModelAdmin):
 
 
 class SettingForm(forms.ModelForm):
-    """A registered setting's value must be within its bounds (core.settings_registry)."""
+    """Only a setting's value is edited here; it must not be empty, and a registered setting's
+    value must be within its bounds (core.settings_registry)."""
 
     class Meta:
         model = m.Setting
-        fields = ["plugin", "key", "value", "type", "title", "description"]
+        fields = ["value"]
 
     def clean(self) -> dict[str, Any]:
         from core.settings_registry import setting_problem
 
         data = super().clean()
-        plugin = data.get("plugin", getattr(self.instance, "plugin", "core"))
-        key = data.get("key", getattr(self.instance, "key", ""))
-        problem = setting_problem(key, data.get("value", ""), plugin)
-        if problem and "value" in self.fields:
+        if "value" not in self.fields or "value" not in data:
+            return data
+        problem = setting_problem(self.instance.key, data["value"], self.instance.plugin)
+        if problem:
             self.add_error("value", f"{problem[0].upper()}{problem[1:]}.")
         return data
 
 
 @admin.register(m.Setting)
 class SettingAdmin(GrouparooModelAdmin):
+    """Settings come from the data migration and config files: the admin changes their value
+    only, and neither adds nor deletes them (a renamed or deleted row would silently bring back
+    the default)."""
+
     form = SettingForm
+    fields = ["plugin", "key", "value", "type", "title", "description", "config_id", "locked_by",
+              "created_at", "updated_at"]
     list_display = ["key", "plugin", "value", "type", "title", "locked_by"]
     list_filter = ["plugin", "type"]
     search_fields = ["key", "title", "description"]
-    readonly_fields = ["config_id", "locked_by", "created_at", "updated_at"]
+    readonly_fields = ["plugin", "key", "type", "title", "description", "config_id", "locked_by",
+                       "created_at", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
