@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -38,6 +38,20 @@ def _excess(grantor: Grants, api_key_id: int | None, requested: Grants) -> str |
     return NOT_HELD.format(", ".join(excess)) if excess else None
 
 
+STRONGER = (
+    "You may change or delete only keys whose permissions are within your own; this key holds "
+    "more (you may still revoke it)."
+)
+
+
+def _within(api_key: m.ApiKey, grantor: Grants) -> bool:
+    """Whether the saved key holds nothing beyond `grantor`."""
+    from core.services.api_keys import api_key_grants, grants_within
+
+    saved = m.ApiKey.objects.prefetch_related("permissions").get(pk=api_key.pk)
+    return grants_within(api_key_grants(saved), grantor)
+
+
 def _with_grantor(cls: type, request: HttpRequest, *bases: type) -> type:
     """`cls` (a form or formset class made for this request) knowing what the user may grant."""
     from core.services.api_keys import user_grants
@@ -58,6 +72,8 @@ class ApiKeyForm(forms.ModelForm):
         from core.services.api_keys import Grants
 
         data = super().clean()
+        if self.instance.pk is not None and not _within(self.instance, self.grantor):
+            raise ValidationError(STRONGER)
         for field in ("permission_all_read", "permission_all_write"):
             if field not in self.fields or not data.get(field):
                 continue
@@ -152,6 +168,23 @@ class ApiKeyAdmin(GrouparooModelAdmin):
             f"The API key “{obj.name}” is {key} — copy it now: it is stored only as a hash and "
             f"will never be shown again.",
         )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A key stronger than the user is not deleted (it may be revoked)."""
+        from core.services.api_keys import user_grants
+
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or _within(obj, user_grants(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        from core.services.api_keys import user_grants
+
+        grantor = user_grants(request.user)
+        stronger = [k.name for k in queryset if not _within(k, grantor)]
+        if stronger:  # a 403 page: nothing is deleted
+            raise PermissionDenied(f"{STRONGER} ({', '.join(stronger)})")
+        super().delete_queryset(request, queryset)
 
     @admin.display(description="key")
     def key_prefix(self, obj: m.ApiKey) -> str:
