@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 from dataclasses import dataclass
 
 from core.choices import SettingType
@@ -100,6 +101,21 @@ def setting_requirement(key: str) -> str:
     return f"a {'whole ' if d.integer else ''}number from {_fmt(low)} to {_fmt(high)}{unit}"
 
 
+# What a person types as a number: an optional sign, ASCII digits, an optional fraction and an
+# optional exponent. Python's float() also takes `1_000`, full-width digits (`１８０`),
+# surrounding blanks, `nan` and `inf`; none of those is stored.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z", re.ASCII)
+
+EMPTY = "must not be empty"
+
+
+def plain_number(value: str) -> float | None:
+    """`value` as a finite number when it is written as a plain ASCII decimal number, else None."""
+    if not isinstance(value, str) or not PLAIN_NUMBER.match(value):
+        return None
+    return _finite(value)
+
+
 def _finite(value: str) -> float | None:
     try:
         number = float(value)
@@ -110,16 +126,20 @@ def _finite(value: str) -> float | None:
 
 def setting_problem(key: str, value: str, plugin: str = "core") -> str | None:
     """Why `value` is not acceptable for the setting `plugin.key` ("must be a whole number from
-    1 to 20, not '0'"), or None when it is. Empty means "the default" and is accepted; settings
-    nothing here reads are not checked. Pure."""
+    1 to 20, not '0'"), or None when it is. Empty is refused for every setting (as config files
+    do); a number must be written plainly (ASCII digits, an optional sign, fraction and
+    exponent), so what is stored is what the engine reads. Settings nothing here reads are not
+    checked further. Pure."""
+    if value == "":
+        return EMPTY
     d = setting_default(key, plugin)
-    if d is None or value == "":
+    if d is None:
         return None
     if d.type == SettingType.BOOLEAN and value not in ("true", "false"):
         return f"must be true or false, not {value!r}"
     if d.type != SettingType.NUMBER:
         return None
-    number = _finite(value)
+    number = plain_number(value)
     low, high = setting_bounds(key)
     if number is None or not low <= number <= high or (d.integer and not number.is_integer()):
         return f"must be {setting_requirement(key)}, not {value!r}"

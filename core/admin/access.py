@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -38,6 +38,20 @@ def _excess(grantor: Grants, api_key_id: int | None, requested: Grants) -> str |
     return NOT_HELD.format(", ".join(excess)) if excess else None
 
 
+STRONGER = (
+    "You may change or delete only keys whose permissions are within your own; this key holds "
+    "more (you may still revoke it)."
+)
+
+
+def _within(api_key: m.ApiKey, grantor: Grants) -> bool:
+    """Whether the saved key holds nothing beyond `grantor`."""
+    from core.services.api_keys import api_key_grants, grants_within
+
+    saved = m.ApiKey.objects.prefetch_related("permissions").get(pk=api_key.pk)
+    return grants_within(api_key_grants(saved), grantor)
+
+
 def _with_grantor(cls: type, request: HttpRequest, *bases: type) -> type:
     """`cls` (a form or formset class made for this request) knowing what the user may grant."""
     from core.services.api_keys import user_grants
@@ -58,6 +72,8 @@ class ApiKeyForm(forms.ModelForm):
         from core.services.api_keys import Grants
 
         data = super().clean()
+        if self.instance.pk is not None and not _within(self.instance, self.grantor):
+            raise ValidationError(STRONGER)
         for field in ("permission_all_read", "permission_all_write"):
             if field not in self.fields or not data.get(field):
                 continue
@@ -153,6 +169,23 @@ class ApiKeyAdmin(GrouparooModelAdmin):
             f"will never be shown again.",
         )
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A key stronger than the user is not deleted (it may be revoked)."""
+        from core.services.api_keys import user_grants
+
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or _within(obj, user_grants(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        from core.services.api_keys import user_grants
+
+        grantor = user_grants(request.user)
+        stronger = [k.name for k in queryset if not _within(k, grantor)]
+        if stronger:  # a 403 page: nothing is deleted
+            raise PermissionDenied(f"{STRONGER} ({', '.join(stronger)})")
+        super().delete_queryset(request, queryset)
+
     @admin.display(description="key")
     def key_prefix(self, obj: m.ApiKey) -> str:
         return f"grp_{obj.prefix}…"
@@ -213,28 +246,42 @@ class ApiKeyPermissionAdmin(GrouparooModelAdmin):
 
 
 class SettingForm(forms.ModelForm):
-    """A registered setting's value must be within its bounds (core.settings_registry)."""
+    """Only a setting's value is edited here; it must not be empty, and a registered setting's
+    value must be within its bounds (core.settings_registry)."""
 
     class Meta:
         model = m.Setting
-        fields = ["plugin", "key", "value", "type", "title", "description"]
+        fields = ["value"]
 
     def clean(self) -> dict[str, Any]:
         from core.settings_registry import setting_problem
 
         data = super().clean()
-        plugin = data.get("plugin", getattr(self.instance, "plugin", "core"))
-        key = data.get("key", getattr(self.instance, "key", ""))
-        problem = setting_problem(key, data.get("value", ""), plugin)
-        if problem and "value" in self.fields:
+        if "value" not in self.fields or "value" not in data:
+            return data
+        problem = setting_problem(self.instance.key, data["value"], self.instance.plugin)
+        if problem:
             self.add_error("value", f"{problem[0].upper()}{problem[1:]}.")
         return data
 
 
 @admin.register(m.Setting)
 class SettingAdmin(GrouparooModelAdmin):
+    """Settings come from the data migration and config files: the admin changes their value
+    only, and neither adds nor deletes them (a renamed or deleted row would silently bring back
+    the default)."""
+
     form = SettingForm
+    fields = ["plugin", "key", "value", "type", "title", "description", "config_id", "locked_by",
+              "created_at", "updated_at"]
     list_display = ["key", "plugin", "value", "type", "title", "locked_by"]
     list_filter = ["plugin", "type"]
     search_fields = ["key", "title", "description"]
-    readonly_fields = ["config_id", "locked_by", "created_at", "updated_at"]
+    readonly_fields = ["plugin", "key", "type", "title", "description", "config_id", "locked_by",
+                       "created_at", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -118,6 +118,39 @@ def check_grants(request: Request, *, requested: Grants, current: Grants = NO_GR
         raise PermissionDenied(f"{lead}; not held: {', '.join(excess)}.")
 
 
+def check_may_manage(request: Request, api_key: ApiKey) -> None:
+    """Raise PermissionDenied (403) unless the key `api_key` holds nothing beyond what the
+    caller holds: a key (or a staff session) changes or deletes only keys within its own
+    permissions, so a weaker key cannot extend or remove a stronger one. (Revoking is not
+    checked: it only protects.)"""
+    from core.services.api_keys import grants_within
+
+    if grants_within(api_key_grants(api_key), request_grants(request)):
+        return
+    who = "This API key" if isinstance(request.auth, ApiKey) else "You"
+    raise PermissionDenied(
+        f"{who} may change or delete only keys whose permissions are within "
+        f"{'its' if who == 'This API key' else 'your'} own; “{api_key.name}” holds more "
+        f"(it may still be revoked)."
+    )
+
+
+def check_expiry(request: Request, requested: Any) -> None:
+    """Raise a 400 on `expires_at` when the caller's own key expires and `requested` (a datetime
+    or None for never) would outlive it (core.services.api_keys.api_key_expiry_problem)."""
+    from rest_framework.exceptions import ValidationError
+
+    from core.services.api_keys import api_key_expiry_problem
+
+    if not isinstance(request.auth, ApiKey):
+        return
+    problem = api_key_expiry_problem(
+        grantor_expires_at=request.auth.expires_at, requested=requested
+    )
+    if problem:
+        raise ValidationError({"expires_at": [f"{problem}."]})
+
+
 def raise_if_locked(obj: models.Model | None) -> None:
     """Raise Locked (409) when `obj` (or, for a row edited as part of a parent, that parent) is
     managed by a config file (core.config.locks.locked_by_of)."""

@@ -418,6 +418,17 @@ class ApiKeySerializer(CleanModelSerializer):
     def get_key_prefix(self, obj: m.ApiKey) -> str:
         return f"grp_{obj.prefix}"
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """`revoked_at` is set only by revoking; a revoked key is never restored (its secret may
+        have leaked), and saying so beats a 200 that changes nothing."""
+        data = getattr(self, "initial_data", None)
+        revoked = self.instance is not None and self.instance.revoked_at is not None
+        if revoked and isinstance(data, dict) and "revoked_at" in data and data["revoked_at"] is None:
+            raise serializers.ValidationError(
+                {"revoked_at": ["A revoked key cannot be restored; create a new key."]}
+            )
+        return super().validate(attrs)
+
     def validate_permissions(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         errors = check_distinct(rows, "topic", "Topic “{value}” is listed twice.")
         if errors:
@@ -449,24 +460,19 @@ class SettingSerializer(CleanModelSerializer):
 
     def validate_value(self, value: str) -> str:
         """Registered settings must be within their bounds (core.settings_registry); others are
-        checked against their declared type."""
-        from core.settings_registry import setting_default, setting_problem
+        checked against their declared type. No setting may be empty."""
+        from core.settings_registry import plain_number, setting_problem
 
         plugin, key = getattr(self.instance, "plugin", "core"), getattr(self.instance, "key", "")
-        if setting_default(key, plugin) is not None:
-            problem = setting_problem(key, value, plugin)
-            if problem:
-                raise serializers.ValidationError(f"{problem[0].upper()}{problem[1:]}.")
-            return value
+        problem = setting_problem(key, value, plugin)
+        if problem:
+            raise serializers.ValidationError(f"{problem[0].upper()}{problem[1:]}.")
         kind = getattr(self.instance, "type", SettingType.STRING)
-        if kind == SettingType.NUMBER and value != "":
-            try:
-                number = float(value)
-            except ValueError:
-                raise serializers.ValidationError("Expected a number.") from None
-            if number != number or number in (float("inf"), float("-inf")):
-                raise serializers.ValidationError("Expected a finite number.")
-        if kind == SettingType.BOOLEAN and value not in ("", "true", "false"):
+        if kind == SettingType.NUMBER and plain_number(value) is None:
+            raise serializers.ValidationError(
+                "Expected a finite number written with ASCII digits (such as 30, -2.5 or 1e3)."
+            )
+        if kind == SettingType.BOOLEAN and value not in ("true", "false"):
             raise serializers.ValidationError("Expected true or false.")
         return value
 

@@ -42,7 +42,9 @@ from core.api.permissions import (
     ANY_TOPIC,
     HasTopicPermission,
     NotManagedByConfigFile,
+    check_expiry,
     check_grants,
+    check_may_manage,
     raise_if_locked,
     view_topic,
 )
@@ -551,6 +553,7 @@ class ApiKeyViewSet(ConfigViewSet):
             all_write=data.get("permission_all_write"), rows=rows,
         )
         check_grants(request, requested=requested)
+        check_expiry(request, data.get("expires_at"))
         user = request.user if getattr(request.user, "pk", None) else None
         with transaction.atomic():
             api_key, key = api_key_create(name=data.pop("name"), created_by=user, **data)
@@ -561,7 +564,9 @@ class ApiKeyViewSet(ConfigViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer: serializers.Serializer) -> None:
-        """Widening a key's permissions is limited to what the caller holds (check_grants)."""
+        """Only a key within the caller's permissions is changed (check_may_manage); widening it
+        is limited to what the caller holds (check_grants), and its expiry to the caller's
+        own (check_expiry)."""
         from core.services.api_keys import api_key_grants, api_key_grants_after
 
         instance, data = serializer.instance, serializer.validated_data
@@ -569,8 +574,16 @@ class ApiKeyViewSet(ConfigViewSet):
             api_key=instance, all_read=data.get("permission_all_read"),
             all_write=data.get("permission_all_write"), rows=data.get("permissions"),
         )
+        check_may_manage(self.request, instance)
         check_grants(self.request, requested=requested, current=api_key_grants(instance))
+        if "expires_at" in data:
+            check_expiry(self.request, data["expires_at"])
         super().perform_update(serializer)
+
+    def perform_destroy(self, instance: m.ApiKey) -> None:
+        """Only keys within the caller's own permissions are deleted (any key may be revoked)."""
+        check_may_manage(self.request, instance)
+        super().perform_destroy(instance)
 
     @extend_schema(request=None, responses={200: s.ApiKeySerializer, **ERRORS})
     @action(detail=True, methods=["post"])

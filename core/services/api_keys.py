@@ -266,3 +266,30 @@ def api_key_grant_excess(
             if not current.allows(topic, write=write) and not grantor.allows(topic, write=write):
                 excess.append(f"{flag} on {topic}")
     return excess
+
+
+def grants_within(inner: Grants, outer: Grants) -> bool:
+    """Whether everything `inner` holds is held by `outer` too. Pure."""
+    return not api_key_grant_excess(grantor=outer, requested=inner)
+
+
+def api_key_expiry_problem(
+    *, grantor_expires_at: datetime | None, requested: datetime | None
+) -> str | None:
+    """Why a grantor whose own key expires at `grantor_expires_at` (None: never, or a staff
+    session) may not give a key the expiry `requested` (None: never), or None when it may. A key
+    that expires may set expiries no later than its own, and "never" only when it never expires
+    itself, so no key outlives the key that made or extended it. Pure."""
+    if grantor_expires_at is None:
+        return None
+    if requested is None:
+        return (
+            f"This API key expires ({grantor_expires_at.isoformat()}), so it may not give a key "
+            f"no expiry: set expires_at no later than its own"
+        )
+    if requested > grantor_expires_at:
+        return (
+            f"This API key may set expiries no later than its own "
+            f"({grantor_expires_at.isoformat()})"
+        )
+    return None

@@ -58,3 +58,15 @@ def test_duplicate_name_is_a_command_error():
     with pytest.raises(CommandError, match="already exists"):
         run("twice")
     assert m.ApiKey.objects.count() == 1
+
+
+def test_repeated_options_add_up_and_the_permissions_are_printed():
+    out, err = run("etl", "--read", "records", "--read", "apiKeys", "--write", "groups",
+                   "--write", "records")  # fmt: skip
+    api_key = m.ApiKey.objects.get(name="etl")
+    rows = {p.topic: (p.read, p.write) for p in api_key.permissions.all()}
+    assert rows == {"records": (True, True), "apiKeys": (True, False), "groups": (False, True)}
+    assert "It holds: read on apiKeys, records; write on groups, records." in err
+    assert out.count("grp_") == 1
+    _, err = run("reader", "--all-read")
+    assert "It holds: read on every topic." in err

@@ -98,7 +98,7 @@ def test_a_large_file_that_is_not_plain_json_is_refused_without_parsing_it_as_js
     [problem] = config_validate(directory=tmp_path).problems.errors
     assert problem.file == "properties.json"
     assert "is not plain JSON" in problem.message
-    assert "over the 1.0 MB (1,048,576 bytes) limit for JSON5" in problem.message
+    assert "over the 65,536 bytes limit for JSON5" in problem.message
     assert json5_calls == []
 
 

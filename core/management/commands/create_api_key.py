@@ -2,7 +2,8 @@
 [--write TOPIC...] [--all-read] [--all-write] [--expires-in-days N]`.
 
 The key is printed on stdout alone on its line (easy to capture in a script); it is stored only as
-a hash and cannot be shown again. Topics are ApiTopic values (records, groups, apiKeys...).
+a hash and cannot be shown again. Topics are ApiTopic values (records, groups, apiKeys...);
+`--read` and `--write` may be repeated and add up. What the key holds is printed on stderr.
 Not idempotent by nature: every call mints a key; a second call with the same NAME fails.
 """
 
@@ -26,9 +27,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         topics = ", ".join(ApiTopic.values)
         parser.add_argument("name", help="A unique name for the key")
-        parser.add_argument("--read", nargs="+", default=[], metavar="TOPIC",
+        parser.add_argument("--read", nargs="+", action="extend", default=[], metavar="TOPIC",
                             help=f"Topics the key may read ({topics})")
-        parser.add_argument("--write", nargs="+", default=[], metavar="TOPIC",
+        parser.add_argument("--write", nargs="+", action="extend", default=[], metavar="TOPIC",
                             help="Topics the key may write (writing does not imply reading)")
         parser.add_argument("--all-read", action="store_true", help="Read every topic")
         parser.add_argument("--all-write", action="store_true", help="Write every topic")
@@ -61,4 +62,16 @@ class Command(BaseCommand):
             f"API key “{api_key.name}” created. Copy it now: it is stored only as a hash and "
             f"will never be shown again. Send it as 'Authorization: Bearer <key>'."
         )
+        self.stderr.write(f"It holds: {_describe(options['all_read'], options['all_write'], read, write)}.")
         self.stdout.write(key)
+
+
+def _describe(all_read: bool, all_write: bool, read: set[str], write: set[str]) -> str:
+    """The key's permissions in words: "read on every topic; write on groups, records"."""
+    parts = []
+    for flag, every, topics in (("read", all_read, read), ("write", all_write, write)):
+        if every:
+            parts.append(f"{flag} on every topic")
+        elif topics:
+            parts.append(f"{flag} on {', '.join(sorted(topics))}")
+    return "; ".join(parts) or "no permissions"
