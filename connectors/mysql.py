@@ -139,7 +139,9 @@ class MysqlDialect(Dialect):
     def forbidden_in_query(self, code: str) -> str | None:
         # INTO writes a file on the server (OUTFILE, DUMPFILE) or session variables; LOAD_FILE
         # reads the server's files; GET_LOCK holds a lock for the session.
-        if re.search(r"\binto\b", code, re.I):
+        # A number may run straight into the keyword (`1.5INTO`): only a letter, `_` or `$`
+        # before it makes it part of a name.
+        if re.search(r"(?<![^\W\d])(?<!\$)into(?![\w$])", code, re.I):
             return "SELECT ... INTO is not allowed in queries (it writes files or variables)."
         found = re.search(r"\b(load_file|get_lock|sys_exec|sys_eval)\s*\(", code, re.I)
         if found:

@@ -157,11 +157,14 @@ def _lenient_loader(base: type[Loader]) -> type[Loader]:
 # Functions a SELECT can call that act outside the read-only transaction for a powerful role:
 # large objects (lo_import/lo_export read and write server files), dblink (another session,
 # which may write), the server's files, other backends, configuration, WAL and replication
-# slots, session-level advisory locks.
+# slots, session-level advisory locks; functions that run SQL passed as text.
 _SIDE_EFFECT_FUNCTIONS = re.compile(
     r"\b(lo_\w+|lowrite|loread|dblink\w*|pg_(?:read|read_binary|stat)_file|pg_ls_\w+|pg_file_\w+"
     r"|pg_(?:terminate|cancel)_backend|pg_reload_conf|pg_rotate_logfile\w*|pg_switch_wal|pg_promote"
-    r"|pg_create_restore_point|pg_logical_emit_message|pg_\w*replication_\w+|pg_(?:try_)?advisory_lock\w*)\s*\(",
+    r"|pg_create_restore_point|pg_logical_emit_message|pg_\w*replication_\w+|pg_(?:try_)?advisory_lock\w*"
+    # ... and functions that run SQL given as text (which the check cannot read), and
+    # set_config, which could change how the next query's text is read.
+    r"|query_to_xml\w*|cursor_to_xml\w*|ts_stat|ts_rewrite|set_config)\s*\(",
     re.I,
 )
 
@@ -228,6 +231,8 @@ class PostgresDialect(Dialect):
             # The session itself is read only and bounded, whatever a transaction does. (Set
             # here rather than as libpq `options`, which PgBouncer refuses by default.)
             conn.execute("SELECT set_config('default_transaction_read_only', 'on', false)")
+            # The check of user SQL reads strings as standard ones (backslash literal).
+            conn.execute("SELECT set_config('standard_conforming_strings', 'on', false)")
             if timeout:
                 conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(int(timeout * 1000))])
         conn.commit()

@@ -82,7 +82,8 @@ def _dash_comment(sql: str, i: int, lexicon: Lexicon) -> bool:
         return False
     if not lexicon.dash_comment_needs_space:
         return True
-    return i + 2 >= len(sql) or sql[i + 2] in " \t\n\r\f\v"
+    # MySQL: a space or any control character (MariaDB takes \x01 and DEL too).
+    return i + 2 >= len(sql) or sql[i + 2].isspace() or ord(sql[i + 2]) < 32 or sql[i + 2] == "\x7f"
 
 
 def _string_end(sql: str, start: int, quote: str, backslash: bool) -> int:
@@ -125,6 +126,11 @@ def _dollar_tag(sql: str, start: int) -> str | None:
     if end < 0:
         return None
     tag = sql[start + 1 : end]
-    if tag and not (tag[0].isalpha() or tag[0] == "_") or not all(ch.isalnum() or ch == "_" for ch in tag):
+    # PostgreSQL's identifier characters: letters, digits (not first), `_`, and any non-ASCII
+    # character at all (`$×$` opens a string there).
+    def ident(ch: str, first: bool) -> bool:
+        return ch == "_" or not ch.isascii() or (ch.isalpha() if first else ch.isalnum())
+
+    if tag and not (ident(tag[0], True) and all(ident(ch, False) for ch in tag)):
         return None
     return sql[start : end + 1]

@@ -14,6 +14,19 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 ENV_PREFIX = "env:"
+# The server's own secrets and connection strings, which an `env:` reference may never name: an
+# app's secret options are sent to the app's host, so anyone who may edit an app could
+# otherwise have the server send them its encryption keys or database URL.
+SERVER_VARIABLES = frozenset(
+    {
+        "SECRET_KEY",
+        "FIELD_ENCRYPTION_KEYS",
+        "API_KEY_PEPPER",
+        "DATABASE_URL",
+        "GROUPAROO_ADMIN_PASSWORD",
+        "TEST_POSTGRES_URL",
+    }
+)
 
 
 class SecretUnavailable(Exception):
@@ -63,11 +76,33 @@ def resolve_secret(value: object, *, option: str = "") -> object:
     """Return the value to use at connect time: `env:NAME` reads NAME from the environment."""
     if isinstance(value, str) and value.startswith(ENV_PREFIX):
         name = value[len(ENV_PREFIX) :].strip()
+        problem = env_reference_problem(name)
+        if problem:
+            raise SecretUnavailable(problem)
         if name not in os.environ:
             where = f" for option {option!r}" if option else ""
             raise SecretUnavailable(f"environment variable {name!r}{where} is not set")
         return os.environ[name]
     return value
+
+
+def env_reference_problem(name: str) -> str | None:
+    """Why `env:<name>` may not be used for an app's secret, or None."""
+    upper = name.upper()
+    if upper in SERVER_VARIABLES or upper.startswith(("DJANGO_", "Q_CLUSTER")) or upper.endswith("DATABASE_URL"):
+        return f"environment variable {name!r} is the server's own configuration and cannot be an app's secret"
+    return None
+
+
+def env_reference_errors(secrets: dict) -> dict[str, str]:
+    """{option: message} for secret values that are `env:` references the server refuses."""
+    out = {}
+    for key, value in secrets.items():
+        if isinstance(value, str) and value.startswith(ENV_PREFIX):
+            problem = env_reference_problem(value[len(ENV_PREFIX) :].strip())
+            if problem:
+                out[key] = problem[0].upper() + problem[1:] + "."
+    return out
 
 
 def resolve_secrets(options: dict) -> dict:

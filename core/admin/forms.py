@@ -49,6 +49,7 @@ from connectors.url_credentials import (
     moved_url_errors,
     split_url_options,
 )
+from core.crypto import env_reference_errors
 
 OPTION_PREFIX = "opt_"
 UPLOAD_FIELD = "upload_file"
@@ -252,6 +253,8 @@ class ConnectorOptionsForm(forms.ModelForm):
                 if o.secret and cleaned.get(option_field_name(o.key)) not in (None, "")
             }
             self._check_moved_url(plain, secrets, given)
+        for key, message in env_reference_errors(secrets).items():
+            self.add_error(option_field_name(key), message)
         for key, message in self.validate_connector_options({**plain, **secrets}).items():
             name = option_field_name(key)
             if name in self.fields:

@@ -39,6 +39,7 @@ from connectors import registry
 from connectors.url_credentials import mask_url_options, moved_url_errors, split_url_options
 from core import models as m
 from core.choices import SettingType
+from core.crypto import env_reference_errors
 
 SET = "set"
 NOT_SET = "not set"
@@ -306,6 +307,8 @@ class ConnectorOptionsSerializer(CleanModelSerializer):
             plain, secrets = self.split_url_options(connector, plain, secrets, errors)
             given = {k for k, v in (attrs.get("secret_options") or {}).items() if v is not None}
             self.check_moved_url(connector, plain, secrets, given, errors)
+            for key, message in env_reference_errors(secrets).items():
+                errors.setdefault(f"secret_options.{key}", []).append(message)
         if not errors:
             for key, message in connector.validate_options({**plain, **secrets}).items():
                 field = "secret_options" if key in secret_keys else "options"

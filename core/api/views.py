@@ -575,9 +575,12 @@ class ApiKeyViewSet(ConfigViewSet):
             all_write=data.get("permission_all_write"), rows=data.get("permissions"),
         )
         check_may_manage(self.request, instance)
-        check_grants(self.request, requested=requested, current=api_key_grants(instance))
-        if "expires_at" in data:
-            check_expiry(self.request, data["expires_at"])
+        current = api_key_grants(instance)
+        check_grants(self.request, requested=requested, current=current)
+        # Giving a key permissions is giving them for as long as it lives: a key that expires
+        # may not hand permissions to one that outlives it, whether or not expires_at is sent.
+        if "expires_at" in data or requested != current:
+            check_expiry(self.request, data.get("expires_at", instance.expires_at))
         super().perform_update(serializer)
 
     def perform_destroy(self, instance: m.ApiKey) -> None:

@@ -54,6 +54,11 @@ def test_trailing_semicolons_end_the_only_statement():
         "SELECT pg_file_write('/tmp/x', 'y', false) AS id",
         "SELECT pg_terminate_backend(1) AS id",
         'SELECT U&"lo\\005fexport"(1, \'/tmp/x\') AS id',
+        # found in the second review round:
+        "SELECT id, $×$'$×$ AS a, dblink_exec('dbname=x', 'DROP TABLE t') AS d, '' AS c FROM users",
+        "SELECT query_to_xml('SELECT dblink_exec(''dbname=x'', ''DROP TABLE t'')', true, false, '') AS id",
+        "SELECT ts_stat('SELECT to_tsvector(lo_from_bytea(0, ''x'')::text)') AS id",
+        "SELECT set_config('standard_conforming_strings', 'off', false) AS id",
     ],
 )
 def test_postgresql_refuses_what_acts_outside_the_transaction(sql):
@@ -86,6 +91,11 @@ def test_postgresql_accepts_those_words_as_data(sql):
         "SELECT LOAD_FILE('/etc/passwd')",
         "SELECT `load_file`('/etc/passwd')",
         "SELECT 1; SELECT 2",
+        # found in the second review round:
+        "SELECT email FROM users --\x01 '\nINTO OUTFILE \"/tmp/x\" -- '",
+        "SELECT email FROM users --\x7f '\nINTO OUTFILE \"/tmp/x\" -- '",
+        "SELECT 1.5INTO OUTFILE '/tmp/x'",
+        "SELECT 1e1INTO OUTFILE '/tmp/x'",
     ],
 )
 def test_mysql_refuses_into_and_server_files(sql):

@@ -153,3 +153,21 @@ def test_the_admin_changes_and_deletes_only_keys_within_the_staff_users_permissi
     client.post(reverse("admin:core_apikey_changelist"), selected)
     root.refresh_from_db()
     assert root.expires_at is None
+
+
+def test_a_key_that_expires_cannot_widen_a_key_that_outlives_it():
+    """Found in review: widening a never-expiring key without sending expires_at handed the
+    grantor's permissions to a key that outlives it."""
+    soon = timezone.now() + timedelta(days=1)
+    api, _ = key_client(name="temp", expires_at=soon, all_read=True, all_write=True)
+    _, weak = key_client(name="weak", read=["models"])
+    widened = api.patch(url(weak), {"permission_all_read": True, "permission_all_write": True}, format="json")
+    assert widened.status_code == 400 and "expires_at" in widened.json()["errors"]
+    weak.refresh_from_db()
+    assert not weak.permission_all_write and weak.expires_at is None
+    # with an expiry no later than its own, the same change is allowed
+    body = {"permission_all_read": True, "expires_at": (soon - timedelta(hours=1)).isoformat()}
+    assert api.patch(url(weak), body, format="json").status_code == 200
+    # a change that gives nothing (a new name) needs no expiry
+    _, other = key_client(name="other", read=["models"])
+    assert api.patch(url(other), {"name": "renamed"}, format="json").status_code == 200
