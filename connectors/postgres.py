@@ -94,28 +94,21 @@ class _Cursor(psycopg.Cursor):
     # cursor's date loaders become lenient (psycopg reloads the result it holds, keeping the
     # position) and the fetch is tried again: rows without such dates cost nothing extra.
     def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except psycopg.DataError:
-            if not self._read_dates_leniently():
-                raise
-            return super().fetchone()
+        return self._with_lenient_dates(super().fetchone)
 
     def fetchmany(self, size: int = 0) -> list[Any]:
-        try:
-            return super().fetchmany(size)
-        except psycopg.DataError:
-            if not self._read_dates_leniently():
-                raise
-            return super().fetchmany(size)
+        return self._with_lenient_dates(super().fetchmany, size)
 
     def fetchall(self) -> list[Any]:
+        return self._with_lenient_dates(super().fetchall)
+
+    def _with_lenient_dates(self, fetch: Any, *args: Any) -> Any:
         try:
-            return super().fetchall()
+            return fetch(*args)
         except psycopg.DataError:
             if not self._read_dates_leniently():
                 raise
-            return super().fetchall()
+            return fetch(*args)
 
     def _read_dates_leniently(self) -> bool:
         """Make this cursor's date loaders lenient; False when they already were."""
