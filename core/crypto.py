@@ -89,7 +89,7 @@ def resolve_secret(value: object, *, option: str = "") -> object:
 def env_reference_problem(name: str) -> str | None:
     """Why `env:<name>` may not be used for an app's secret, or None."""
     upper = name.upper()
-    if upper in SERVER_VARIABLES or upper.startswith(("DJANGO_", "Q_CLUSTER")) or upper.endswith("DATABASE_URL"):
+    if upper in SERVER_VARIABLES or upper.startswith("DJANGO_"):
         return f"environment variable {name!r} is the server's own configuration and cannot be an app's secret"
     return None
 

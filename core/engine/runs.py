@@ -54,6 +54,7 @@ from core.engine.imports import (
 from core.engine.pipeline import ConcurrentSender, ReadAhead
 from core.engine.scope import ConfigChanged, RunScope
 from core.models import Destination, Group, Import, Record, Run, Schedule, Source
+from core.services.runs import run_create
 from core.settings_registry import setting_number
 
 logger = logging.getLogger(__name__)
@@ -252,8 +253,6 @@ def run_process(run_id: int, *, progress: Progress | None = None) -> Run:
 def _start_follow_up(run_id: int) -> None:
     """The full run of the source that was asked for while this one was active (a property
     changed meanwhile: this run may have read with the old one), once this one has ended."""
-    from core.services.runs import run_create
-
     if not Run.objects.filter(pk=run_id, follow_up_full=True).exclude(state__in=ACTIVE_RUN_STATES).update(
         follow_up_full=False
     ):
@@ -337,7 +336,7 @@ def _run_work(run: Run, progress: Progress | None) -> None:
         logger.info("run %s stopped", run_id)
     except ConfigChanged as exc:
         logger.warning("run %s stopped: %s", run_id, exc)
-        _stop(run, str(exc))
+        _fail(run, str(exc), RunState.STOPPED)
     except ConnectorError as exc:
         _fail(run, exc.message)
     except (OperationalError, InterfaceError, RunInterrupted):
@@ -356,15 +355,10 @@ def _fail_logged(run: Run, exc: Exception) -> None:
         connection.close()
 
 
-def _stop(run: Run, message: str) -> None:
+def _fail(run: Run, message: str, state: str = RunState.FAILED) -> None:
+    """End a running run with `message` (failed, or stopped when `state` says so)."""
     Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
-        state=RunState.STOPPED, error=message[:2000], completed_at=timezone.now()
-    )
-
-
-def _fail(run: Run, message: str) -> None:
-    Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
-        state=RunState.FAILED, error=message[:2000], completed_at=timezone.now()
+        state=state, error=message[:2000], completed_at=timezone.now()
     )
 
 
