@@ -68,6 +68,8 @@ class DestinationPlan:
     groups: dict[int, str]  # group id -> remote name
     collection: str
     tracked_group_id: int | None
+    # The sync mode deletes records that leave (sync); otherwise they are updated (additive, enrich).
+    deletes: bool = True
 
 
 def destination_plans(model_id: int) -> list[DestinationPlan]:
@@ -88,6 +90,7 @@ def destination_plans(model_id: int) -> list[DestinationPlan]:
                 groups={gm.group_id: gm.remote_key for gm in d.group_memberships.all()},
                 collection=d.collection,
                 tracked_group_id=d.group_id,
+                deletes=SyncOperations.for_mode(d.sync_mode).delete,
             )
         )
     return plans
@@ -277,8 +280,13 @@ def exports_build(
             )
             last = newest.get((did, rid))
             done = newest_complete.get((did, rid))
-            old_props = done[2] if done and not done[4] else {}
-            old_groups = done[3] if done and not done[4] else []
+            delivered = done is not None and not done[4]
+            old_props = done[2] if delivered else {}
+            old_groups = done[3] if delivered else []
+            if delivered and last[0] != done[0] and last[1] == ExportState.PROCESSING and not last[4]:
+                # Being sent as we build (it will be superseded): the groups it may write are
+                # this destination's, to remove if the record no longer has them.
+                old_groups = sorted({*old_groups, *last[3]})
             if tracked:
                 text = ready.get(rid)  # a fresh record's snapshot, as JSON text (PostgreSQL)
                 props = None
@@ -293,7 +301,15 @@ def exports_build(
             else:
                 if last is None or last[4]:
                     continue  # never sent, or already leaving
-                to_insert.append((did, rid, run_id, old_props, last[2], old_groups, [], True, None))
+                props = last[2]  # sync: deleted where the destination has it
+                if not plan.deletes:
+                    # Additive and enrich never delete: the leaving record is updated with its
+                    # current values and loses its groups (Grouparoo). With no value left (gone
+                    # from its source), the last ones sent still say which record it is.
+                    current = _snapshot(mapping, values_by_record.get(rid, {}))
+                    if any(v is not None for v in current.values()):
+                        props = current
+                to_insert.append((did, rid, run_id, old_props, props, old_groups, [], True, None))
             if last is not None and last[1] == ExportState.PENDING:
                 supersede.setdefault(did, []).append(rid)
 
@@ -324,14 +340,14 @@ def exports_build(
                 for did, rid, run, op, np, og, ng, to_delete, text in to_insert
             ],
         )
-        return len(to_insert)
-    rows = [
-        (did, rid, run, _dumps(op), _dumps(np), _dumps(og), _dumps(ng), to_delete,
-         ExportState.PENDING, 0, "", "", ts, ts)
-        for did, rid, run, op, np, og, ng, to_delete, _text in to_insert
-    ]
-    db.bulk_insert("core_export", EXPORT_COLUMNS, rows)
-    return len(rows)
+    else:
+        rows = [
+            (did, rid, run, _dumps(op), _dumps(np), _dumps(og), _dumps(ng), to_delete,
+             ExportState.PENDING, 0, "", "", ts, ts)
+            for did, rid, run, op, np, og, ng, to_delete, _text in to_insert
+        ]
+        db.bulk_insert("core_export", EXPORT_COLUMNS, rows)
+    return len(to_insert)
 
 
 BS, BS2 = "\\", "\\\\"
