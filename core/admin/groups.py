@@ -17,10 +17,11 @@ from core.admin.base import (
     service_errors,
 )
 from core.admin.inlines import GroupRuleInline
+from core.admin.usage import InUseAdminMixin
 
 
 @admin.register(m.Group)
-class GroupAdmin(GrouparooModelAdmin):
+class GroupAdmin(InUseAdminMixin, GrouparooModelAdmin):
     list_display = [
         "name",
         "model",
