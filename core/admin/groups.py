@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from core import models as m
 from core.admin.base import (
     GrouparooModelAdmin,
+    ReadOnlyAdminMixin,
     admin_link,
     changelist_link,
     count_of,
@@ -112,7 +113,9 @@ class GroupRuleAdmin(GrouparooModelAdmin):
 
 
 @admin.register(m.GroupMember)
-class GroupMemberAdmin(GrouparooModelAdmin):
+class GroupMemberAdmin(ReadOnlyAdminMixin, GrouparooModelAdmin):
+    """Members come from the group's rules (recomputes): read-only here, like a log."""
+
     list_display = ["id", "group", "record_link", "joined_at", "left_at", "is_current"]
     list_filter = ["group", ("left_at", admin.EmptyFieldListFilter)]
     list_select_related = ["group", "record__model"]
