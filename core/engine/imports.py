@@ -373,8 +373,11 @@ def prepare_batch(
                 for pos, item in enumerate(items):
                     staged.append((key, prop.pk, pos, *stage(item)))
             else:
-                if value is None and prop.aggregation_method == AggregationMethod.COUNT:
-                    value = 0
+                if value is None and prop.aggregation_method in (
+                    AggregationMethod.COUNT,
+                    AggregationMethod.SUM,
+                ):
+                    value = 0  # as Grouparoo: nothing to count or add up is 0
                 staged.append((key, prop.pk, 0, *stage(value)))
     return prepared
 
@@ -602,7 +605,9 @@ def _resolve_unique_conflicts(
     """Unique values (other than the key) already held by another record, or twice in the batch.
 
     Policy: if the other record has its own value for this source's key property, the two are
-    different customers sharing an identifier; the newer claim is flagged invalid ("duplicate").
+    different customers sharing an identifier; the newer claim is flagged invalid ("duplicate"):
+    as in Grouparoo, its typed value is left empty (only the raw value is kept, for display),
+    so group rules and exports do not see it.
     If it has none (it came from another source, e.g. keyed by email), the two are one customer
     and are merged: the older record survives (see core.services.records.records_merge).
 
@@ -672,8 +677,12 @@ def _resolve_unique_conflicts(
         if holder != rid or first != rid:
             other = holder if holder != rid else first
             r = (
-                *r[:8],
+                *r[:4],
+                None,  # typed value: empty, as for any invalid value
                 None,
+                None,
+                None,
+                None,  # unique value
                 f"duplicate unique value {r[3]!r}: already held by record {other}",
             )
             if len(staged[0]) > 10:  # PostgreSQL: its COPY text changed too
