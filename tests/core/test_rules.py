@@ -643,14 +643,19 @@ def test_ne_on_a_single_value_leaves_out_records_without_one():
     plan = world.prop(PropertyType.STRING, key="plan")
     tags = world.prop(PropertyType.STRING, is_array=True, key="tags")
     for label, plan_value, tag_values in [
-        ("A", "gold", ["x"]), ("B", "free", ["vip"]), ("N", MISSING, MISSING), ("X", INVALID, [INVALID]),
+        ("A", "gold", ["x"]),
+        ("B", "free", ["vip"]),
+        ("N", MISSING, MISSING),
+        ("X", INVALID, [INVALID]),
     ]:
         world.set(label, plan, plan_value)
         world.set(label, tags, tag_values)
     world.assert_selects([_spec(plan, "ne", "free")], {"A"})
     world.assert_selects([_spec(plan, "notSubstring", "fre")], {"A"})
     world.assert_selects([_spec(plan, "notExists", "")], {"N", "X"})
-    world.assert_selects([_spec(plan, "ne", "free"), _spec(plan, "notExists", "")], {"A", "N", "X"}, "any")
+    world.assert_selects(
+        [_spec(plan, "ne", "free"), _spec(plan, "notExists", "")], {"A", "N", "X"}, "any"
+    )
     world.assert_selects([_spec(tags, "ne", "vip")], {"A", "N", "X"})
 
 

@@ -1,6 +1,7 @@
 """Aggregated values as Grouparoo computes them, end to end through a real SQLite source: sums
 of no rows are 0, and sums of decimals are exact everywhere a person or a destination sees
 them (the admin, the API, the destination row)."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,8 +27,14 @@ PURCHASES = [
 
 
 def spend_by_user(shop) -> dict[int, m.RecordProperty]:
-    ids = {rp.record_id: int(rp.raw_value) for rp in m.RecordProperty.objects.filter(property=shop.props["user_id"])}
-    return {ids[rp.record_id]: rp for rp in m.RecordProperty.objects.filter(property=shop.props["total_spend"])}
+    ids = {
+        rp.record_id: int(rp.raw_value)
+        for rp in m.RecordProperty.objects.filter(property=shop.props["user_id"])
+    }
+    return {
+        ids[rp.record_id]: rp
+        for rp in m.RecordProperty.objects.filter(property=shop.props["total_spend"])
+    }
 
 
 def test_sums_are_exact_in_the_admin_the_api_and_the_destination(tmp_path, admin_client):
@@ -36,7 +43,8 @@ def test_sums_are_exact_in_the_admin_the_api_and_the_destination(tmp_path, admin
         assert run.state == "complete", run.error
     spend = spend_by_user(shop)
     assert {u: (rp.raw_value, rp.value) for u, rp in spend.items() if u <= 2} == {
-        1: ("509.17", 509.17), 2: ("0.3", 0.3),
+        1: ("509.17", 509.17),
+        2: ("0.3", 0.3),
     }
     crm = {r["id"]: r["total_spend"] for r in shop.dst_rows()}
     assert (crm["1"], crm["2"]) == (509.17, 0.3)
@@ -58,7 +66,10 @@ def test_sums_of_no_purchases_are_zero_as_counts(tmp_path):
     spend = spend_by_user(shop)
     assert (spend[3].value, spend[4].value) == (0, 0)
     crm = {r["id"]: r for r in shop.dst_rows()}
-    assert [(crm[u]["total_spend"], crm[u]["purchase_count"]) for u in ("3", "4")] == [(0, 0), (0, 0)]
+    assert [(crm[u]["total_spend"], crm[u]["purchase_count"]) for u in ("3", "4")] == [
+        (0, 0),
+        (0, 0),
+    ]
 
 
 def test_a_source_that_answers_nothing_for_a_key_still_gives_sums_and_counts_of_zero(tmp_path):
