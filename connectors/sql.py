@@ -77,7 +77,7 @@ FILTER_OP_ALIASES = {
     "contains": "substring",
     "does not contain": "notSubstring",
 }
-_COMPARISON = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_COMPARISON = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 # --- aggregation methods ------------------------------------------------------------------
 
@@ -743,8 +743,9 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
 
         The match is bound, typed by the column (numbers, booleans); "in" takes a comma list;
         substring is case-insensitive with LIKE wildcards taken literally; "ne" and
-        "notSubstring" keep rows where the column is NULL (a missing value does not equal),
-        as group rules do. A relative match compares the column with now ± the interval."""
+        "notSubstring" leave out rows where the column is NULL (`NULL <> x` is not true), as
+        Grouparoo's sources and group rules on single values do: "notExists" selects those.
+        A relative match compares the column with now ± the interval."""
         d, ph = self.dialect, self.dialect.placeholder
         key = str(spec.get("key") or "")
         col = self.column_sql(key, columns, "filter column")
@@ -763,8 +764,6 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
                 raise ConnectorError(f'Filter "{op}" cannot take a relative date (column "{key}").', permanent=True)
             moment = d.date_param(relative_moment(relative))
             lhs, rhs = d.date_expr(col), d.date_param_sql()
-            if op == "ne":
-                return Frag(f"({lhs} <> {rhs} OR {col} IS NULL)", [moment])
             return Frag(f"{lhs} {_COMPARISON[op]} {rhs}", [moment])
         if op not in column.filter_ops:
             raise ConnectorError(
@@ -783,7 +782,7 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
             like = d.like_sql(col)
             if op == "substring":
                 return Frag(like, [pattern])
-            return Frag(f"(NOT ({like}) OR {col} IS NULL)", [pattern])
+            return Frag(f"NOT ({like})", [pattern])
         if op == "in":
             items = [s.strip() for s in str(match if match is not None else "").split(",") if s.strip()]
             if not items:
@@ -791,8 +790,6 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
             values = [coerce_match(s, column.type) for s in items]
             return Frag(f"{lhs} IN ({', '.join(rhs for _ in values)})", values)
         value = coerce_match(match, column.type)
-        if op == "ne":
-            return Frag(f"({lhs} <> {rhs} OR {col} IS NULL)", [value])
         return Frag(f"{lhs} {_COMPARISON[op]} {rhs}", [value])
 
     def where_sql(self, conditions: list[Frag]) -> Frag:

@@ -116,7 +116,8 @@ def test_filters_are_applied(case: SourceCase):
         return ids(read_all(case.users, key_column="id", limit=100, filters=list(filters)))
 
     assert read({"key": "email", "op": "eq", "match": "bob@example.com"}) == [2]
-    assert read({"key": "first_name", "op": "ne", "match": "Bob"}) == [1, 3, 4, 5, 6, 7, 8]
+    assert read({"key": "first_name", "op": "ne", "match": "Bob"}) == [1, 3, 5, 6, 7, 8]  # not NULL
+    assert read({"key": "first_name", "op": "notSubstring", "match": "o"}) == [1, 5, 6, 7, 8]
     assert read({"key": "ltv", "op": "gt", "match": "55.25"}) == [1, 6, 8]
     assert read({"key": "email", "op": "substring", "match": "SHOP"}) == [3, 6]
     assert read({"key": "id", "op": "in", "match": "1,3, 5"}) == [1, 3, 5]
