@@ -28,5 +28,5 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("core", "0016_url_credentials_encrypted")]
+    dependencies = [("core", "0017_export_superseded_state")]
     operations = [migrations.RunPython(forwards, backwards)]
