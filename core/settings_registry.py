@@ -70,6 +70,10 @@ DEFAULTS: tuple[SettingDefault, ...] = (
         "How often groups with 'in the last / in the next' rules are recomputed.",
         minimum=1, maximum=7 * 24 * 60, integer=True, unit="minutes",
     ),
+    SettingDefault(
+        "records-default-country-code", "US", SettingType.STRING, "Default country code",
+        "The country (ISO 3166 code, e.g. US or GB) of phone numbers written without one.",
+    ),
 )
 
 _BY_KEY = {d.key: d for d in DEFAULTS}

@@ -85,7 +85,7 @@ class _Linker:
     # -- the passes --
 
     def run(self, specs: list[Spec]) -> list[Spec]:
-        specs = self.deduplicate(specs)
+        specs = self.merge_grouparoo_settings(self.deduplicate(specs))
         self.check_references(specs)
         self.derive_property_models(specs)
         self.unique_names(specs)
@@ -113,6 +113,27 @@ class _Linker:
                 )
                 continue
             self.index[(spec.cls, spec.id)] = spec
+            kept.append(spec)
+        return kept
+
+    def merge_grouparoo_settings(self, specs: list[Spec]) -> list[Spec]:
+        """Grouparoo's two retry delays of stalled work are one setting here: the same value
+        given twice is one setting (the first object manages it); different values are an
+        error (unique_names)."""
+        first: dict[tuple[str, str], Spec] = {}
+        kept = []
+        for spec in specs:
+            if spec.cls == "setting":
+                marker = (spec.data["plugin"], spec.data["key"])
+                earlier = first.setdefault(marker, spec)
+                if (
+                    earlier is not spec
+                    and spec.grouparoo_key
+                    and earlier.grouparoo_key
+                    and earlier.data["value"] == spec.data["value"]
+                ):
+                    del self.index[(spec.cls, spec.id)]
+                    continue
             kept.append(spec)
         return kept
 
@@ -549,7 +570,7 @@ class _Linker:
         for spec in specs:
             if spec.cls != "apikey" or not spec.secret:
                 continue
-            prefix = schema.parse_api_key(spec.secret)
+            prefix = schema.api_key_prefix(spec.secret)
             first = seen.get(prefix or "")
             if first is not None:
                 self.error(
