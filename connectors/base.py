@@ -34,6 +34,9 @@ class Option:
     help_text: str = ""
     choices: tuple[tuple[str, str], ...] = ()
     default: Any = None
+    # The option names a file or directory on the server. A config file may give it relative to
+    # the project directory, as Grouparoo's plugins read it (core.config.validate).
+    file_path: bool = False
 
     @property
     def secret(self) -> bool:

@@ -15,7 +15,8 @@ the old file with one rename, so a reader sees the old file or the new one, neve
 Batches of one destination are serialised by a lock file beside the CSV.
 
 Paths: absolute, or relative to the app's base directory; when the app has a base directory,
-every path must resolve inside it (symbolic links included).
+every path must resolve inside it (symbolic links included). (Config files may give paths
+relative to the project directory: core.config.validate makes them absolute.)
 """
 from __future__ import annotations
 
@@ -133,6 +134,7 @@ class CsvApp(AppConnector):
             "baseDirectory",
             "Base directory",
             help_text="Optional: file paths are relative to this directory and must stay inside it.",
+            file_path=True,
         ),
         timeout_option(),
     )
@@ -206,7 +208,10 @@ class CsvFileSource(SqlTableSource):
     aliases = ("csv-import", "csv-import-file", "csv-file-import")
     dialect = CSV
     options: ClassVar[tuple[Option, ...]] = (
-        Option("path", "File", required=True, help_text="Path of the CSV file on the server (or of an uploaded file)."),
+        Option(
+            "path", "File", required=True, file_path=True,
+            help_text="Path of the CSV file on the server (or of an uploaded file).",
+        ),
         Option("delimiter", "Delimiter", help_text="One character; blank: detected from the file."),
     )
 
@@ -319,7 +324,10 @@ class CsvDestination(DestinationConnector):
     label = "CSV file export"
     aliases = ("csv-export-records",)
     options: ClassVar[tuple[Option, ...]] = (
-        Option("path", "File", required=True, help_text="Path of the CSV file to write (replaced atomically)."),
+        Option(
+            "path", "File", required=True, file_path=True,
+            help_text="Path of the CSV file to write (replaced atomically).",
+        ),
         Option("primaryKey", "Primary key column", required=True, help_text="Column matching the mapped key."),
         Option("groupsColumn", "Groups column", default="groups", help_text="Column listing the record's groups (blank: none)."),
         Option("groupSeparator", "Group separator", default=";", help_text="Joins group names in the groups column."),

@@ -9,6 +9,7 @@ can be created, and every problem (errors and warnings), each naming file, objec
 from __future__ import annotations
 
 import heapq
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from core.choices import (
     RuleOp,
 )
 from core.config import schema
-from core.config.loader import load_directory
+from core.config.loader import load_directory, project_directory
 from core.config.problems import ERROR, WARNING, Problem, Problems
 from core.config.schema import CLASS_LABELS, CLASSES, Ref, Spec
 
@@ -92,6 +93,7 @@ class _Linker:
         self.resolve_rule_keys(specs)
         self.query_sources(specs)
         self.mappings(specs)
+        self.file_paths(specs)
         self.connectors(specs)
         self.group_rules(specs)
         self.destinations(specs)
@@ -349,6 +351,41 @@ class _Linker:
                         "no source of this model is primary (maps a property it owns), so no "
                         "source creates its records",
                     )
+
+    def file_paths(self, specs: list[Spec]) -> None:
+        """Relative file paths in options (a sqlite app's `file`, a CSV source's `path`, a
+        logger's `filename`) are made absolute against the project directory, as Grouparoo's
+        plugins read them, so what is stored does not depend on where the server runs. A CSV
+        app's base directory keeps its own: paths under an app that has one stay relative."""
+        base = project_directory(self.config.directory)
+        for spec in specs:
+            connector = self._connector_class(spec)
+            if connector is None:
+                continue
+            app = self.get("app", spec.data.get("app")) if spec.cls != "app" else None
+            if app is not None and app.data["options"].get("baseDirectory"):
+                continue
+            opts = spec.data["options"]
+            for option in getattr(connector, "options", ()):
+                value = opts.get(option.key)
+                if not option.file_path or not isinstance(value, str) or not value:
+                    continue
+                if "://" in value or os.path.isabs(os.path.expanduser(value)):
+                    continue
+                opts[option.key] = os.path.normpath(os.path.join(base, value))
+
+    def _connector_class(self, spec: Spec) -> Any:
+        getter = {
+            "app": registry.get_app,
+            "source": registry.get_source,
+            "destination": registry.get_destination,
+        }.get(spec.cls)
+        if getter is None or not spec.data.get("type"):
+            return None
+        try:
+            return getter(spec.data["type"])
+        except registry.UnknownConnector:
+            return None
 
     def connectors(self, specs: list[Spec]) -> None:
         for spec in specs:

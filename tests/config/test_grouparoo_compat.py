@@ -1,9 +1,10 @@
 """Grouparoo's config files apply unchanged: numbers written as strings, `event` models, literal
-API keys and passwords, and Grouparoo's setting names, each in the shapes Grouparoo 0.9's own
-configs use (its demo configs, plugins/@grouparoo/demo/config)."""
+API keys and passwords, Grouparoo's setting names, and relative file paths, each in the shapes
+Grouparoo 0.9's own configs use (its demo configs, plugins/@grouparoo/demo/config)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from core import models as m
 from core.config.apply import config_apply
 from core.config.problems import ConfigError
 from core.config.validate import config_validate
+from core.services.sources import source_preview
 from tests.config.conftest import write_config
 
 pytestmark = pytest.mark.django_db
@@ -290,3 +292,60 @@ def test_two_grouparoo_settings_for_one_of_ours_must_agree(tmp_path):
     [problem] = raised.value.problems
     assert (problem.object_id, problem.key) == ("s_exports-retry-delay-seconds", "key")
     assert "runs-lease-seconds" in problem.message
+
+
+# --- relative file paths ------------------------------------------------------------------------
+
+
+def test_a_relative_sqlite_file_is_read_from_the_project_directory(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    shop = _shop(project / "data" / "shop.sqlite3")
+    directory = write_config(project / "config", _files("data/shop.sqlite3"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the server's working directory plays no part
+
+    config_apply(directory=directory)
+    source = m.Source.objects.get(config_id="users_table")
+    assert source.app.options["path"] == str(shop)
+    assert [r["email"] for r in source_preview(source=source)] == ["ada@example.com", "bob@example.com"]
+    assert not config_apply(directory=directory).changed
+
+
+def test_grouparoo_parent_path_says_where_the_project_is(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    shop = _shop(project / "shop.sqlite3")
+    directory = write_config(tmp_path / "configs" / "production", _files("./shop.sqlite3"))
+    monkeypatch.setenv("GROUPAROO_PARENT_PATH", str(project))
+    config = config_validate(directory=directory)
+    assert config.get("app", "shop").data["options"]["path"] == str(shop)
+
+
+def test_csv_paths_are_relative_to_the_project_unless_the_app_has_a_base_directory(tmp_path):
+    project = tmp_path / "project"
+    files = {
+        "models/users.json": {"id": "users", "class": "Model", "name": "Users"},
+        "apps/csv.json": [
+            {"id": "files", "class": "App", "name": "Files", "type": "csv"},
+            {"id": "based", "class": "App", "name": "Based", "type": "csv",
+             "options": {"baseDirectory": "exports"}},
+        ],
+        "sources/people.json": {
+            "id": "people", "class": "Source", "name": "People", "type": "csv-file", "appId": "files",
+            "modelId": "users", "options": {"path": "data/people.csv"}, "mapping": {"id": "person_id"},
+        },
+        "properties/person_id.json": {
+            "id": "person_id", "class": "Property", "key": "personId", "type": "integer",
+            "sourceId": "people", "unique": True, "options": {"column": "id"},
+        },
+        "destinations/out.json": {
+            "id": "out", "class": "Destination", "name": "Out", "type": "csv-export", "appId": "based",
+            "modelId": "users", "collection": "model",
+            "options": {"path": "people.csv", "primaryKey": "id"}, "mapping": {"id": "person_id"},
+        },
+    }  # fmt: skip
+    config = config_validate(directory=write_config(project / "config", files))
+    assert config.problems.errors == []
+    assert config.get("source", "people").data["options"]["path"] == os.path.join(project, "data/people.csv")
+    assert config.get("app", "based").data["options"]["baseDirectory"] == os.path.join(project, "exports")
+    assert config.get("destination", "out").data["options"]["path"] == "people.csv"
