@@ -43,7 +43,7 @@ from typing import Any
 
 from connectors import registry
 from connectors.base import Option
-from connectors.url_credentials import split_url_options
+from connectors.url_credentials import split_url_options, url_secrets
 from core.choices import (
     AGGREGATION_ALIASES,
     FILTER_OP_ALIASES,
@@ -1114,6 +1114,13 @@ def _source(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> dict[s
     declared = tuple(getattr(connector, "options", ()))
     plain, secrets = options(ctx, data.get("options"), topic="source", declared=declared)
     plain.update(secrets)
+    for name, value in plain.items():
+        if isinstance(value, str) and "://" in value and url_secrets(value):
+            ctx.warn(
+                f"options.{name}",
+                "the URL holds credentials (user info or a token): a source's options are not "
+                "encrypted, so whoever may view sources can read them",
+            )
     return {
         "name": text(ctx, "name", data.get("name"), required=True),
         "type": type_,
