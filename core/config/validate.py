@@ -92,6 +92,7 @@ class _Linker:
         self.unique_names(specs)
         self.resolve_rule_keys(specs)
         self.query_sources(specs)
+        self.calculated_properties(specs)
         self.mappings(specs)
         self.file_paths(specs)
         self.connectors(specs)
@@ -285,6 +286,68 @@ class _Linker:
                         f'not given; the source is mapped by property "{prop.id}", the one its '
                         f"properties' queries use",
                     )
+
+    def _reads_records(self, source: Spec | None) -> bool:
+        return bool(getattr(self._source_connector(source), "reads_records", False))
+
+    def calculated_properties(self, specs: list[Spec]) -> None:
+        """Sources computed from the records (Grouparoo's calculated-property source): mapped by
+        their model's primary key when the file gives no mapping (Grouparoo's had none), and
+        their properties' `{{{ name }}}` placeholders name properties of the model, by id or key
+        (stored as keys, which the function is given), or now/createdAt/updatedAt."""
+        from connectors.calculated import node_command
+
+        primary_key = {}
+        for spec in specs:
+            if spec.cls == "source" and len(spec.data["mapping"]) == 1:
+                prop = self.get("property", next(iter(spec.data["mapping"].values())))
+                if prop is not None and prop.data["source"] == spec.id:
+                    primary_key.setdefault(spec.data["model"], prop)
+        node_problem = None
+        for spec in specs:
+            if spec.cls == "source" and self._reads_records(spec):
+                node_problem = node_problem or _node_problem(node_command)
+                if node_problem:
+                    self.warn(spec, "type", node_problem)
+                prop = primary_key.get(spec.data["model"])
+                if not spec.data["mapping"] and prop is not None:
+                    spec.data["mapping"] = {prop.data["key"]: prop.id}
+                    spec.refs.append(Ref("mapping", "property", prop.id))
+            elif spec.cls == "property" and self._reads_records(
+                self.get("source", spec.data["source"])
+            ):
+                self._calculated_property(spec)
+
+    def _calculated_property(self, spec: Spec) -> None:
+        from connectors.calculated import BUILTINS, FUNCTION_OPTION, illegal_use, template_names
+
+        key = f"options.{FUNCTION_OPTION}"
+        if spec.data["unique"]:
+            self.error(
+                spec, "unique", "a calculated property cannot be unique (it identifies no record)"
+            )
+        if spec.data["filters"]:
+            self.error(spec, "filters", "calculated properties take no filters")
+        template = spec.data["options"].get(FUNCTION_OPTION)
+        if not isinstance(template, str):
+            return
+        if illegal_use(template):
+            self.error(spec, key, f"cannot use {illegal_use(template)} in a calculated property")
+        props = self._model_properties(spec.data["model"])
+        by_id, by_key = {p.id: p for p in props}, {p.data["key"]: p for p in props}
+        replace: dict[str, str] = {}
+        for name in template_names(template):
+            head, dot, part = name.partition(".")
+            if head in BUILTINS:
+                continue
+            target = by_id.get(head) or by_key.get(head)
+            if target is None or target is spec:
+                what = "is this property itself" if target else "names no property of this model"
+                self.error(spec, key, f"{{{{{{ {name} }}}}}} {what}")
+                continue
+            replace[name] = f"{target.data['key']}{dot}{part}"
+            spec.refs.append(Ref(key, "property", target.id))
+        spec.data["options"][FUNCTION_OPTION] = schema.mustache_replace(template, replace)
 
     def mappings(self, specs: list[Spec]) -> None:
         primary_of: dict[str, Spec] = {}
@@ -707,6 +770,17 @@ class _Linker:
             return None
 
         return visit(start) or []
+
+
+def _node_problem(node_command: Any) -> str | None:
+    """Why calculated properties cannot run here (no Node.js, or too old), else None."""
+    from connectors.base import ConnectorError
+
+    try:
+        node_command()
+    except ConnectorError as exc:
+        return f"{exc.message} Until then its runs fail."
+    return None
 
 
 def config_validate(*, directory: str | Path, allow_js: bool | None = None) -> Configuration:

@@ -32,6 +32,11 @@ SOURCE_TYPES = (
     "csv-file", "csv-url",
 )
 DESTINATION_TYPES = ("sqlite-export", "postgres-export", "mysql-export", "csv-export", "webhook-export")
+# Built-ins the contract cannot describe, each with suites of its own: the calculated-property
+# source has no rows of its own (it reads the records: tests/connectors/test_calculated.py), and
+# the logger keeps a log, not a store of records (tests/connectors/test_logger.py).
+OUTSIDE_CONTRACT_SOURCE_TYPES = ("calculated-property-import",)
+OUTSIDE_CONTRACT_DESTINATION_TYPES = ("logger-export-records",)
 # The example plugin (tests/plugin_example), installed for these cases: plugins meet the same contract.
 PLUGIN_SOURCE_TYPES = ("jsonl-file",)
 PLUGIN_DESTINATION_TYPES = ("jsonl-export",)
