@@ -150,7 +150,10 @@ def test_numbers_given_as_strings_are_read_as_numbers(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "object_id", "key"),
     [
-        (lambda f: f["apps/shop.json"]["options"].update(statementTimeout="soon"), "shop", "options.statementTimeout"),
+        (lambda f: f.update({"apps/warehouse.json": {
+            "id": "warehouse", "class": "App", "name": "Warehouse", "type": "postgres",
+            "options": {"host": "db.example.com", "port": "fifty", "database": "w", "user": "u"}}}),
+         "warehouse", "options.port"),
         (lambda f: f["sources/users.json"][1].update(recurringFrequency="15 minutes"), "users_schedule", "recurringFrequency"),
         (lambda f: f["groups/high_value.json"]["rules"].append(
             {"propertyId": "last_purchase_date", "op": "relative_gt", "relativeMatchNumber": "6.5",
