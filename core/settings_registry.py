@@ -41,6 +41,9 @@ class SettingDefault:
     maximum: float | None = None
     integer: bool = False
     unit: str = ""
+    # Text settings: the form a value must have (a regular expression), and it in words.
+    pattern: str = ""
+    pattern_text: str = ""
 
 
 # Bounds, and why: a lease must outlast a batch and a destination's send of one batch (a shorter
@@ -73,6 +76,7 @@ DEFAULTS: tuple[SettingDefault, ...] = (
     SettingDefault(
         "records-default-country-code", "US", SettingType.STRING, "Default country code",
         "The country (ISO 3166 code, e.g. US or GB) of phone numbers written without one.",
+        pattern=r"[A-Z]{2}", pattern_text="a two-letter country code in capitals (ISO 3166), e.g. US",
     ),
 )
 
@@ -141,6 +145,8 @@ def setting_problem(key: str, value: str, plugin: str = "core") -> str | None:
         return None
     if d.type == SettingType.BOOLEAN and value not in ("true", "false"):
         return f"must be true or false, not {value!r}"
+    if d.pattern and not re.fullmatch(d.pattern, value):
+        return f"must be {d.pattern_text}, not {value!r}"
     if d.type != SettingType.NUMBER:
         return None
     number = plain_number(value)

@@ -284,6 +284,12 @@ def test_a_mapped_grouparoo_setting_keeps_our_bounds(tmp_path):
     assert "whole number from 1 to 20" in _errors(config)[("s_exports-max-retries-count", "value")]
 
 
+def test_the_default_country_code_is_two_capital_letters(tmp_path):
+    settings = [("core", "records-default-country-code", "United Kingdom")]
+    config = config_validate(directory=write_config(tmp_path / "config", _setting_files(settings)))
+    assert "two-letter country code" in _errors(config)[("s_records-default-country-code", "value")]
+
+
 def test_two_grouparoo_settings_for_one_of_ours_must_agree(tmp_path):
     settings = [
         ("core", "imports-retry-delay-seconds", 1800),
