@@ -632,6 +632,13 @@ class _Linker:
                 continue
             source = self.get("source", spec.data["source"])
             connector = self._source_connector(source)
+            if getattr(connector, "reads_records", False) and spec.data["options"].get("column"):
+                self.error(
+                    spec,
+                    "options.column",
+                    f'source "{source.id}" computes its properties from the records: every run '
+                    f"reads them all, by no watermark column",
+                )
             if is_query_connector(connector) and not source.data["options"].get("query"):
                 self.error(
                     spec,

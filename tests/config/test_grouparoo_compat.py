@@ -139,7 +139,9 @@ def test_numbers_given_as_strings_are_read_as_numbers(tmp_path):
     assert app.refresh_query.recurring_frequency == 120
     assert app.options["statementTimeout"] == 30
     assert m.App.objects.get(config_id="warehouse").options["port"] == 5432
-    assert {k: v for k, v in m.App.objects.get(config_id="hooks").options.items() if k != "url"} == {
+    assert {
+        k: v for k, v in m.App.objects.get(config_id="hooks").options.items() if k != "url"
+    } == {
         "timeout": 2.5,
         "batchSize": 100,
     }
@@ -171,7 +173,9 @@ def test_a_string_that_is_no_number_is_an_error_naming_it(tmp_path, edit, object
 
 
 def test_an_event_model_applies(tmp_path):
-    files = {"models/events.json": {"id": "events", "class": "Model", "name": "Events", "type": "event"}}
+    files = {
+        "models/events.json": {"id": "events", "class": "Model", "name": "Events", "type": "event"}
+    }
     config_apply(directory=write_config(tmp_path / "config", files))
     assert m.RecordModel.objects.get(config_id="events").type == "event"
 
@@ -268,7 +272,9 @@ def test_grouparoo_settings_map_onto_ours_or_are_skipped_by_name(tmp_path):
         assert f"Grouparoo's setting {plugin}.{key}" in message
         assert "unknown setting" not in message
     config_apply(directory=directory)
-    stored = {(s.plugin, s.key): s.value for s in m.Setting.objects.filter(config_id__startswith="s_")}
+    stored = {
+        (s.plugin, s.key): s.value for s in m.Setting.objects.filter(config_id__startswith="s_")
+    }
     assert stored == {
         ("core", "groups-relative-recompute-minutes"): "1440",
         ("core", "runs-lease-seconds"): "1800",
@@ -317,7 +323,10 @@ def test_a_relative_sqlite_file_is_read_from_the_project_directory(tmp_path, mon
     config_apply(directory=directory)
     source = m.Source.objects.get(config_id="users_table")
     assert source.app.options["path"] == str(shop)
-    assert [r["email"] for r in source_preview(source=source)] == ["ada@example.com", "bob@example.com"]
+    assert [r["email"] for r in source_preview(source=source)] == [
+        "ada@example.com",
+        "bob@example.com",
+    ]
     assert not config_apply(directory=directory).changed
 
 
@@ -355,6 +364,10 @@ def test_csv_paths_are_relative_to_the_project_unless_the_app_has_a_base_directo
     }  # fmt: skip
     config = config_validate(directory=write_config(project / "config", files))
     assert config.problems.errors == []
-    assert config.get("source", "people").data["options"]["path"] == os.path.join(project, "data/people.csv")
-    assert config.get("app", "based").data["options"]["baseDirectory"] == os.path.join(project, "exports")
+    assert config.get("source", "people").data["options"]["path"] == os.path.join(
+        project, "data/people.csv"
+    )
+    assert config.get("app", "based").data["options"]["baseDirectory"] == os.path.join(
+        project, "exports"
+    )
     assert config.get("destination", "out").data["options"]["path"] == "people.csv"

@@ -42,18 +42,21 @@ def test_placeholders_are_filled_as_grouparoo_rendered_them():
         signedUpAt=datetime(2025, 12, 31, 23, 0, tzinfo=UTC), tags=["a", "b"],
     )  # fmt: skip
     assert calculated.render('() => "{{{ firstName }}} {{{lastName}}}"', ada, NOW) == (
-        "() => \"Ada O'Hara & <Co>\""
+        '() => "Ada O\'Hara & <Co>"'
     )
     assert calculated.render("{{ lastName }}|{{& lastName }}", ada, NOW) == (
         "O&#39;Hara &amp; &lt;Co&gt;|O'Hara & <Co>"
     )
-    assert calculated.render("{{{ ltv }}} {{{ score }}} {{{ vip }}} {{{ tags }}}", ada, NOW) == "900 1.5 true a, b"
-    assert calculated.render("{{{ signedUpAt }}} {{{ signedUpAt.date }}} {{{ signedUpAt.sql }}}", ada, NOW) == (
-        "2025-12-31T23:00:00.000Z 2025-12-31 2025-12-31 23:00:00"
+    assert (
+        calculated.render("{{{ ltv }}} {{{ score }}} {{{ vip }}} {{{ tags }}}", ada, NOW)
+        == "900 1.5 true a, b"
     )
-    assert calculated.render("{{{ now.iso }}} {{{ createdAt.time }}} [{{{ updatedAt }}}] [{{{ nope }}}]", ada, NOW) == (
-        "2026-03-04T05:06:07.890Z 03:04:05 [] []"
-    )
+    assert calculated.render(
+        "{{{ signedUpAt }}} {{{ signedUpAt.date }}} {{{ signedUpAt.sql }}}", ada, NOW
+    ) == ("2025-12-31T23:00:00.000Z 2025-12-31 2025-12-31 23:00:00")
+    assert calculated.render(
+        "{{{ now.iso }}} {{{ createdAt.time }}} [{{{ updatedAt }}}] [{{{ nope }}}]", ada, NOW
+    ) == ("2026-03-04T05:06:07.890Z 03:04:05 [] []")
     assert calculated.template_names('() => "{{{ firstName }}}" + {{ ltv }} + "{{{ now.date }}}"') == [
         "firstName", "ltv", "now.date",
     ]  # fmt: skip
@@ -126,13 +129,19 @@ class _Reader:
 def test_a_batch_where_every_call_fails_fails_and_a_partial_failure_leaves_no_value(caplog):
     source = calculated.CalculatedSource({}, {})
     source.bind_records(_Reader({"1": record(email="ada@example.com"), "2": record()}))
-    domain = PropertySpec("domain", {"customFunction": '() => "{{{ email }}}".split("@")[1].toUpperCase()'})
-    out = source.aggregate(properties=[domain], key_column="userId", key_property="userId", keys=["1", "2"])
+    domain = PropertySpec(
+        "domain", {"customFunction": '() => "{{{ email }}}".split("@")[1].toUpperCase()'}
+    )
+    out = source.aggregate(
+        properties=[domain], key_column="userId", key_property="userId", keys=["1", "2"]
+    )
     assert out == {"1": {"domain": "EXAMPLE.COM"}}
     assert "no value for 1 of 2 records" in caplog.text
     broken = PropertySpec("broken", {"customFunction": "() => {{{ email }}}.length"})
     with pytest.raises(ConnectorError, match="'broken' failed for every record of the batch"):
-        source.aggregate(properties=[broken], key_column="userId", key_property="userId", keys=["1", "2"])
+        source.aggregate(
+            properties=[broken], key_column="userId", key_property="userId", keys=["1", "2"]
+        )
 
 
 # --- the demo-shaped config, end to end ------------------------------------------------------
@@ -141,7 +150,9 @@ def test_a_batch_where_every_call_fails_fails_and_a_partial_failure_leaves_no_va
 def _project(tmp_path, **functions: str) -> tuple[Any, Any]:
     shop = tmp_path / "shop.sqlite3"
     with sqlite3.connect(shop) as conn:
-        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, first_name TEXT, last_name TEXT)")
+        conn.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, first_name TEXT, last_name TEXT)"
+        )
         conn.executemany(
             "INSERT INTO users VALUES (?, ?, ?, ?)",
             [(1, "ada@example.com", "Ada", "Lovelace"), (2, "bob@example.com", "Bob", None)],
@@ -212,7 +223,9 @@ def test_grouparoo_demo_calculated_property_applies_and_computes(tmp_path):
     assert config.problems.errors == []
     config_apply(directory=directory)
     source = m.Source.objects.get(config_id="demo_calculated_property_source")
-    assert [(row.remote_key, row.property.key) for row in source.mappings.all()] == [("userId", "userId")]
+    assert [(row.remote_key, row.property.key) for row in source.mappings.all()] == [
+        ("userId", "userId")
+    ]
     stored = m.Property.objects.get(config_id="initials").options["customFunction"]
     assert stored == '() => "{{{ firstName }}}".slice(0, 1) + "{{{ lastName }}}".slice(0, 1)'
 
@@ -235,7 +248,9 @@ def test_grouparoo_demo_calculated_property_applies_and_computes(tmp_path):
 def test_importing_one_record_computes_its_calculated_properties(tmp_path):
     directory, _ = _project(tmp_path, full_name='() => "{{{ firstName }}} {{{ lastName }}}"')
     config_apply(directory=directory)
-    record_import_now(model=m.RecordModel.objects.get(config_id="users"), property_key="userId", value="1")
+    record_import_now(
+        model=m.RecordModel.objects.get(config_id="users"), property_key="userId", value="1"
+    )
     assert _values("fullName") == {"ada@example.com": "Ada Lovelace"}
 
 
@@ -244,9 +259,12 @@ def test_a_calculated_run_without_node_fails_clearly(tmp_path, monkeypatch):
     directory, _ = _project(tmp_path, full_name='() => "{{{ firstName }}}"')
     monkeypatch.setattr(calculated.shutil, "which", lambda name: None)
     config = config_validate(directory=directory)
-    assert "no `node` program" in {
-        (p.object_id, p.key): p.message for p in config.problems.warnings
-    }[("demo_calculated_property_source", "type")]
+    assert (
+        "no `node` program"
+        in {(p.object_id, p.key): p.message for p in config.problems.warnings}[
+            ("demo_calculated_property_source", "type")
+        ]
+    )
     config_apply(directory=directory)
     assert sync(m.Schedule.objects.get(config_id="users_schedule")).state == "complete"
     run = _calculate()
@@ -262,7 +280,38 @@ def test_a_calculated_run_without_node_fails_clearly(tmp_path, monkeypatch):
         ("async () => 1", "cannot use async in a calculated property"),
     ],
 )
-def test_a_function_naming_no_property_or_using_what_grouparoo_refused_is_an_error(tmp_path, function, message):
+def test_a_function_naming_no_property_or_using_what_grouparoo_refused_is_an_error(
+    tmp_path, function, message
+):
     directory, _ = _project(tmp_path, full_name=function)
     errors = config_validate(directory=directory).problems.errors
     assert any(p.key == "options.customFunction" and message in p.message for p in errors), errors
+
+
+def test_a_calculated_source_takes_a_schedule_but_no_watermark_column(tmp_path):
+    directory, _ = _project(tmp_path, full_name='() => "{{{ firstName }}}"')
+    schedule = {"id": "recalculate", "class": "Schedule", "name": "Recalculate", "recurring": True,
+                "recurringFrequency": 3600000, "sourceId": "demo_calculated_property_source"}  # fmt: skip
+    write_config(directory, {"users/sources/recalculate.json": schedule})
+    assert config_validate(directory=directory).problems.errors == []
+    schedule["options"] = {"column": "updated_at"}
+    write_config(directory, {"users/sources/recalculate.json": schedule})
+    [error] = config_validate(directory=directory).problems.errors
+    assert (error.object_id, error.key) == ("recalculate", "options.column")
+
+
+@pytest.mark.django_db
+def test_an_exported_calculated_source_applies_again_unchanged(tmp_path):
+    from tests.config.test_export import _round_trip
+
+    (tmp_path / "project").mkdir()
+    directory, _ = _project(
+        tmp_path / "project", full_name='() => "{{{ first_name }}} {{{ lastName }}}"'
+    )
+    config_apply(directory=directory)
+    first, second = _round_trip(tmp_path)
+    assert first == second
+    [source_file] = [
+        text for name, text in first.items() if "Calculated" in text and name.startswith("sources/")
+    ]
+    assert '"mapping"' in source_file

@@ -109,7 +109,9 @@ def test_a_url_that_is_not_http_is_a_path(tmp_path):
 
 def test_file_age_hours_must_be_a_number():
     cls = registry.get_source("csv-url")
-    assert "fileAgeHours" in cls.validate_options({"url": "https://x.test/a.csv", "fileAgeHours": "daily"})
+    assert "fileAgeHours" in cls.validate_options(
+        {"url": "https://x.test/a.csv", "fileAgeHours": "daily"}
+    )
     assert cls.validate_options({"url": "https://x.test/a.csv", "fileAgeHours": 6}) == {}
 
 
@@ -134,4 +136,7 @@ def test_grouparoo_config_of_a_csv_import_table_source_applies_and_reads(
     config_apply(directory=write_config(tmp_path / "config", files))
     source = m.Source.objects.get(config_id="users_csv")
     assert (source.type, source.options) == ("csv-url", {"url": url, "fileAgeHours": 6})
-    assert [row["email"] for row in source_preview(source=source)] == ["ada@example.com", "bob@example.com"]
+    assert [row["email"] for row in source_preview(source=source)] == [
+        "ada@example.com",
+        "bob@example.com",
+    ]

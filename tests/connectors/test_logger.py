@@ -19,11 +19,21 @@ from tests.config.conftest import write_config
 from tests.engine.helpers import sync
 
 SYNC = SyncOperations.for_mode("sync")
-FIELDS = {"time", "id", "oldRecordProperties", "newRecordProperties", "oldGroups", "newGroups", "toDelete"}
+FIELDS = {
+    "time",
+    "id",
+    "oldRecordProperties",
+    "newRecordProperties",
+    "oldGroups",
+    "newGroups",
+    "toDelete",
+}
 
 
 def payload(export_id, record_id, new, old=None, groups=(), old_groups=(), delete=False):
-    return ExportPayload(export_id, record_id, dict(old or {}), dict(new), list(old_groups), list(groups), delete)
+    return ExportPayload(
+        export_id, record_id, dict(old or {}), dict(new), list(old_groups), list(groups), delete
+    )
 
 
 def logger_destination(path, **app):
@@ -53,7 +63,11 @@ def test_each_export_is_one_json_line_with_grouparoos_fields(tmp_path):
     assert datetime.fromisoformat(first["time"]).tzinfo is not None
     assert first["id"] == 10
     assert first["newRecordProperties"] == {"primary id": "ada@example.com", "ltv": 900.5}
-    assert (first["oldRecordProperties"], first["newGroups"], first["toDelete"]) == ({}, ["High Value"], False)
+    assert (first["oldRecordProperties"], first["newGroups"], first["toDelete"]) == (
+        {},
+        ["High Value"],
+        False,
+    )
     assert second["oldRecordProperties"] == {"primary id": "bob@old.test"}
     assert (second["oldGroups"], second["newGroups"]) == (["Spanish Speakers"], [])
     assert (third["id"], third["toDelete"]) == (10, True)
@@ -67,7 +81,10 @@ def test_concurrent_batches_never_mix_their_lines(tmp_path):
         destination = logger_destination(path)
         for batch in range(5):
             destination.export_batch(
-                [payload(worker * 100 + batch * 10 + i, worker, {"primary id": big}) for i in range(10)],
+                [
+                    payload(worker * 100 + batch * 10 + i, worker, {"primary id": big})
+                    for i in range(10)
+                ],
                 operations=SYNC,
             )
 
@@ -97,7 +114,9 @@ def test_the_file_must_be_absolute_and_its_directory_must_exist(tmp_path):
     assert "filename" in app.validate_options({"filename": "log.log"})
     assert app.validate_options({"filename": str(tmp_path / "log.log"), "stdout": True}) == {}
     with pytest.raises(ConnectorError) as raised:
-        logger_destination(tmp_path / "missing" / "log.log").export_batch([payload(1, 1, {})], operations=SYNC)
+        logger_destination(tmp_path / "missing" / "log.log").export_batch(
+            [payload(1, 1, {})], operations=SYNC
+        )
     assert raised.value.permanent and "does not exist" in raised.value.message
 
 
@@ -119,7 +138,10 @@ def test_grouparoo_demo_logger_config_applies_and_logs_a_sync(tmp_path):
     shop = project / "shop.sqlite3"
     with sqlite3.connect(shop) as conn:
         conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, language TEXT)")
-        conn.executemany("INSERT INTO users VALUES (?, ?, ?)", [(1, "ada@example.com", "Spanish"), (2, "bob@example.com", "English")])
+        conn.executemany(
+            "INSERT INTO users VALUES (?, ?, ?)",
+            [(1, "ada@example.com", "Spanish"), (2, "bob@example.com", "English")],
+        )
     files = {
         "models/users.json": {"id": "users", "class": "Model", "name": "Users", "type": "profile"},
         "apps/shop.json": {"id": "shop", "class": "App", "name": "Shop", "type": "sqlite",
@@ -153,11 +175,16 @@ def test_grouparoo_demo_logger_config_applies_and_logs_a_sync(tmp_path):
         },
     }  # fmt: skip
     config_apply(directory=write_config(project / "config", files))
-    assert m.App.objects.get(config_id="logger").options["filename"] == str(project / "logs" / "log.log")
+    assert m.App.objects.get(config_id="logger").options["filename"] == str(
+        project / "logs" / "log.log"
+    )
 
     run = sync(m.Schedule.objects.get(config_id="users_schedule"))
     assert run.state == "complete", run.error
-    logged = {line["newRecordProperties"]["primary id"]: line for line in lines(project / "logs" / "log.log")}
+    logged = {
+        line["newRecordProperties"]["primary id"]: line
+        for line in lines(project / "logs" / "log.log")
+    }
     assert set(logged) == {"ada@example.com", "bob@example.com"}
     assert logged["ada@example.com"]["newRecordProperties"]["secondary id"] == 1
     assert logged["ada@example.com"]["newGroups"] == ["Spanish Speakers"]
