@@ -363,7 +363,7 @@ class CalculatedSource(SourceConnector):
         self, *, watermark_column: str | None, since: Any | None, filters: list[dict[str, Any]]
     ) -> int:
         if filters:
-            raise NotImplementedError("a calculated-property source takes no filters")
+            raise ConnectorError("A calculated-property source takes no filters.", permanent=True)
         return self._reader().count()
 
     def aggregate(

@@ -632,13 +632,18 @@ class _Linker:
                 continue
             source = self.get("source", spec.data["source"])
             connector = self._source_connector(source)
-            if getattr(connector, "reads_records", False) and spec.data["options"].get("column"):
-                self.error(
-                    spec,
-                    "options.column",
-                    f'source "{source.id}" computes its properties from the records: every run '
-                    f"reads them all, by no watermark column",
-                )
+            if getattr(connector, "reads_records", False):
+                given = {
+                    "options.column": spec.data["options"].get("column"),
+                    "filters": spec.data["filters"],
+                }
+                for key in (k for k, value in given.items() if value):
+                    self.error(
+                        spec,
+                        key,
+                        f'source "{source.id}" computes its properties from the records: '
+                        f"every run reads them all, with no watermark column or filters",
+                    )
             if is_query_connector(connector) and not source.data["options"].get("query"):
                 self.error(
                     spec,

@@ -298,6 +298,11 @@ def test_a_calculated_source_takes_a_schedule_but_no_watermark_column(tmp_path):
     write_config(directory, {"users/sources/recalculate.json": schedule})
     [error] = config_validate(directory=directory).problems.errors
     assert (error.object_id, error.key) == ("recalculate", "options.column")
+    schedule["options"] = {}
+    schedule["filters"] = [{"key": "email", "op": "exists"}]
+    write_config(directory, {"users/sources/recalculate.json": schedule})
+    [error] = config_validate(directory=directory).problems.errors
+    assert (error.object_id, error.key) == ("recalculate", "filters")
 
 
 @pytest.mark.django_db
