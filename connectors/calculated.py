@@ -121,6 +121,21 @@ def template_names(template: str) -> list[str]:
     return [m.group("raw") or m.group("name") for m in _TAG.finditer(template or "")]
 
 
+def rename(template: str, names: dict[str, str]) -> str:
+    """`template` with the placeholders named in `names` renamed (tags kept as written)."""
+
+    def replace(match: re.Match[str]) -> str:
+        group = "raw" if match.group("raw") else "name"
+        name = match.group(group)
+        if name not in names:
+            return match.group(0)
+        start, end = match.span(group)
+        whole, offset = match.group(0), match.start()
+        return whole[: start - offset] + names[name] + whole[end - offset :]
+
+    return _TAG.sub(replace, template or "")
+
+
 def illegal_use(template: str) -> str | None:
     """What Grouparoo refused in a calculated property that `template` uses, or None."""
     return next((s for s in ILLEGAL if s in (template or "")), None)

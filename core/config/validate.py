@@ -319,7 +319,13 @@ class _Linker:
                 self._calculated_property(spec)
 
     def _calculated_property(self, spec: Spec) -> None:
-        from connectors.calculated import BUILTINS, FUNCTION_OPTION, illegal_use, template_names
+        from connectors.calculated import (
+            BUILTINS,
+            FUNCTION_OPTION,
+            illegal_use,
+            rename,
+            template_names,
+        )
 
         key = f"options.{FUNCTION_OPTION}"
         if spec.data["unique"]:
@@ -347,7 +353,7 @@ class _Linker:
                 continue
             replace[name] = f"{target.data['key']}{dot}{part}"
             spec.refs.append(Ref(key, "property", target.id))
-        spec.data["options"][FUNCTION_OPTION] = schema.mustache_replace(template, replace)
+        spec.data["options"][FUNCTION_OPTION] = rename(template, replace)
 
     def mappings(self, specs: list[Spec]) -> None:
         primary_of: dict[str, Spec] = {}

@@ -481,7 +481,7 @@ def _enrichers(plan):
             oplan.creates_records
             or not oplan.aggregate_properties
             or oplan.key_property.pk not in written
-            or cls.reads_records  # computed from the records once written: see _calculate_after
+            or cls.reads_records  # computed from the records once written: _start_calculations
         ):
             continue
         conn = cls(other.app.connector_options(), other.connector_options())

@@ -217,7 +217,7 @@ def test_grouparoo_demo_calculated_property_applies_and_computes(tmp_path):
         tmp_path,
         # As the demo's full_name.json: keys in the placeholders; an id works too.
         full_name='() => "{{{ firstName }}} {{{ lastName }}}"',
-        initials='() => "{{{ first_name }}}".slice(0, 1) + "{{{ last_name }}}".slice(0, 1)',
+        initials='() => "{{& first_name }}".slice(0, 1) + "{{{last_name}}}".slice(0, 1)',
     )
     config = config_validate(directory=directory)
     assert config.problems.errors == []
@@ -227,7 +227,7 @@ def test_grouparoo_demo_calculated_property_applies_and_computes(tmp_path):
         ("userId", "userId")
     ]
     stored = m.Property.objects.get(config_id="initials").options["customFunction"]
-    assert stored == '() => "{{{ firstName }}}".slice(0, 1) + "{{{ lastName }}}".slice(0, 1)'
+    assert stored == '() => "{{& firstName }}".slice(0, 1) + "{{{lastName}}}".slice(0, 1)'
 
     assert sync(m.Schedule.objects.get(config_id="users_schedule")).state == "complete"
     run = _calculate()  # started by the import that changed records
