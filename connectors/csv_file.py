@@ -37,6 +37,7 @@ import re
 import tempfile
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -328,45 +329,72 @@ def cache_directory() -> str:
     return os.path.join(os.fspath(settings.MEDIA_ROOT), CACHE_SUBDIR)
 
 
-def download_cached(url: str, *, max_age_seconds: float, directory: str | None = None) -> str:
-    """The path of a local copy of the file at `url` (http or https), downloaded again when the
-    copy is older than `max_age_seconds`. The download goes through the webhooks' address guard
-    (public addresses only unless GROUPAROO_ALLOW_PRIVATE_WEBHOOKS is on, every redirect hop
-    checked), is at most MAX_UPLOAD_BYTES, and replaces the copy atomically once complete, so a
-    reader never sees half a file; concurrent callers download once (a lock file). A copy is
-    named by a hash of the URL. Messages name the URL as scheme://host:port only, as it may
-    carry a token. Raises ConnectorError (permanent for 4xx answers and refused addresses)."""
-    from connectors.webhook import AddressRefused, display_url, guarded_client
+SNAPSHOT_SUFFIX = ".reading"
+STALE_SNAPSHOT_SECONDS = 2 * 24 * 3600
 
+
+def download_cached(url: str, *, max_age_seconds: float, directory: str | None = None) -> str:
+    """The path of a private snapshot of the local copy of the file at `url` (http or https),
+    which is downloaded again when older than `max_age_seconds`. The download goes through the
+    webhooks' address guard (public addresses only unless GROUPAROO_ALLOW_PRIVATE_WEBHOOKS is on,
+    every redirect hop checked), is at most MAX_UPLOAD_BYTES, and replaces the copy atomically
+    once complete; concurrent callers download once (a lock file). The snapshot is a hard link
+    to the copy of the moment: a newer download never changes what its holder reads. Its holder
+    deletes it (release_snapshot); snapshots a crash left are deleted after two days. A copy
+    is named by a hash of the URL. Messages name the URL as scheme://host:port only, as it may
+    carry a token. Raises ConnectorError (permanent for 4xx answers and refused addresses)."""
     directory = directory or cache_directory()
     os.makedirs(directory, exist_ok=True)
     name = hashlib.sha256(url.encode()).hexdigest()[:32]
     target = os.path.join(directory, f"{name}.csv")
-    shown = display_url(url)
     with open(os.path.join(directory, f".{name}.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if time.time() - os.stat(target).st_mtime < max_age_seconds:
-                return target
+            fresh = time.time() - os.stat(target).st_mtime < max_age_seconds
+        except FileNotFoundError:
+            fresh = False
+        if not fresh:
+            _sweep_snapshots(directory)
+            _download_to(url, directory, name, target)
+        snapshot = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{SNAPSHOT_SUFFIX}")
+        os.link(target, snapshot)
+    return snapshot
+
+
+def release_snapshot(path: str) -> None:
+    """Delete a snapshot download_cached handed out (safe to call twice)."""
+    if path.endswith(SNAPSHOT_SUFFIX):
+        try:
+            os.unlink(path)
         except FileNotFoundError:
             pass
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out, guarded_client(
-                timeout=DOWNLOAD_TIMEOUT, shown=shown, what="CSV URL"
-            ) as client:
-                client.max_redirects = MAX_REDIRECTS
-                _download(client, url, shown, out)
-            os.chmod(temp, 0o640)
-            os.replace(temp, target)
-        except AddressRefused:
-            raise
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"Cannot download the CSV file from {shown}: {type(exc).__name__}") from None
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
-    return target
+
+
+def _sweep_snapshots(directory: str) -> None:
+    cutoff = time.time() - STALE_SNAPSHOT_SECONDS
+    for entry in os.scandir(directory):
+        if entry.name.endswith(SNAPSHOT_SUFFIX) and entry.stat().st_mtime < cutoff:
+            release_snapshot(entry.path)
+
+
+def _download_to(url: str, directory: str, name: str, target: str) -> None:
+    from connectors.webhook import display_url, guarded_client
+
+    shown = display_url(url)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out, guarded_client(
+            timeout=DOWNLOAD_TIMEOUT, shown=shown, what="CSV URL"
+        ) as client:
+            client.max_redirects = MAX_REDIRECTS
+            _download(client, url, shown, out)
+        os.chmod(temp, 0o640)
+        os.replace(temp, target)
+    except httpx.HTTPError as exc:
+        raise ConnectorError(f"Cannot download the CSV file from {shown}: {type(exc).__name__}") from None
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
 
 
 def _file_name(url: str) -> str:
@@ -407,7 +435,8 @@ class CsvUrlSource(CsvFileSource):
     """Grouparoo's `csv-import-table`: the CSV file at `url`, read as a csv-file source reads its
     file. An http(s) URL is downloaded (see download_cached) and downloaded again once the copy
     is older than `fileAgeHours`; anything else is a path on the server, as a csv-file source's.
-    One connector reads one copy: a run is not switched to a newer download halfway."""
+    One connector reads one snapshot of the copy as long as it lives: a run is not switched to a
+    newer download halfway."""
 
     key = "csv-url"
     label = "CSV file at a URL"
@@ -458,6 +487,9 @@ class CsvUrlSource(CsvFileSource):
                 from connectors.webhook import display_url
 
                 path = download_cached(str(url).strip(), max_age_seconds=self._max_age(self.source_options))
+                # The file is reopened for every query (close() runs after each): the snapshot
+                # lives as long as this connector does.
+                weakref.finalize(self, release_snapshot, path)
                 self._copy = (path, f"downloaded from {display_url(str(url))}")
             else:
                 self._copy = (resolve_path(self.app_options, url), str(url))

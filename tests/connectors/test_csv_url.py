@@ -69,6 +69,21 @@ def test_the_copy_is_used_until_it_is_older_than_file_age_hours(httpserver, medi
     assert len(httpserver.log) == 1
 
 
+def test_an_open_source_keeps_its_copy_while_a_newer_one_is_downloaded(
+    httpserver, media, allow_loopback
+):
+    url = serve(httpserver, USERS)
+    running = registry.get_source("csv-url")({}, {"url": url, "fileAgeHours": 0})
+    assert len(running.preview(10)) == 2
+    httpserver.clear()
+    serve(httpserver, USERS + "3,cy@example.com\n")
+    assert emails(url, fileAgeHours=0) == ["ada@example.com", "bob@example.com", "cy@example.com"]
+    assert [row["email"] for row in running.preview(10)] == ["ada@example.com", "bob@example.com"]
+    running.close()
+    del running  # the snapshot lives as long as its connector
+    assert [n for n in os.listdir(media / "csv-cache") if n.endswith(".reading")] == []
+
+
 def test_private_addresses_are_refused_without_the_setting(httpserver, media, settings):
     settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = False
     url = serve(httpserver, USERS) + "?token=s3cret-token"
