@@ -311,6 +311,16 @@ class MysqlDialect(Dialect):
             return sql + f"{key} = {key}"
         return sql + ", ".join(f"{c} = VALUES({c})" for c in update)
 
+    def exact_eq(self, column_sql: str) -> str:
+        # Text columns usually have a case-insensitive, PAD SPACE collation ('vip' = 'VIP ');
+        # as bytes the comparison is exact.
+        return f"CAST({column_sql} AS BINARY) = CAST(%s AS BINARY)"
+
+    def bulk_insert_missing(self, cur: Any, table_sql: str, columns: Any, rows: list[list[Any]]) -> None:
+        # A unique index under such a collation holds 'VIP' as 'vip': that row is then present
+        # (kept, never changed), rather than a "Duplicate entry" failing the record for good.
+        cur.executemany(self.upsert_sql(table_sql, columns, columns[0], []), rows)
+
     def adapt_value(self, value: Any, column_type: str | None) -> Any:
         t = (column_type or "").lower()
         if isinstance(value, list | dict):

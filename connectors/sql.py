@@ -554,6 +554,16 @@ class Dialect:
             reason = reason.replace(str(password), "********")
         return ConnectorError(f"Could not connect to {self.name} at {host}:{port}: {reason}", permanent=permanent)
 
+    def exact_eq(self, column_sql: str) -> str:
+        """`column = <placeholder>` compared byte for byte (case and trailing spaces count), as
+        SQL text; the group names of a groups table are compared so."""
+        return f"{column_sql} = {self.placeholder}"
+
+    def bulk_insert_missing(self, cur: Any, table_sql: str, columns: Sequence[str], rows: list[list[Any]]) -> None:
+        """Insert rows this connector found missing; a dialect whose unique indexes compare text
+        more loosely than exact_eq treats a row its index calls a duplicate as present."""
+        self.bulk_insert(cur, table_sql, columns, rows)
+
     def is_record_error(self, exc: BaseException) -> bool:
         """True when the error is about a row's data (a value the column rejects), so an export
         batch can isolate the failing records instead of failing whole."""
@@ -1522,7 +1532,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         g, fk, gname = d.table_ref(self.app_options, groups.table), d.quote(groups.key), d.quote(groups.name)
         mine, mine_params = "", []
         if groups.owned:
-            mine, mine_params = f" AND {d.quote(groups.owned[0])} = {ph}", [groups.owned[1]]
+            mine, mine_params = f" AND {d.exact_eq(d.quote(groups.owned[0]))}", [groups.owned[1]]
         # The last payload of a key wins, as if the batch's payloads were sent one by one.
         wanted: dict[Any, tuple[Any, frozenset[str]]] = {key_norm(it.key): (it.key, it.groups) for it in writes}
         removals: dict[tuple[Any, str], tuple[Any, str]] = {}
@@ -1548,7 +1558,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         additions = [(key, name) for n, (key, names) in wanted.items() for name in sorted(names - have.get(n, none))]
         if removals:
             rows = [[*r, *mine_params] for r in removals.values()]
-            cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {gname} = {ph}{mine}", rows)
+            cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {d.exact_eq(gname)}{mine}", rows)
         if additions:
             owner_cols = [d.quote(groups.owned[0])] if groups.owned else []
-            d.bulk_insert(cur, g, [fk, gname, *owner_cols], [[*a, *mine_params] for a in additions])
+            d.bulk_insert_missing(cur, g, [fk, gname, *owner_cols], [[*a, *mine_params] for a in additions])

@@ -137,3 +137,30 @@ def test_a_value_the_column_rejects_fails_only_that_record(world):
     assert [r.success for r in results] == [True, False, False]
     assert "Incorrect integer value" in results[1].error and "too long" in results[2].error
     assert world.run("SELECT id FROM people") == [(1,)]
+
+
+def test_group_names_compare_byte_for_byte_under_a_case_insensitive_collation(world):
+    """MariaDB's default collation holds 'vip' = 'VIP' = 'vip ': a person's 'VIP' row under a
+    unique index makes our 'vip' present (not a failed record), and removing 'vip' leaves the
+    person's 'Vip ' and 'VIP' rows alone."""
+    world.run("CREATE UNIQUE INDEX people_groups_unique ON people_groups (person_id, group_name)")
+    world.run("INSERT INTO people_groups (person_id, group_name) VALUES (1, 'VIP'), (2, 'Vip ')")
+    dest = world.destination(table="people", primaryKey="id", groupsTable="people_groups",
+                             groupForeignKey="person_id", groupColumnName="group_name")
+    ops = SyncOperations.for_mode("sync")
+    results = dest.export_batch([
+        ExportPayload(1, 1, {}, {"id": 1}, [], ["vip"], False),
+        ExportPayload(2, 2, {}, {"id": 2}, [], ["vip"], False),
+    ], operations=ops)
+    assert all(r.success for r in results), results
+    rows = "SELECT person_id, group_name FROM people_groups ORDER BY person_id, group_name"
+    # Person 2's 'Vip ' is also a duplicate of 'vip' for the index: both people keep their rows.
+    assert world.run(rows) == [(1, "VIP"), (2, "Vip ")]
+    world.run("DROP INDEX people_groups_unique ON people_groups")
+    world.run("INSERT INTO people_groups (person_id, group_name) VALUES (2, 'vip')")
+    results = dest.export_batch([
+        ExportPayload(3, 1, {"id": 1}, {"id": 1}, ["vip"], [], False),
+        ExportPayload(4, 2, {"id": 2}, {"id": 2}, ["vip"], [], False),
+    ], operations=ops)
+    assert all(r.success for r in results), results
+    assert world.run(rows) == [(1, "VIP"), (2, "Vip ")]
