@@ -164,3 +164,20 @@ def test_group_names_compare_byte_for_byte_under_a_case_insensitive_collation(wo
     ], operations=ops)
     assert all(r.success for r in results), results
     assert world.run(rows) == [(1, "VIP"), (2, "Vip ")]
+
+
+def test_double_sums_outside_decimal_65_30_are_added_as_doubles(world):
+    """DOUBLE sums and averages go through DECIMAL(65, 30) only where the values fit it: 1e40
+    and 1.5 are not 99999...99.99, 1e-31 is not lost, and 0.1 + 0.2 is still 0.3."""
+    world.run("CREATE TABLE amounts (user_id INT, f DOUBLE)")
+    rows = [(1, 1e40), (1, 1.5), (2, -1e300), (2, 2e300), (3, 1e-31), (3, 3e-31),
+            (4, 0.1), (4, 0.2), (5, 0.0), (6, 2.5e-20), (6, 1.0)]
+    world.runmany("INSERT INTO amounts VALUES (?, ?)", rows)
+    source = world.source("table", table="amounts")
+    props = [PropertySpec(m, {"column": "f", "aggregationMethod": m}) for m in ("sum", "average")]
+    out = source.aggregate(properties=props, key_column="user_id", key_property="userId", keys=[1, 2, 3, 4, 5, 6])
+    assert {k: (float(v["sum"]), float(v["average"])) for k, v in out.items()} == {
+        1: (1e40, 5e39), 2: (1e300, 5e299), 3: (4e-31, 2e-31), 4: (0.3, 0.15), 5: (0.0, 0.0),
+        6: (1.0, 0.5),
+    }
+    assert (str(out[4]["sum"]), str(out[4]["average"])) == ("0.3", "0.15")
