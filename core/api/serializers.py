@@ -56,19 +56,34 @@ def model_errors(exc: DjangoValidationError, prefix: str = "") -> serializers.Va
 class StrictFieldsMixin:
     """Refuses input fields the serializer does not know, naming them (400): a data tool must not
     silently ignore a typo. Read-only fields count as known, so what a GET returned may be sent
-    back (they are ignored, as always)."""
+    back (ignored); on an update, a read-only field sent with another value than the object's
+    is refused (400), as a change that would not happen."""
 
     ignored_input: ClassVar[frozenset[str]] = frozenset({"csrfmiddlewaretoken"})
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
+            writable = ", ".join(name for name, f in self.fields.items() if not f.read_only)
             unknown = [str(k) for k in data if k not in self.fields and k not in self.ignored_input]
             if unknown:
-                writable = ", ".join(name for name, f in self.fields.items() if not f.read_only)
                 raise serializers.ValidationError(
                     {name: [f"Unknown field (writable fields: {writable})."] for name in unknown}
                 )
+            changed = self._read_only_changes(data)
+            if changed:
+                raise serializers.ValidationError(
+                    {name: [f"Read-only field (writable fields: {writable})."] for name in changed}
+                )
         return super().to_internal_value(data)
+
+    def _read_only_changes(self, data: Mapping) -> list[str]:
+        """Read-only fields of `data` whose value differs from the instance's, as a GET shows it."""
+        sent = [k for k in data if k in self.fields and self.fields[k].read_only]
+        instance = getattr(self, "instance", None)
+        if not sent or instance is None or isinstance(instance, list | tuple | models.QuerySet):
+            return []
+        current = self.to_representation(instance)
+        return [str(k) for k in sent if k in current and data[k] != current[k]]
 
 
 class CleanModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
