@@ -436,16 +436,16 @@ class ApiKeySerializer(CleanModelSerializer):
     def get_key_prefix(self, obj: m.ApiKey) -> str:
         return f"grp_{obj.prefix}"
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+    def to_internal_value(self, data: Any) -> Any:
         """`revoked_at` is set only by revoking; a revoked key is never restored (its secret may
-        have leaked), and saying so beats a 200 that changes nothing."""
-        data = getattr(self, "initial_data", None)
+        have leaked), and saying so beats a 200 that changes nothing (checked before the
+        generic refusal of a changed read-only field, to say why)."""
         revoked = self.instance is not None and self.instance.revoked_at is not None
-        if revoked and isinstance(data, dict) and "revoked_at" in data and data["revoked_at"] is None:
+        if revoked and isinstance(data, Mapping) and "revoked_at" in data and data["revoked_at"] is None:
             raise serializers.ValidationError(
                 {"revoked_at": ["A revoked key cannot be restored; create a new key."]}
             )
-        return super().validate(attrs)
+        return super().to_internal_value(data)
 
     def validate_permissions(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         errors = check_distinct(rows, "topic", "Topic “{value}” is listed twice.")
