@@ -58,6 +58,7 @@ from core.engine.pipeline import ConcurrentSender, ReadAhead
 from core.engine.record_inputs import bind_records
 from core.engine.scope import ConfigChanged, RunScope
 from core.engine.secondary import (
+    Deferred,
     enrich_page,
     enrichers_for,
     enrichment_read,
@@ -523,12 +524,15 @@ def _import_loop(
                 prepared = prepare_batch(
                     plan=plan, rows=page.rows, aggregates=aggregates, fragments=fragments
                 )
-                # The other sources' aggregates of the page's keys: every record the page
-                # imports has them recomputed (core/engine/secondary.py).
-                enriched = (
-                    enrichment_read(plan, ahead_enrichers, page.rows, fragments) if enrichers else None
-                )
+                # The other sources' aggregates of the page's keys (every record the page
+                # imports has them recomputed: core/engine/secondary.py), read once the page
+                # is handed over, while its own rows are written.
+                enriched = Deferred() if enrichers else None
                 yield page, aggregates, prepared, enriched
+                if enriched is not None:
+                    enriched.fulfill(
+                        lambda rows=page.rows: enrichment_read(plan, ahead_enrichers, rows, fragments)
+                    )
                 if len(page.rows) < batch_size:
                     return
                 after = page.cursor
@@ -586,9 +590,10 @@ def _import_page(
             scope.hold()
         # A first sync's page: the secondary sources' rows, prepared ahead for every key of
         # the page, are written with it when every key creates its record.
+        ahead = enriched.result() if enriched is not None and assume_new else None
         with_fresh = [
             (oplan, read[2])
-            for (oplan, _specs, _conn), read in zip(enrichers, enriched or (), strict=False)
+            for (oplan, _specs, _conn), read in zip(enrichers, ahead or (), strict=False)
             if oplan.key_property.pk == plan.key_property.pk
         ]
         if len(with_fresh) != len(enrichers):
@@ -640,7 +645,9 @@ def _import_page(
             # Every record the page imported: its other sources' properties, recomputed.
             extra = enrich_page(
                 plan, enrichers, page.rows, created=result.created,
-                key_to_record=result.key_to_record, read=enriched, fragments=db.is_postgres(),
+                key_to_record=result.key_to_record,
+                read=enriched.result() if enriched is not None else None,
+                fragments=db.is_postgres(),
             )
             changed_records |= set(extra.changed)
             for pids in extra.changed.values():

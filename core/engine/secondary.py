@@ -17,6 +17,8 @@ first sync's page, where every key is new, with the page's own rows (import_batc
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -54,6 +56,32 @@ class Enrichment:
     fresh_values: dict[int, dict[int, list]] = field(default_factory=dict)
     invalid_records: set[int] = field(default_factory=set)
     errors: dict[str, int] = field(default_factory=dict)
+
+
+class Deferred:
+    """A page's enrichment read, computed by the read-ahead thread right after it hands the
+    page over: the run writes the page's own rows meanwhile and waits only when it needs the
+    aggregates. The reader resumes right after a page is taken, so a page the run holds is
+    always fulfilled."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def fulfill(self, compute: Callable[[], Any]) -> None:
+        try:
+            self._value = compute()
+        except BaseException as exc:  # raised in the run's thread, at result()
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def enrichers_for(plan: SourcePlan) -> list[Enricher]:
