@@ -6,10 +6,14 @@ changed or read again unchanged) and fetched them again from every source of the
 the same happens a batch at a time: for each source of the model that computes properties by
 aggregation and is keyed by a property the run's source writes (the "enrichers": purchases,
 keyed by the user id, for a users run), the run reads the aggregates of the whole page's keys
-with one query (in the read-ahead thread, while the page before is written) and writes them
-with one more import batch, whose change-detecting upsert reports what moved. A secondary
+with one query (in the read-ahead thread, while the page's own rows are written) and writes
+them with one more import batch, whose change-detecting upsert reports what moved. A secondary
 source without a schedule of its own is therefore as current as the records other sources read;
 a source's full run recomputes every property of every record it reads.
+
+Not recomputed: the properties of sources that create records (a users row is read by the
+users source's own runs, never by key for another source's page), and those of a source keyed
+by a property the run's source does not write.
 
 Records a page creates hold no secondary values yet: their rows go straight in (COPY), and on a
 first sync's page, where every key is new, with the page's own rows (import_batch's with_fresh).

@@ -221,3 +221,48 @@ def test_a_secondary_value_that_does_not_parse_is_reported_on_the_run(shop, spen
         property=shop.props["last_amount"], raw_value="paid"
     ).record
     assert record.invalid is True
+
+
+def test_statements_of_an_incremental_page_do_not_grow_with_the_records_it_reads(
+    tmp_path, settings, db
+):
+    """The recompute is set-based: one aggregate query per other source and a fixed number of
+    application-database statements per page, however many records the page holds."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from connectors.sql import SqlTableSource
+    from tests.engine.conftest import make_shop
+
+    settings.GROUPAROO_BATCH_SIZE = 1000
+    counts, aggregate_calls = {}, []
+    original = SqlTableSource.aggregate
+
+    def aggregate(self, **kwargs):
+        aggregate_calls.append(len(kwargs["keys"]))
+        return original(self, **kwargs)
+
+    for n in (10, 60):
+        # User 100 holds the watermark; the run reads the n touched users and it again.
+        users = [
+            (i, f"u{i}@x.com", f"U{i}", 1.0, f"2025-{1 + i // 100:02d}-01") for i in range(1, 101)
+        ]
+        purchases = [(i, i, 1.0, "2026-01-01T00:00:00") for i in range(1, 101)]
+        d = tmp_path / str(n)
+        d.mkdir()
+        for model in (m.Destination, m.Group, m.Property, m.Source, m.App, m.RecordModel):
+            model.objects.all().delete()
+        shop = make_shop(d, users=users, purchases=purchases)
+        sync(shop.users_schedule)
+        shop.src_sql("UPDATE purchases SET amount = 2 WHERE user_id <= ?", (n,))
+        shop.src_sql("UPDATE users SET updated_at = '2026-02-01T00:00:00' WHERE id <= ?", (n,))
+        aggregate_calls.clear()
+        with CaptureQueriesContext(connection) as ctx:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(SqlTableSource, "aggregate", aggregate)
+                run = sync(shop.users_schedule, export=False)  # sending is counted elsewhere
+        assert run.state == "complete" and run.rows_read == n + 1 and run.records_updated == n
+        assert aggregate_calls == [n + 1]  # one query for the page's keys
+        assert values_of(shop, "total_spend")[n] == 2.0
+        counts[n] = len(ctx.captured_queries)
+    assert counts[10] == counts[60], counts
