@@ -19,6 +19,7 @@ is released (heartbeat cleared) and the run stays running for the next worker to
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
@@ -526,13 +527,15 @@ def _import_loop(
                 )
                 # The other sources' aggregates of the page's keys (every record the page
                 # imports has them recomputed: core/engine/secondary.py), read once the page
-                # is handed over, while its own rows are written.
+                # is handed over, while its own rows are written (before, when the pages are
+                # read on the run's own thread: nothing would read them meanwhile).
                 enriched = Deferred() if enrichers else None
+                read = functools.partial(enrichment_read, plan, ahead_enrichers, page.rows, fragments)
+                if enriched is not None and reads_records:
+                    enriched.fulfill(read)
                 yield page, aggregates, prepared, enriched
-                if enriched is not None:
-                    enriched.fulfill(
-                        lambda rows=page.rows: enrichment_read(plan, ahead_enrichers, rows, fragments)
-                    )
+                if enriched is not None and not reads_records:
+                    enriched.fulfill(read)
                 if len(page.rows) < batch_size:
                     return
                 after = page.cursor

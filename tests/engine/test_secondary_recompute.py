@@ -75,7 +75,7 @@ def crm(shop) -> dict[str, dict]:
     [
         ("UPDATE purchases SET state = 'refunded' WHERE id = 2", 10.0, 2),  # leaves the filter
         ("UPDATE purchases SET amount = 1 WHERE id = 2", 11.0, 2),  # its amount changes
-        ("DELETE FROM purchases WHERE user_id = 1", None, 0),  # no purchases left at all
+        ("DELETE FROM purchases WHERE user_id = 1", 0.0, 0),  # no purchases left at all
     ],
     ids=["refunded", "amount", "deleted"],
 )
@@ -147,7 +147,7 @@ def test_run_schedule_full_recomputes_every_property_of_every_record(shop, spend
     shop.src_sql("UPDATE purchases SET amount = amount * 10")
     shop.src_sql("UPDATE users SET first_name = 'Robert' WHERE id = 2")  # no watermark change
     call_command("run_schedule", "users", "--full", "--export-wait", "30", stdout=None)
-    assert values_of(shop, "total_spend") == {1: 400.0, 2: 50.0, 3: None, 4: None}
+    assert values_of(shop, "total_spend") == {1: 400.0, 2: 50.0, 3: 0.0, 4: 0.0}
     assert values_of(shop, "first_name")[2] == "Robert"
     assert members(spenders) == {1, 2}
     rows = crm(shop)
@@ -195,7 +195,7 @@ def test_importing_one_record_clears_the_aggregates_of_a_user_without_purchases_
     shop.src_sql("DELETE FROM purchases WHERE user_id = 1")
     record_import_now(model=shop.model, property_key="user_id", value="1")
     assert values_of(shop, "purchase_count")[1] == 0
-    assert values_of(shop, "total_spend")[1] is None
+    assert values_of(shop, "total_spend")[1] == 0.0
     assert crm(shop)["1"]["purchase_count"] == 0
 
 
@@ -266,3 +266,34 @@ def test_statements_of_an_incremental_page_do_not_grow_with_the_records_it_reads
         assert values_of(shop, "total_spend")[n] == 2.0
         counts[n] = len(ctx.captured_queries)
     assert counts[10] == counts[60], counts
+
+
+def test_a_source_computed_from_the_records_neither_recomputes_nor_is_recomputed(shop):
+    """Its run follows every run that changed records and reads every record: recomputing the
+    purchases there would re-aggregate the whole model after each run."""
+    from core.engine.imports import source_plan
+    from core.engine.secondary import enrichers_for
+
+    app = m.App.objects.create(name="calc", type="calculated-property", options={})
+    calc = m.Source.objects.create(
+        name="calc", app=app, model=shop.model, type="calculated-property-import", options={}
+    )
+    m.SourceMapping.objects.create(
+        source=calc, remote_key="user_id", property=shop.props["user_id"]
+    )
+    m.Property.objects.create(
+        model=shop.model,
+        source=calc,
+        key="shout",
+        type=PropertyType.STRING,
+        options={"customFunction": '() => "{{{ first_name }}}".toUpperCase()'},
+    )
+
+    def names(source):
+        enrichers = enrichers_for(source_plan(source))
+        for enricher in enrichers:
+            enricher.conn.close()
+        return [e.plan.source.name for e in enrichers]
+
+    assert names(shop.users) == ["purchases"]
+    assert names(calc) == []
