@@ -74,6 +74,8 @@ class SourcePlan:
 @dataclass
 class BatchResult:
     record_ids: list[int] = field(default_factory=list)
+    # canonical key -> its record (after merges), for the keys the batch wrote
+    key_to_record: dict[str, int] = field(default_factory=dict)
     created: set[int] = field(default_factory=set)
     created_rows: list[dict] = field(default_factory=list)  # the source rows that created them
     # PostgreSQL: the typed values written for records that had none ({record: {property:
@@ -404,6 +406,7 @@ def import_batch(
     with_fresh: Sequence[tuple[SourcePlan, PreparedBatch]] = (),
     defer: bool = False,
     assume_new: bool = False,
+    known_records: dict[str, int] | None = None,
 ) -> BatchResult:
     """Write one batch. Must run inside a transaction; idempotent: writing the same batch twice
     changes nothing the second time (no changed pairs are returned).
@@ -420,7 +423,10 @@ def import_batch(
     for free, without looking them up (a first sync's page, two index probes per record). The
     unique index on (property, unique value) is the check: if the assumption is wrong the batch
     raises IntegrityError (at settle() when deferred), and the caller, having run it in a
-    savepoint, rolls back to it and writes the batch again without the assumption."""
+    savepoint, rolls back to it and writes the batch again without the assumption.
+    known_records: the records of this batch's keys, already resolved in the same transaction
+    (another source's batch keyed by the same property: its result's key_to_record); they are
+    not looked up again, and a key it lacks has no record."""
     db_clock = now is None and db.is_postgres()
     if db_clock:
         # The batch's time is its transaction's, now(): the values it inserts take it as their
@@ -441,7 +447,9 @@ def import_batch(
     # 1. Resolve keys to records.
     assume_new = assume_new and plan.creates_records
     found: dict[str, int] = {}
-    if not assume_new:
+    if known_records is not None:
+        found = {k: known_records[k] for k in by_key if k in known_records}
+    elif not assume_new:
         cond, params = db.in_list("unique_value", list(by_key))
         found = dict(
             db.fetchall(
@@ -468,7 +476,7 @@ def import_batch(
     # 2. The staged rows (values coerced to their property's types) stay keyed by their
     # canonical key; key_to_record gives each its record (merges below update it).
     key_to_record = {k: found[k] for k in by_key}
-    k2r = key_to_record
+    k2r = result.key_to_record = key_to_record
     staged = prepared.staged
     if dropped:
         staged = [r for r in staged if r[0] in k2r]

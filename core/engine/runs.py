@@ -1,5 +1,8 @@
 """Run orchestration: import batches, recompute groups, build exports, finish.
 
+Each batch also recomputes, for every record it imports, the properties of the model's other
+sources (core/engine/secondary.py), as Grouparoo did on every import.
+
 A run is claimed with a conditional UPDATE (pending -> running, or running with an expired or
 released lease -> running, taken over). Each batch commits its data together with the run's
 cursor and counters, so a run interrupted at any point resumes after its last committed batch.
@@ -16,6 +19,7 @@ is released (heartbeat cleared) and the run stays running for the next worker to
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
@@ -54,6 +58,14 @@ from core.engine.imports import (
 from core.engine.pipeline import ConcurrentSender, ReadAhead
 from core.engine.record_inputs import bind_records
 from core.engine.scope import ConfigChanged, RunScope
+from core.engine.secondary import (
+    Deferred,
+    enrich_page,
+    enrichers_for,
+    enrichment_read,
+    reading_copies,
+    secondary_watermarks,
+)
 from core.models import Destination, Group, Import, Record, Run, Schedule, Source
 from core.services.runs import run_create
 from core.settings_registry import setting_number
@@ -394,7 +406,7 @@ def _import_source(run: Run, progress: Progress | None) -> None:
     dplans = destination_plans(source.model_id)
     batch_size = settings.GROUPAROO_BATCH_SIZE
     source_cls = registry.get_source(source.type)
-    enrichers = _enrichers(plan) if plan.creates_records else []
+    enrichers = enrichers_for(plan)
     scope = RunScope.of(
         sources=[source, *(oplan.source for oplan, _, _ in enrichers)],
         properties=[
@@ -404,7 +416,7 @@ def _import_source(run: Run, progress: Progress | None) -> None:
         groups=[g for g, _ in groups],
         destinations=[p.destination for p in dplans],
     )
-    covered = _secondary_watermarks(run, plan, enrichers)
+    covered = secondary_watermarks(run, plan, enrichers)
     # Send while importing (PostgreSQL): see core/engine/pipeline.py.
     sender = ConcurrentSender(run.pk, [p.destination.pk for p in dplans] if run.export else [])
     try:
@@ -440,121 +452,6 @@ def _import_source(run: Run, progress: Progress | None) -> None:
             watermark_signature=run.source_signature or watermark_signature(source),
             last_run_at=timezone.now(),
         )
-
-
-def _secondary_watermarks(run: Run, plan, enrichers) -> list[tuple[Schedule, Source, object]]:
-    """On a model's very first sync (no records yet, a fresh run), every record the run creates
-    is enriched from the secondary sources as it is created. Capture those sources' watermarks
-    now, before reading, so their schedules can start from here afterwards."""
-    if not enrichers or run.batches_done or run.cursor is not None:
-        return []
-    if Record.objects.filter(model_id=plan.model_id).exists():
-        return []
-    out = []
-    for oplan, _specs, conn in enrichers:
-        other_schedule = Schedule.objects.filter(source=oplan.source, high_watermark__isnull=True).first()
-        if other_schedule is None or not oplan.watermark_column or oplan.filters:
-            continue
-        mark = conn.max_watermark(watermark_column=oplan.watermark_column, filters=oplan.filters)
-        if mark is not None:
-            out.append((other_schedule, oplan.source, mark))
-    return out
-
-
-def _enrichers(plan):
-    """Secondary sources whose aggregates new records need at once (a new customer with no
-    purchases has purchase_count 0, not nothing): (plan, specs, open connector) for each source
-    of the model keyed by a property this source writes."""
-    written = {p.pk: p for p in [plan.key_property, *plan.row_properties]}
-    out = []
-    for other in (
-        Source.objects.filter(model_id=plan.model_id)
-        .exclude(pk=plan.source.pk)
-        .select_related("app")
-    ):
-        try:
-            oplan = source_plan(other)
-        except ValueError:
-            continue
-        cls = registry.get_source(other.type)
-        if (
-            oplan.creates_records
-            or not oplan.aggregate_properties
-            or oplan.key_property.pk not in written
-            or cls.reads_records  # computed from the records once written: _start_calculations
-        ):
-            continue
-        conn = cls(other.app.connector_options(), other.connector_options())
-        out.append((oplan, [property_spec(p) for p in oplan.aggregate_properties], conn))
-    return out
-
-
-def _enrichment_keys(plan, oplan, rows) -> list:
-    prop = oplan.key_property
-    column = plan.key_column if prop.pk == plan.key_property.pk else prop.options.get("column")
-    return [r.get(column) for r in rows if r.get(column) is not None]
-
-
-def _enrichment_aggregates(plan, enrichers, rows, fragments: bool) -> list[tuple]:
-    """Each enricher's (keys, aggregates, prepared batch) for these rows (read ahead for a
-    whole page)."""
-    out = []
-    for oplan, specs, conn in enrichers:
-        keys = _enrichment_keys(plan, oplan, rows)
-        aggregates = (
-            conn.aggregate(
-                properties=specs,
-                key_column=oplan.key_column,
-                key_property=oplan.key_property.key,
-                keys=keys,
-            )
-            if keys
-            else {}
-        )
-        prepared = prepare_batch(
-            plan=oplan,
-            rows=[{oplan.key_column: k} for k in keys],
-            aggregates=aggregates,
-            fragments=fragments,
-        )
-        out.append((keys, aggregates, prepared))
-    return out
-
-
-def _enrich_new_records(
-    plan, enrichers, created: set[int], created_keys_rows, read_ahead: list[tuple] | None = None
-):
-    """Compute secondary-source properties of this batch's new records; returns BatchResults.
-    read_ahead: _enrichment_aggregates() of a superset of these rows, if already read."""
-    results = []
-    for i, (oplan, specs, conn) in enumerate(enrichers):
-        keys = _enrichment_keys(plan, oplan, created_keys_rows)
-        if not keys:
-            continue
-        prepared = None
-        if read_ahead is not None:
-            read_keys, aggregates, read_prepared = read_ahead[i]
-            # Keys without purchases are absent, as when read here. The rows prepared ahead
-            # serve as they are when every key of the page created its record.
-            if read_keys == keys:
-                prepared = read_prepared
-        else:
-            aggregates = conn.aggregate(
-                properties=specs,
-                key_column=oplan.key_column,
-                key_property=oplan.key_property.key,
-                keys=keys,
-            )
-        results.append(
-            import_batch(
-                plan=oplan,
-                rows=[{oplan.key_column: k} for k in keys],
-                aggregates=aggregates,
-                fresh=created,
-                prepared=prepared,
-            )
-        )
-    return results
 
 
 def _import_loop(
@@ -628,31 +525,24 @@ def _import_loop(
                 prepared = prepare_batch(
                     plan=plan, rows=page.rows, aggregates=aggregates, fragments=fragments
                 )
-                # While pages create most of the records they read (a first sync), read the
-                # secondary sources' aggregates for the whole page here too.
-                enriched = (
-                    _enrichment_aggregates(plan, ahead_enrichers, page.rows, fragments)
-                    if enrichers and created_share[0] >= 0.5
-                    else None
-                )
+                # The other sources' aggregates of the page's keys (every record the page
+                # imports has them recomputed: core/engine/secondary.py), read once the page
+                # is handed over, while its own rows are written (before, when the pages are
+                # read on the run's own thread: nothing would read them meanwhile).
+                enriched = Deferred() if enrichers else None
+                read = functools.partial(enrichment_read, plan, ahead_enrichers, page.rows, fragments)
+                if enriched is not None and reads_records:
+                    enriched.fulfill(read)
                 yield page, aggregates, prepared, enriched
+                if enriched is not None and not reads_records:
+                    enriched.fulfill(read)
                 if len(page.rows) < batch_size:
                     return
                 after = page.cursor
 
-        # The share of the last written page's rows that created records (written by this
-        # thread, read by the reader).
-        created_share = [
-            0.0 if not enrichers or Record.objects.filter(model_id=plan.model_id).exists() else 1.0
-        ]
-        # The reader has connections of its own to the secondary sources: this thread may be
-        # enriching a page through the run's while the reader reads ahead.
-        ahead_enrichers = [
-            (oplan, specs, registry.get_source(oplan.source.type)(
-                oplan.source.app.connector_options(), oplan.source.connector_options()
-            ))
-            for oplan, specs, _conn in enrichers
-        ]
+        # The reader has connections of its own to the other sources (a connection is never
+        # shared by two threads).
+        ahead_enrichers = reading_copies(enrichers)
         # While every page creates a record for each of its keys (a first sync, from an empty
         # model on), the next is expected to as well: its keys and unique values are not looked
         # up, the unique index checks them (import_batch's assume_new).
@@ -666,7 +556,6 @@ def _import_loop(
                         run, source, plan, groups, dplans, enrichers, progress,
                         page, aggregates, prepared, enriched, assume_new=all_new, scope=scope,
                     )
-                    created_share[0] = created / max(len(page.rows), 1)
                     all_new = plan.creates_records and created == len(prepared.by_key) > 0
                     if len(page.rows) < batch_size:
                         break
@@ -704,9 +593,10 @@ def _import_page(
             scope.hold()
         # A first sync's page: the secondary sources' rows, prepared ahead for every key of
         # the page, are written with it when every key creates its record.
+        ahead = enriched.result() if enriched is not None and assume_new else None
         with_fresh = [
             (oplan, read[2])
-            for (oplan, _specs, _conn), read in zip(enrichers, enriched or (), strict=False)
+            for (oplan, _specs, _conn), read in zip(enrichers, ahead or (), strict=False)
             if oplan.key_property.pk == plan.key_property.pk
         ]
         if len(with_fresh) != len(enrichers):
@@ -751,18 +641,27 @@ def _import_page(
         else:
             written = write(assume_new=False)
         result, snapshots, changed_records, changed_props, fresh_values = written
-        if enrichers and result.created and not result.enriched:
-            new_rows = result.created_rows
-            for extra in _enrich_new_records(
-                plan, enrichers, result.created, new_rows, read_ahead=enriched
-            ):
-                changed_records |= set(extra.changed)
-                for pids in extra.changed.values():
-                    changed_props |= pids
-                if fresh_values is not None:
-                    for rid, by_prop in extra.fresh_values.items():
-                        if rid in fresh_values:
-                            fresh_values[rid] = {**fresh_values[rid], **by_prop}
+        updated = set(result.changed) - result.created
+        invalid = result.invalid_records & set(result.changed)
+        errors = result.errors
+        if enrichers and not result.enriched:
+            # Every record the page imported: its other sources' properties, recomputed.
+            extra = enrich_page(
+                plan, enrichers, page.rows, created=result.created,
+                key_to_record=result.key_to_record,
+                read=enriched.result() if enriched is not None else None,
+                fragments=db.is_postgres(),
+            )
+            changed_records |= set(extra.changed)
+            for pids in extra.changed.values():
+                changed_props |= pids
+            updated |= set(extra.changed) - result.created
+            invalid |= extra.invalid_records & set(extra.changed)
+            errors = _merged_counts(errors, extra.errors)
+            if fresh_values is not None:
+                for rid, by_prop in extra.fresh_values.items():
+                    if rid in fresh_values:
+                        fresh_values[rid] = {**fresh_values[rid], **by_prop}
         if result.merged_into:
             changed_props = None  # a merge can change anything
         gchanges = memberships_update(
@@ -797,21 +696,21 @@ def _import_page(
             batch=batch_no,
             rows_read=len(page.rows),
             records_created=len(result.created),
-            records_updated=len(set(result.changed) - result.created),
+            records_updated=len(updated),
             records_skipped=result.skipped,
             record_ids=result.record_ids,
             watermark_from=run.cursor,
             watermark_to=page.cursor,
         )
-        run_add_errors(run.pk, result.errors)
+        run_add_errors(run.pk, errors)
         read = run.rows_read + len(page.rows)
         percent = min(89, int(90 * read / run.rows_total)) if run.rows_total else 0
         _beat(
             run,
             rows_read=len(page.rows),
             records_created=len(result.created),
-            records_updated=len(set(result.changed) - result.created),
-            records_invalid=len(result.invalid_records & set(result.changed)),
+            records_updated=len(updated),
+            records_invalid=len(invalid),
             records_skipped=result.skipped,
             records_merged=result.merged,
             groups_changed=gchanges.count,
@@ -824,6 +723,15 @@ def _import_page(
     if progress:
         progress(run)
     return len(result.created)
+
+
+def _merged_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    if not b:
+        return a
+    out = dict(a)
+    for key, count in b.items():
+        out[key] = out.get(key, 0) + count
+    return out
 
 
 def _delete_unconfirmed(run: Run, source: Source, groups, dplans, scope: RunScope) -> None:

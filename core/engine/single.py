@@ -93,9 +93,14 @@ def record_import_now(
                         key_property=plan.key_property.key,
                         keys=[r[plan.key_column] for r in page.rows],
                     )
-            if not page.rows:
+            rows = page.rows
+            if not rows and not plan.creates_records and record_id is not None:
+                # No rows left for the record (its last purchase deleted): its aggregates are
+                # computed all the same (a count of 0, no total), never left as they were.
+                rows = [{plan.key_column: match}]
+            if not rows:
                 continue
-            result = import_batch(plan=plan, rows=page.rows, aggregates=aggregates)
+            result = import_batch(plan=plan, rows=rows, aggregates=aggregates)
             changed |= set(result.changed) | result.merged_into
             for pids in result.changed.values():
                 changed_props |= pids
