@@ -57,6 +57,7 @@ from connectors.base import (
     SyncOperations,
 )
 from connectors.duckdb import DuckdbDialect, first_line
+from connectors.paths import refuse_protected
 from connectors.registry import register
 from connectors.sql import SqlTableSource, key_norm, timeout_option
 from connectors.sql import option_value as _get
@@ -77,10 +78,10 @@ def resolve_path(app_options: dict[str, Any], path: Any, *, what: str = "CSV fil
         full = os.path.realpath(os.path.join(base_real, text))
         if os.path.commonpath([base_real, full]) != base_real:
             raise ConnectorError(f'{what} "{path}" is outside the base directory "{base}".', permanent=True)
-        return full
+        return refuse_protected(full, what=what)
     if not os.path.isabs(text):
         raise ConnectorError(f'{what} "{path}" is relative: give an absolute path (or set the app\'s base directory).', permanent=True)
-    return os.path.abspath(text)
+    return refuse_protected(os.path.abspath(text), what=what)
 
 
 def _sql_text(value: str) -> str:

@@ -41,6 +41,7 @@ from connectors.base import (
     Option,
     SyncOperations,
 )
+from connectors.paths import refuse_protected
 from connectors.registry import register
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
@@ -67,7 +68,7 @@ def log_path(app_options: dict[str, Any]) -> str:
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         raise ConnectorError(f'Directory "{directory}" does not exist.', permanent=True)
-    return path
+    return refuse_protected(path, what="Log file")
 
 
 def _append(path: str, text: str) -> None:
