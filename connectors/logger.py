@@ -45,6 +45,7 @@ from connectors.paths import refuse_protected
 from connectors.registry import register
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
 
 
 def _flag(value: Any) -> bool:
@@ -141,6 +142,12 @@ class LoggerApp(AppConnector):
         raw = options.get("filename")
         if raw and not os.path.isabs(os.path.expanduser(str(raw))):
             errors.setdefault("filename", f"{raw!r} is relative: give an absolute path.")
+        stdout = options.get("stdout")
+        if not (stdout is None or isinstance(stdout, bool)) and (
+            isinstance(stdout, (dict, list))
+            or str(stdout).strip().lower() not in TRUE_WORDS | FALSE_WORDS
+        ):
+            errors.setdefault("stdout", f"stdout must be true or false, not {stdout!r}.")
         return errors
 
     def test_connection(self) -> str:
