@@ -316,6 +316,8 @@ def _run_node(command: list[str], payload: str, cwd: str) -> subprocess.Complete
         resource.prlimit(proc.pid, resource.RLIMIT_AS, (limit, limit))
     except (OSError, ValueError):
         pass  # it already exited: communicate() reports why
+    except AttributeError:  # not Linux: no prlimit; the heap limit still holds
+        pass
     try:
         out, err = proc.communicate(payload, timeout=BATCH_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
