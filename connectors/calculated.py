@@ -21,7 +21,9 @@ records, each call in a context (a JavaScript realm) of its own, as Grouparoo ra
 its own — so a value that breaks out of its quotes changes nothing for other records: no
 `require`, no `process`, no code generation from strings (`eval`, `Function`), a time limit per
 call (promise jobs and writing the result included), and Node's permission model denies files
-and child processes; the process gets an empty environment. Like Grouparoo, a function using
+and child processes; the process gets an empty environment and a heap of MAX_HEAP_MB (a batch
+that needs more fails), and a result larger than MAX_RESULT_BYTES (as JSON) leaves its record
+without a value, as a call that throws does. Like Grouparoo, a function using
 `require(`, `process.env` or `async` is refused. A record whose function throws gets no value
 for that property (logged, with the count); a batch in which every call fails fails the run with
 the first error (a broken function says so at once).
@@ -36,6 +38,7 @@ import functools
 import json
 import logging
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -58,6 +61,13 @@ logger = logging.getLogger(__name__)
 FUNCTION_OPTION = "customFunction"
 CALL_TIMEOUT_MS = 1000
 BATCH_TIMEOUT_SECONDS = 300
+# Node.js's heap for a batch (--max-old-space-size), and the largest result of a call (its value
+# written as JSON, in bytes of UTF-8): a larger one leaves that record without a value.
+MAX_HEAP_MB = 512
+MAX_RESULT_BYTES = 64 * 1024
+# The Node.js process's address space: its heap, its code and what lives outside the heap (array
+# buffers, which --max-old-space-size does not count; a larger one fails in its call).
+MAX_ADDRESS_SPACE_MB = MAX_HEAP_MB + 1536
 MIN_NODE_MAJOR = 20
 # Grouparoo refused functions holding these (its recordProperty.ts).
 ILLEGAL = ("require(", "process.env", "async")
@@ -88,7 +98,7 @@ let input = "";
 process.stdin.setEncoding("utf8");
 process.stdin.on("data", (chunk) => (input += chunk));
 process.stdin.on("end", () => {
-  const { calls, timeout } = JSON.parse(input);
+  const { calls, timeout, maxBytes } = JSON.parse(input);
   const out = calls.map((code) => {
     let text;
     try {
@@ -106,6 +116,9 @@ process.stdin.on("end", () => {
       text = JSON.stringify([false, String(error && error.message)]);
     }
     let result = null;
+    if (typeof text === "string" && Buffer.byteLength(text, "utf8") > maxBytes + 8) {
+      return JSON.stringify([false, `returned a value larger than ${maxBytes} bytes`]);
+    }
     try {
       result = typeof text === "string" ? JSON.parse(text) : null;
     } catch (error) {}
@@ -248,6 +261,7 @@ def node_command() -> list[str]:
     permission = "--permission" if major >= 23 else "--experimental-permission"
     return [
         node,
+        f"--max-old-space-size={MAX_HEAP_MB}",
         "--no-warnings",
         "--disallow-code-generation-from-strings",
         permission,
@@ -262,21 +276,17 @@ def run_functions(calls: list[str]) -> list[tuple[bool, Any]]:
     if not calls:
         return []
     command = node_command()
-    payload = json.dumps({"calls": calls, "timeout": CALL_TIMEOUT_MS})
+    payload = json.dumps(
+        {"calls": calls, "timeout": CALL_TIMEOUT_MS, "maxBytes": MAX_RESULT_BYTES}
+    )
     with tempfile.TemporaryDirectory(prefix="grouparoo-calculated-") as scratch:
-        try:
-            done = subprocess.run(
-                command, input=payload, capture_output=True, text=True, env={}, cwd=scratch,
-                timeout=BATCH_TIMEOUT_SECONDS, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise ConnectorError(
-                f"Calculated properties did not finish within {BATCH_TIMEOUT_SECONDS} s.",
-                permanent=True,
-            ) from None
-        except OSError as exc:
-            raise ConnectorError(f"Node.js could not be started ({exc.strerror or exc}).") from None
+        done = _run_node(command, payload, scratch)
     if done.returncode != 0:
+        if "heap out of memory" in (done.stderr or "") or "heap limit" in (done.stderr or ""):
+            raise ConnectorError(
+                f"Calculated properties ran out of memory: a batch may use {MAX_HEAP_MB} MB.",
+                permanent=True,
+            )
         first = (done.stderr or "").strip().splitlines()
         raise ConnectorError(
             "Node.js could not run the calculated properties: "
@@ -288,6 +298,36 @@ def run_functions(calls: list[str]) -> list[tuple[bool, Any]]:
     except ValueError:
         raise ConnectorError("Node.js returned no results for the calculated properties.") from None
     return [(bool(ok), value) for ok, value in results]
+
+
+def _run_node(command: list[str], payload: str, cwd: str) -> subprocess.CompletedProcess[str]:
+    """Run Node.js with `payload` on stdin, its address space capped at MAX_ADDRESS_SPACE_MB
+    before it reads any call (memory outside its heap: array buffers), within
+    BATCH_TIMEOUT_SECONDS."""
+    try:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env={}, cwd=cwd,
+        )  # fmt: skip
+    except OSError as exc:
+        raise ConnectorError(f"Node.js could not be started ({exc.strerror or exc}).") from None
+    try:
+        limit = MAX_ADDRESS_SPACE_MB * 1024 * 1024
+        resource.prlimit(proc.pid, resource.RLIMIT_AS, (limit, limit))
+    except (OSError, ValueError):
+        pass  # it already exited: communicate() reports why
+    except AttributeError:  # not Linux: no prlimit; the heap limit still holds
+        pass
+    try:
+        out, err = proc.communicate(payload, timeout=BATCH_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise ConnectorError(
+            f"Calculated properties did not finish within {BATCH_TIMEOUT_SECONDS} s.",
+            permanent=True,
+        ) from None
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def _value(result: Any, is_array: bool) -> Any:

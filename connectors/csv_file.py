@@ -57,6 +57,7 @@ from connectors.base import (
     SyncOperations,
 )
 from connectors.duckdb import DuckdbDialect, first_line
+from connectors.paths import refuse_protected
 from connectors.registry import register
 from connectors.sql import SqlTableSource, key_norm, timeout_option
 from connectors.sql import option_value as _get
@@ -77,10 +78,10 @@ def resolve_path(app_options: dict[str, Any], path: Any, *, what: str = "CSV fil
         full = os.path.realpath(os.path.join(base_real, text))
         if os.path.commonpath([base_real, full]) != base_real:
             raise ConnectorError(f'{what} "{path}" is outside the base directory "{base}".', permanent=True)
-        return full
+        return refuse_protected(full, what=what)
     if not os.path.isabs(text):
         raise ConnectorError(f'{what} "{path}" is relative: give an absolute path (or set the app\'s base directory).', permanent=True)
-    return os.path.abspath(text)
+    return refuse_protected(os.path.abspath(text), what=what)
 
 
 def _sql_text(value: str) -> str:
@@ -314,6 +315,11 @@ class CsvFileSource(SqlTableSource):
 
 CACHE_SUBDIR = "csv-cache"
 DOWNLOAD_TIMEOUT = 60.0  # seconds each socket operation of a download may wait
+DOWNLOAD_DEADLINE = 600.0  # seconds a whole download may take
+# Seconds a caller waits for another caller's download of the same URL (which may take up to
+# DOWNLOAD_DEADLINE) before giving up.
+LOCK_TIMEOUT = DOWNLOAD_DEADLINE + 60.0
+LOCK_POLL_SECONDS = 0.2
 MAX_REDIRECTS = 5
 
 
@@ -338,7 +344,9 @@ def download_cached(url: str, *, max_age_seconds: float, directory: str | None =
     which is downloaded again when older than `max_age_seconds`. The download goes through the
     webhooks' address guard (public addresses only unless GROUPAROO_ALLOW_PRIVATE_WEBHOOKS is on,
     every redirect hop checked), is at most MAX_UPLOAD_BYTES, and replaces the copy atomically
-    once complete; concurrent callers download once (a lock file). The snapshot is a hard link
+    once complete; concurrent callers download once (a lock file, waited for at most
+    LOCK_TIMEOUT seconds). A download taking longer than DOWNLOAD_DEADLINE seconds in all (each
+    socket operation waits at most DOWNLOAD_TIMEOUT) is abandoned. The snapshot is a hard link
     to the copy of the moment: a newer download never changes what its holder reads. Its holder
     deletes it (release_snapshot); snapshots a crash left are deleted after two days. A copy
     is named by a hash of the URL. Messages name the URL as scheme://host:port only, as it may
@@ -348,7 +356,7 @@ def download_cached(url: str, *, max_age_seconds: float, directory: str | None =
     name = hashlib.sha256(url.encode()).hexdigest()[:32]
     target = os.path.join(directory, f"{name}.csv")
     with open(os.path.join(directory, f".{name}.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock_within(lock, LOCK_TIMEOUT, url)
         try:
             fresh = time.time() - os.stat(target).st_mtime < max_age_seconds
         except FileNotFoundError:
@@ -359,6 +367,24 @@ def download_cached(url: str, *, max_age_seconds: float, directory: str | None =
         snapshot = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{SNAPSHOT_SUFFIX}")
         os.link(target, snapshot)
     return snapshot
+
+
+def _lock_within(lock: Any, seconds: float, url: str) -> None:
+    """Take the exclusive lock on `lock` within `seconds`, else raise a (retryable) ConnectorError."""
+    give_up = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= give_up:
+                from connectors.webhook import display_url
+
+                raise ConnectorError(
+                    f"Another download of the CSV file from {display_url(url)} is still running after "
+                    f"{seconds:g} seconds: try again later."
+                ) from None
+            time.sleep(LOCK_POLL_SECONDS)
 
 
 def release_snapshot(path: str) -> None:
@@ -382,15 +408,20 @@ def _download_to(url: str, directory: str, name: str, target: str) -> None:
 
     shown = display_url(url)
     fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    give_up = time.monotonic() + DOWNLOAD_DEADLINE
     try:
         with os.fdopen(fd, "wb") as out, guarded_client(
-            timeout=DOWNLOAD_TIMEOUT, shown=shown, what="CSV URL"
+            timeout=DOWNLOAD_TIMEOUT, shown=shown, what="CSV URL", total=DOWNLOAD_DEADLINE
         ) as client:
             client.max_redirects = MAX_REDIRECTS
             _download(client, url, shown, out)
         os.chmod(temp, 0o640)
         os.replace(temp, target)
     except httpx.HTTPError as exc:
+        if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= give_up:
+            raise ConnectorError(
+                f"Downloading the CSV file from {shown} took longer than {DOWNLOAD_DEADLINE:g} seconds."
+            ) from None
         raise ConnectorError(f"Cannot download the CSV file from {shown}: {type(exc).__name__}") from None
     finally:
         if os.path.exists(temp):

@@ -33,6 +33,7 @@ from typing import Any
 
 from connectors.base import ConnectorError, Option
 from connectors.lazy import LazyModule
+from connectors.paths import refuse_protected
 from connectors.registry import register
 from connectors.sql import Dialect, SqlApp, SqlQuerySource, SqlTableSource, timeout_option
 
@@ -155,7 +156,7 @@ class DuckdbDialect(Dialect):
         path = options.get("path")
         if not path:
             raise ConnectorError("The DuckDB app has no database file path.", permanent=True)
-        return os.path.abspath(os.path.expanduser(str(path)))
+        return refuse_protected(os.path.abspath(os.path.expanduser(str(path))), what="DuckDB database file")
 
     def open(self, database: str, label: str) -> _Connection:
         """A connection to `database` (a file, read only; ":memory:" for CSV files)."""

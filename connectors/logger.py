@@ -41,9 +41,11 @@ from connectors.base import (
     Option,
     SyncOperations,
 )
+from connectors.paths import refuse_protected
 from connectors.registry import register
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
 
 
 def _flag(value: Any) -> bool:
@@ -67,7 +69,7 @@ def log_path(app_options: dict[str, Any]) -> str:
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         raise ConnectorError(f'Directory "{directory}" does not exist.', permanent=True)
-    return path
+    return refuse_protected(path, what="Log file")
 
 
 def _append(path: str, text: str) -> None:
@@ -140,6 +142,12 @@ class LoggerApp(AppConnector):
         raw = options.get("filename")
         if raw and not os.path.isabs(os.path.expanduser(str(raw))):
             errors.setdefault("filename", f"{raw!r} is relative: give an absolute path.")
+        stdout = options.get("stdout")
+        if not (stdout is None or isinstance(stdout, bool)) and (
+            isinstance(stdout, (dict, list))
+            or str(stdout).strip().lower() not in TRUE_WORDS | FALSE_WORDS
+        ):
+            errors.setdefault("stdout", f"stdout must be true or false, not {stdout!r}.")
         return errors
 
     def test_connection(self) -> str:

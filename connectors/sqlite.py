@@ -23,6 +23,7 @@ from urllib.parse import quote as url_quote
 from uuid import UUID
 
 from connectors.base import ConnectorError, Option
+from connectors.paths import refuse_protected
 from connectors.registry import register
 from connectors.sql import (
     Dialect,
@@ -105,7 +106,7 @@ class SqliteDialect(Dialect):
         path = options.get("path")
         if not path:
             raise ConnectorError("The SQLite app has no database file path.", permanent=True)
-        return os.path.abspath(os.path.expanduser(str(path)))
+        return refuse_protected(os.path.abspath(os.path.expanduser(str(path))), what="SQLite database file")
 
     def connect(self, options: dict[str, Any], *, read_only: bool) -> Any:
         path = self._path(options)

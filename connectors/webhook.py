@@ -334,13 +334,18 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise last or httpcore.ConnectError("no address to connect to")
 
 
-def guarded_client(*, timeout: float, shown: str, what: str) -> httpx.Client:
+def guarded_client(*, timeout: float, shown: str, what: str, total: float | None = None) -> httpx.Client:
     """A client for other connectors that fetch a URL (the CSV source's `url`): the same address
     guard as webhooks (public addresses only unless GROUPAROO_ALLOW_PRIVATE_WEBHOOKS is on,
     checked on the address connected to), no proxy from the environment, no redirects unless a
     request asks (each hop's address is checked again), `timeout` for each socket operation.
-    A refused address raises AddressRefused naming `what` and `shown` (scheme://host:port)."""
-    return _client(timeout=timeout, allow_private=allow_private_addresses(), shown=shown, deadline=_Deadline(),
+    A refused address raises AddressRefused naming `what` and `shown` (scheme://host:port).
+    `total`: seconds from now within which everything the client does must finish (each socket
+    operation then waits at most for the time left; past it, an httpx timeout is raised)."""
+    deadline = _Deadline()
+    if total is not None:
+        deadline.at = time.monotonic() + total
+    return _client(timeout=timeout, allow_private=allow_private_addresses(), shown=shown, deadline=deadline,
                    what=what)
 
 

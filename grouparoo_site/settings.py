@@ -168,6 +168,12 @@ GROUPAROO_EXPORT_BATCH_SIZE = env.int("GROUPAROO_EXPORT_BATCH_SIZE", default=500
 # PostgreSQL: a run reading at least this many rows sends from a separate process while it
 # imports (smaller runs send from a thread); 0 never starts the process.
 GROUPAROO_SENDER_PROCESS_MIN_ROWS = env.int("GROUPAROO_SENDER_PROCESS_MIN_ROWS", default=50_000)
+# Directories whose files connectors may use when a path is given through the admin or the API
+# (a SQLite/DuckDB app's path, a CSV app's base directory, a CSV source's or destination's path,
+# a logger's file); config files are trusted. Relative entries are relative to the project.
+GROUPAROO_FILE_DIRECTORIES = env.list(
+    "GROUPAROO_FILE_DIRECTORIES", default=[str(BASE_DIR / "var"), str(MEDIA_ROOT)]
+)
 # Webhook destinations may target private/loopback addresses only when this is set.
 GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = env.bool("GROUPAROO_ALLOW_PRIVATE_WEBHOOKS", default=False)
 

@@ -27,6 +27,18 @@ def _require(up: bool, what: str) -> None:
         pytest.skip(f"{what} is not reachable")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pytest_tmp_file_directories(tmp_path_factory):
+    """Tests make file-based apps through the admin and the API in pytest's temporary
+    directories: allow those (GROUPAROO_FILE_DIRECTORIES keeps its default otherwise)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    allowed = [*settings.GROUPAROO_FILE_DIRECTORIES, str(tmp_path_factory.getbasetemp())]
+    with override_settings(GROUPAROO_FILE_DIRECTORIES=allowed):
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of the local PostgreSQL server's maintenance database (skips when absent locally)."""

@@ -42,6 +42,7 @@ from django.http import HttpRequest
 
 from connectors import registry
 from connectors.base import Option, validate_declared
+from connectors.paths import file_option_errors
 from connectors.url_credentials import (
     URL_OPTION_TYPE,
     mask_url,
@@ -181,6 +182,20 @@ class ConnectorOptionsForm(forms.ModelForm):
         assert self.connector is not None
         return self.connector.validate_options(options)
 
+    def file_path_errors(self, plain: dict[str, Any], cleaned: dict[str, Any]) -> dict[str, str]:
+        """File path options outside GROUPAROO_FILE_DIRECTORIES (connectors.paths). A source's
+        or destination's path is resolved against its app's base directory."""
+        is_app = not hasattr(self.instance, "app_id")
+        app = None if is_app else cleaned.get("app", getattr(self.instance, "app", None))
+        if self.connector_type_field is None or (app is None and not is_app):
+            return {}
+        app_options = None if app is None else dict(app.options or {})
+        same_app = self.instance.pk and getattr(self.instance, "app_id", None) == getattr(app, "pk", None)
+        unchanged = dict(self.instance.options or {}) if same_app else None
+        return file_option_errors(
+            self.declared_options, plain, app_options=app_options, unchanged=unchanged
+        )
+
     # -- machinery ------------------------------------------------------------------------
 
     def stored_secrets(self) -> dict[str, Any]:
@@ -255,7 +270,11 @@ class ConnectorOptionsForm(forms.ModelForm):
             self._check_moved_url(plain, secrets, given)
         for key, message in env_reference_errors(secrets).items():
             self.add_error(option_field_name(key), message)
-        for key, message in self.validate_connector_options({**plain, **secrets}).items():
+        problems = {
+            **self.file_path_errors(plain, cleaned),
+            **self.validate_connector_options({**plain, **secrets}),
+        }
+        for key, message in problems.items():
             name = option_field_name(key)
             if name in self.fields:
                 if name not in self._errors:

@@ -36,6 +36,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors import registry
+from connectors.paths import file_option_errors
 from connectors.url_credentials import mask_url_options, moved_url_errors, split_url_options
 from core import models as m
 from core.choices import SettingType
@@ -325,6 +326,8 @@ class ConnectorOptionsSerializer(CleanModelSerializer):
             for key, message in env_reference_errors(secrets).items():
                 errors.setdefault(f"secret_options.{key}", []).append(message)
         if not errors:
+            for key, message in self.file_path_errors(connector, attrs, plain).items():
+                errors.setdefault(f"options.{key}", []).append(message)
             for key, message in connector.validate_options({**plain, **secrets}).items():
                 field = "secret_options" if key in secret_keys else "options"
                 errors.setdefault(f"{field}.{key}", []).append(message)
@@ -334,6 +337,19 @@ class ConnectorOptionsSerializer(CleanModelSerializer):
         if self.has_secrets:
             attrs["secret_options"] = secrets
         return attrs
+
+    def file_path_errors(self, connector: type, attrs: dict[str, Any], plain: dict[str, Any]) -> dict[str, str]:
+        """File path options outside GROUPAROO_FILE_DIRECTORIES (connectors.paths); a source's
+        or destination's path is resolved against its app's base directory. Values stored
+        before, under the same app, are not checked again."""
+        is_app = self.connector_kind == "app"
+        app = None if is_app else attrs.get("app", getattr(self.instance, "app", None))
+        if app is None and not is_app:
+            return {}
+        same_app = self.instance is not None and getattr(self.instance, "app_id", None) == getattr(app, "pk", None)
+        unchanged = dict(self.instance.options or {}) if same_app else None
+        app_options = None if app is None else dict(app.options or {})
+        return file_option_errors(connector.options, plain, app_options=app_options, unchanged=unchanged)
 
     def split_url_options(self, connector: type, plain: dict[str, Any], secrets: dict[str, Any],
                           errors: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, Any]]:

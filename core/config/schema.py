@@ -627,6 +627,10 @@ def _filter_op(ctx: ObjectContext, key: str, value: Any) -> str:
     return ""
 
 
+# The largest relative match number the rule and filter tables hold (PositiveIntegerField).
+MAX_RELATIVE_MATCH_NUMBER = 2_147_483_647
+
+
 def _relative(ctx: ObjectContext, path: str, item: dict[str, Any]) -> tuple[int | None, str, str]:
     number = item.get("relativeMatchNumber")
     unit = item.get("relativeMatchUnit")
@@ -636,6 +640,12 @@ def _relative(ctx: ObjectContext, path: str, item: dict[str, Any]) -> tuple[int 
         if value is None or value < 0 or not isinstance(value, int):
             ctx.error(f"{path}.relativeMatchNumber", f"must be a whole number, not {number!r}")
             number = None
+        elif value > MAX_RELATIVE_MATCH_NUMBER:
+            ctx.error(
+                f"{path}.relativeMatchNumber",
+                f"must be at most {MAX_RELATIVE_MATCH_NUMBER}, not {number!r}",
+            )
+            number = value  # reported once: no second error about a missing number
         else:
             number = value
     unit_text = str(unit).strip().lower() if unit not in (None, "") else ""

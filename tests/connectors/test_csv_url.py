@@ -155,3 +155,75 @@ def test_grouparoo_config_of_a_csv_import_table_source_applies_and_reads(
         "ada@example.com",
         "bob@example.com",
     ]
+
+
+class _TricklingServer:
+    """A local HTTP server that answers a CSV file one byte every `interval` seconds, for at
+    most `seconds` (then it sends nothing more and closes)."""
+
+    def __init__(self, *, interval: float = 0.1, seconds: float = 6.0) -> None:
+        import socket
+        import threading
+
+        self.interval, self.seconds = interval, seconds
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/slow.csv"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        body = (USERS * 1000).encode()
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode())  # fmt: skip
+            stop = time.monotonic() + self.seconds
+            for byte in body:
+                if time.monotonic() > stop:
+                    break
+                conn.sendall(bytes([byte]))
+                time.sleep(self.interval)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            self.listener.close()
+
+
+def test_a_slow_server_cannot_hold_a_download_past_its_deadline(media, allow_loopback, monkeypatch):
+    monkeypatch.setattr(csv_file, "DOWNLOAD_DEADLINE", 1.0, raising=False)
+    server = _TricklingServer(interval=0.1, seconds=6.0)
+    started = time.monotonic()
+    with pytest.raises(ConnectorError, match="took longer than 1 seconds"):
+        csv_file.download_cached(server.url, max_age_seconds=3600)
+    assert time.monotonic() - started < 4
+    assert not list((media / "csv-cache").glob("*.csv"))
+    server.thread.join(10)
+
+
+def test_a_download_held_by_another_caller_is_waited_for_a_limited_time(
+    httpserver, media, allow_loopback, monkeypatch
+):
+    import fcntl
+    import hashlib
+    import threading
+
+    url = serve(httpserver, USERS)
+    monkeypatch.setattr(csv_file, "LOCK_TIMEOUT", 0.5, raising=False)
+    directory = media / "csv-cache"
+    directory.mkdir(parents=True)
+    name = hashlib.sha256(url.encode()).hexdigest()[:32]
+    holder = open(directory / f".{name}.lock", "a")  # noqa: SIM115 - released by the timer
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    release = threading.Timer(4.0, holder.close)
+    release.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConnectorError, match="still running after 0.5 seconds") as raised:
+            csv_file.download_cached(url, max_age_seconds=3600)
+        assert not raised.value.permanent
+        assert time.monotonic() - started < 3
+    finally:
+        release.cancel()
+        holder.close()
