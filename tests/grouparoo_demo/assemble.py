@@ -75,3 +75,17 @@ def assemble(
     for path in target.rglob("*.json"):
         path.write_text(path.read_text().replace("DBNAME", db))
     return target
+
+
+def read_git(repo: Path, ref: str, prefix: str) -> dict[str, str]:
+    """{path below `prefix`: text} of the files under `prefix` at `ref` of the bare git
+    repository `repo`, read with `git show` (the repository is only read)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+        ).stdout
+
+    names = git("ls-tree", "-r", "--name-only", ref, prefix).split("\n")
+    return {n[len(prefix) :]: git("show", f"{ref}:{n}") for n in names if n.startswith(prefix)}

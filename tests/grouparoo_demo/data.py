@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -469,12 +469,59 @@ def write_mysql(connect: Callable[[], Any], tables: dict[str, list[dict[str, Any
 
 
 def read_tables(
-    fetch: Callable[[str], tuple[list[str], list[tuple]]],
+    fetch: Callable[[str], tuple[list[str], list[tuple]]], tables: Iterable[str] = tuple(COLUMNS)
 ) -> dict[str, list[dict[str, Any]]]:
     """The six tables as the database stores them, through `fetch(table) -> (columns, rows)`
     (a plain driver query `SELECT * FROM <table>`): the input of the expected results."""
     out = {}
-    for table in COLUMNS:
+    for table in tables:
         names, rows = fetch(table)
         out[table] = [dict(zip(names, row, strict=True)) for row in rows]
     return out
+
+
+# Grouparoo's app-example-config loads users and purchases into data/source.sqlite with its own
+# column types (its data/import.js), every CSV value written as a double-quoted string literal:
+# SQLite keeps "false" and "2021-01-18 16:19:00.005" as text, "68.13" in a NUMERIC column as a
+# number, and an empty CSV cell as "".
+APP_EXAMPLE_COLUMNS = {
+    "users": (
+        '"id" INTEGER PRIMARY KEY NOT NULL, "first_name" TEXT, "last_name" TEXT, "email" TEXT, '
+        '"gender" TEXT, "ip_address" TEXT, "avatar" TEXT, "language" TEXT, "deactivated" BOOLEAN, '
+        '"created_at" DATETIME, "updated_at" DATETIME'
+    ),
+    "purchases": (
+        '"id" INTEGER PRIMARY KEY NOT NULL, "user_id" INTEGER, "item" INTEGER, "category" TEXT, '
+        '"price" NUMERIC, "state" TEXT, "created_at" TEXT'
+    ),
+}
+
+
+def _csv_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return (
+            value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.")
+            + f"{value.microsecond // 1000:03d}"
+        )
+    return str(value)
+
+
+def write_app_example_sqlite(path: str, tables: dict[str, list[dict[str, Any]]]) -> None:
+    """The users and purchases of `tables` in `path`, as app-example-config's import writes its
+    CSV files (no account_id column; item numbers; every value text until SQLite converts it)."""
+    with sqlite3.connect(path) as conn:
+        for table, ddl in APP_EXAMPLE_COLUMNS.items():
+            names = [part.split('"')[1] for part in ddl.split(", ")]
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+            for row in tables[table]:
+                values = {**row, "item": str(row.get("item", "")).removeprefix("item-")}
+                conn.execute(
+                    f"INSERT INTO {table} ({','.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                    [_csv_text(values[n]) for n in names],
+                )
+    conn.close()

@@ -28,8 +28,11 @@ class DemoDatabase:
         else:
             data.write_sqlite(self.connection["file"], tables)
 
-    def read(self) -> dict[str, list[dict[str, Any]]]:
-        return data.read_tables(self._fetch)
+    def read(
+        self, tables: tuple[str, ...] = tuple(data.COLUMNS)
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The tables as stored (all six of the demo's unless `tables` says which)."""
+        return data.read_tables(self._fetch, tables)
 
     def query(self, sql: str) -> list[tuple]:
         """Rows of `sql`, a query property's SELECT, on this database."""
