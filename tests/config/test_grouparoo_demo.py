@@ -41,12 +41,23 @@ from tests.grouparoo_demo.databases import DemoDatabase, sqlite_database
 
 pytestmark = pytest.mark.django_db
 
-SCHEDULES = ("users_schedule", "accounts_schedule", "admins_schedule")
+SCHEDULES = ("users_schedule", "accounts_schedule", "payments_schedule", "admins_schedule")
 DATABASES = ("postgres", "mysql", "sqlite")
 
 
+@pytest.fixture
+def app_dir(tmp_path, monkeypatch) -> Path:
+    """The Grouparoo application's directory, the working directory as Grouparoo ran in it:
+    the demo writes its config into `config/` here, its SQLite database and the logger's file
+    land here."""
+    app = tmp_path / "app"
+    app.mkdir()
+    monkeypatch.chdir(app)
+    return app
+
+
 @pytest.fixture(params=DATABASES)
-def demo_db(request, tmp_path) -> DemoDatabase:
+def demo_db(request, app_dir) -> DemoDatabase:
     """The demo's source database on one of the local servers."""
     if request.param == "postgres":
         pg = request.getfixturevalue("scratch_pg")
@@ -66,7 +77,7 @@ def demo_db(request, tmp_path) -> DemoDatabase:
         return DemoDatabase(
             "mysql", {k: my[k] for k in ("host", "port", "database", "user", "password")}
         )
-    return sqlite_database(tmp_path)
+    return sqlite_database(app_dir)
 
 
 def demo_config(db: DemoDatabase, target: Path) -> Path:
@@ -245,26 +256,27 @@ def _sync_all(*, full: bool = False) -> None:
         assert run.state == "complete", (config_id, run.error)
 
 
-def _find_log(config_dir: Path) -> Path:
-    for base in (config_dir, config_dir.parent, Path.cwd()):
-        if (base / "exports.log").exists():
-            return base / "exports.log"
-    raise AssertionError("the logger destination wrote no exports.log")
+def find_log(config_dir: Path, name: str) -> Path:
+    """The logger's file `name`, relative to the application's directory in the config (as
+    Grouparoo read it)."""
+    path = config_dir.parent / name
+    assert path.exists(), f"the logger destination wrote no {path}"
+    return path
 
 
 def _compare(db: DemoDatabase, config_dir: Path, now: dt.datetime) -> expected.Expected:
     exp = expected.compute(config_dir, db.read(), query=db.query, now=now)
     assert_records(exp)
     assert_groups(exp)
-    assert_logger(exp, _find_log(config_dir))
+    assert_logger(exp, find_log(config_dir, "exports.log"))
     return exp
 
 
-def test_demo_config_validates_applies_and_syncs_as_grouparoo_would(demo_db, tmp_path):
+def test_demo_config_validates_applies_and_syncs_as_grouparoo_would(demo_db, app_dir):
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     tables = data.generate(now=now)
     demo_db.write(tables)
-    config_dir = demo_config(demo_db, tmp_path / "config")
+    config_dir = demo_config(demo_db, app_dir / "config")
 
     checked = config_validate(directory=config_dir)
     assert checked.ok, [str(p) for p in checked.problems.errors]

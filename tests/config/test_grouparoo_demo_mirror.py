@@ -21,10 +21,12 @@ from core import models as m
 from core.config.apply import config_apply
 from core.config.validate import config_validate
 from tests.config.test_grouparoo_demo import (
+    app_dir,  # noqa: F401 - a fixture
     assert_groups,
     assert_logger,
     assert_records,
     demo_db,  # noqa: F401 - a fixture
+    find_log,
     scratch_mysql,  # noqa: F401 - a fixture
 )
 from tests.engine.helpers import sync
@@ -52,7 +54,7 @@ def _validated(config_dir: Path) -> None:
     assert checked.ok, [str(p) for p in checked.problems.errors]
 
 
-def test_grouparoo_demo_config_from_the_mirror_applies_and_syncs(demo_db: DemoDatabase, tmp_path):  # noqa: F811
+def test_grouparoo_demo_config_from_the_mirror_applies_and_syncs(demo_db, app_dir):  # noqa: F811
     files = read_git(_mirror(MONOREPO), "v0.9.0", DEMO_CONFIG)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     demo_db.write(data.generate(now=now))
@@ -60,7 +62,7 @@ def test_grouparoo_demo_config_from_the_mirror_applies_and_syncs(demo_db: DemoDa
     # ("log.log") is relative to the application.
     config_dir = assemble(
         files,
-        tmp_path / "app" / "config",
+        app_dir / "config",
         db=demo_db.kind,
         options=app_options(demo_db.kind, demo_db.connection),
     )
@@ -74,16 +76,12 @@ def test_grouparoo_demo_config_from_the_mirror_applies_and_syncs(demo_db: DemoDa
     exp = expected.compute(config_dir, demo_db.read(), query=demo_db.query, now=now)
     assert_records(exp)
     assert_groups(exp)
-    log = next(
-        (p for p in (config_dir.parent / "log.log", config_dir / "log.log") if p.exists()), None
-    )
-    assert log is not None, "the logger destination wrote no log.log"
-    assert_logger(exp, log)
+    assert_logger(exp, find_log(config_dir, "log.log"))
 
 
-def test_grouparoo_app_example_config_from_the_mirror_applies_and_syncs(tmp_path, monkeypatch):
+def test_grouparoo_app_example_config_from_the_mirror_applies_and_syncs(app_dir):  # noqa: F811
     files = read_git(_mirror(APP_EXAMPLE), "HEAD", "config/")
-    app = tmp_path / "app"  # the application: config/ and data/source.sqlite beside it
+    app = app_dir  # the application: config/ and data/source.sqlite beside it
     config_dir = app / "config"
     for rel, text in files.items():
         if rel.endswith(".json") and not _is_saas(text):
@@ -92,7 +90,6 @@ def test_grouparoo_app_example_config_from_the_mirror_applies_and_syncs(tmp_path
     (app / "data").mkdir()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     data.write_app_example_sqlite(str(app / "data" / "source.sqlite"), data.generate(now=now))
-    monkeypatch.chdir(app)  # Grouparoo ran from the application's directory
 
     _validated(config_dir)
     assert config_apply(directory=config_dir).applied
