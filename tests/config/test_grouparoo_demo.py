@@ -13,9 +13,9 @@ the source tables are generated with the demo's schema and the demo's way of wri
 a plain-Python reading of Grouparoo's semantics over the tables as stored
 (tests/grouparoo_demo/expected.py).
 
-The test validates and applies the files unchanged, syncs every schedule, compares, then changes
-the source (a refund, a first purchase, a fixed email, a deleted admin), syncs again and compares
-again.
+The tests validate and apply the files unchanged, sync every schedule and compare the records,
+the groups and the logger's rows; the last one then changes the source (a refund, a first
+purchase, a fixed email, a deleted admin), syncs again and compares everything again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -264,38 +265,78 @@ def find_log(config_dir: Path, name: str) -> Path:
     return path
 
 
-def _compare(db: DemoDatabase, config_dir: Path, now: dt.datetime) -> expected.Expected:
-    exp = expected.compute(config_dir, db.read(), query=db.query, now=now)
-    assert_records(exp)
-    assert_groups(exp)
-    assert_logger(exp, find_log(config_dir, "exports.log"))
-    return exp
+@dataclass
+class DemoWorld:
+    """The demo applied and synced once: its source database, config directory and clock."""
+
+    db: DemoDatabase
+    config_dir: Path
+    now: dt.datetime
+    tables: dict[str, list[dict[str, Any]]]
+
+    def expected(self) -> expected.Expected:
+        return expected.compute(self.config_dir, self.db.read(), query=self.db.query, now=self.now)
 
 
-def test_demo_config_validates_applies_and_syncs_as_grouparoo_would(demo_db, app_dir):
+def synced_demo(db: DemoDatabase, app_dir: Path) -> DemoWorld:
+    """Generate the data, assemble and apply the config unchanged, sync every schedule."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     tables = data.generate(now=now)
-    demo_db.write(tables)
-    config_dir = demo_config(demo_db, app_dir / "config")
+    db.write(tables)
+    config_dir = demo_config(db, app_dir / "config")
+    config_apply(directory=config_dir)
+    _sync_all()
+    return DemoWorld(db, config_dir, now, tables)
 
+
+def test_demo_config_validates_and_applies_unchanged(demo_db, app_dir):
+    config_dir = demo_config(demo_db, app_dir / "config")
     checked = config_validate(directory=config_dir)
     assert checked.ok, [str(p) for p in checked.problems.errors]
-    assert config_apply(directory=config_dir).applied
+    result = config_apply(directory=config_dir)
+    assert result.applied
+    assert m.RecordModel.objects.filter(config_id__in=["users", "accounts", "admins"]).count() == 3
+    assert m.Group.objects.count() == 14 and m.Destination.objects.get(config_id="user_log")
     assert config_apply(directory=config_dir).plan.empty  # unchanged files: nothing to change
 
-    _sync_all()
-    exp = _compare(demo_db, config_dir, now)
-    # The data reaches the cases it is made for (so a generator change cannot hollow the test).
-    assert (
-        exp.records["users"]["2"]["ltv"] == 0 and exp.records["users"]["2"]["purchase_count"] == 0
-    )
-    assert str(data.EDGE["user_duplicate_email"]) in exp.invalid["users"]
-    assert exp.groups["recent_automotive"] == {"22", "23", "24"}
 
-    demo_db.write(data.second_phase(tables, now=now))
+def test_demo_records_are_grouparoos(demo_db, app_dir):
+    world = synced_demo(demo_db, app_dir)
+    exp = world.expected()
+    assert_records(exp)
+    # The data reaches the cases it is made for (so a generator change cannot hollow the test).
+    users = exp.records["users"]
+    assert users["2"]["ltv"] == 0 and users["2"]["purchase_count"] == 0
+    assert users["3"]["ltv"] == 0 and len(users["3"]["purchase_categories"]) == 2
+    assert str(data.EDGE["user_duplicate_email"]) in exp.invalid["users"]
+    assert exp.records["accounts"]["9"]["account_value"] == 0
+
+
+def test_demo_groups_are_grouparoos(demo_db, app_dir):
+    world = synced_demo(demo_db, app_dir)
+    exp = world.expected()
+    assert_groups(exp)
+    assert exp.groups["recent_automotive"] == {"22", "23", "24"}
+    assert exp.groups["empty_group"] == set()
+    assert {"14", "15"}.isdisjoint(exp.groups["not_english"])
+
+
+def test_demo_logger_rows_are_grouparoos(demo_db, app_dir):
+    world = synced_demo(demo_db, app_dir)
+    assert_logger(world.expected(), find_log(world.config_dir, "exports.log"))
+
+
+def test_demo_after_a_day_of_changes_is_grouparoos(demo_db, app_dir):
+    """A refund, a first purchase, a fixed email and language, a deleted admin: synced again
+    (the admins in full, which confirms deletions), everything is as Grouparoo makes it."""
+    world = synced_demo(demo_db, app_dir)
+    demo_db.write(data.second_phase(world.tables, now=world.now))
     _sync_all()
-    run = sync(m.Schedule.objects.get(config_id="admins_schedule"), full=True)  # confirms deletions
+    run = sync(m.Schedule.objects.get(config_id="admins_schedule"), full=True)
     assert run.state == "complete", run.error
-    exp = _compare(demo_db, config_dir, now)
+    exp = world.expected()
+    assert_records(exp)
+    assert_groups(exp)
+    assert_logger(exp, find_log(world.config_dir, "exports.log"))
     assert "2" in exp.groups["recent_automotive"] and "4" not in exp.groups["big_spenders"]
     assert str(data.EDGE["admin_deleted"]) not in exp.records["admins"]
