@@ -204,7 +204,18 @@ class SourceConnector(abc.ABC):
 
 @dataclass
 class ExportPayload:
-    """One record to send. Properties are keyed by destination field, groups by remote name."""
+    """One record to send. Properties are keyed by destination field, groups by remote name.
+
+    old_properties/old_groups: what this destination last received for the record (empty when
+      nothing was delivered yet); new_properties/new_groups: the record now.
+    Groups: a destination may share its lists, tags or groups table with other destinations,
+      people and tools, so an export removes only the groups this destination wrote before and
+      no longer sends (old_groups minus new_groups) and adds the new_groups; it never removes a
+      group that is not in old_groups.
+    to_delete: the record left the destination's collection (or was deleted). When the sync
+      mode deletes (operations.delete), delete it; otherwise (additive, enrich) update it with
+      new_properties, its current values, like any other record, and remove its old_groups.
+    """
 
     export_id: int
     record_id: int
@@ -286,7 +297,8 @@ class DestinationConnector(abc.ABC):
         """Send a batch. Return one result per payload. Must be idempotent: sending the same
         payload twice leaves the destination as sending it once (upserts keyed by the mapped key).
         A record that does not exist and may not be created (enrich) is a success with
-        skipped=True. Raise ConnectorError only when the whole batch failed."""
+        skipped=True. Groups and leaving records (to_delete): see ExportPayload. Raise
+        ConnectorError only when the whole batch failed."""
 
 
 def validate_declared(declared: tuple[Option, ...], options: dict[str, Any]) -> dict[str, str]:

@@ -309,6 +309,14 @@ def csv_value(value: Any) -> str:
     return str(value)
 
 
+def merge_groups(cell: str | None, separator: str, old: Any, new: Any) -> str:
+    """A groups cell after an export: the names this destination wrote before (`old`) and no
+    longer sends go, the `new` ones are there; names someone else wrote stay."""
+    have = {g for g in ((cell or "").split(separator) if separator else [cell or ""]) if g}
+    wanted = {str(g) for g in new}
+    return separator.join(sorted((have - ({str(g) for g in old} - wanted)) | wanted))
+
+
 @register
 class CsvDestination(DestinationConnector):
     """Keeps a CSV file holding one row per tracked record (keyed by primaryKey) and, in an
@@ -400,9 +408,11 @@ class CsvDestination(DestinationConnector):
 
         Rows are keyed by primaryKey (compared as text): created or updated (only updated when
         operations.create is False; a missing row is then skipped), removed on to_delete when
-        operations.delete (else only their groups are cleared). A changed key moves the row.
-        Properties no longer mapped or set are cleared; a new property adds a column. Applying
-        the same batch twice leaves the same file as once: idempotent."""
+        operations.delete (else updated with the record's current values and no groups). A
+        changed key moves the row. Properties no longer mapped or set are cleared; a new property
+        adds a column. The groups cell loses only the names this destination wrote (old_groups)
+        that the record no longer has: names written by others stay. Applying the same batch
+        twice leaves the same file as once: idempotent."""
         if not exports:
             return []
         path, pk, groups_column, separator = self._settings()
@@ -429,13 +439,16 @@ class CsvDestination(DestinationConnector):
                 old_key = payload.old_properties.get(pk)
                 k = None if key is None else key_norm(csv_value(key))
                 old_k = None if old_key is None else key_norm(csv_value(old_key))
-                if payload.to_delete:
+                # A leaving record is deleted (sync mode), or else written like any other with
+                # its current values and no groups; without a key it only loses its groups.
+                if payload.to_delete and (operations.delete or k is None):
                     targets = [t for t in (k, old_k) if t is not None]
                     for target in targets:
                         if operations.delete:
                             drop(target)
                         elif groups_column and target in by_key:
-                            by_key[target][groups_column] = ""
+                            row = by_key[target]
+                            row[groups_column] = merge_groups(row.get(groups_column), separator, payload.old_groups, ())
                     results.append(ExportResult(payload.export_id, success=True, skipped=not targets))
                     continue
                 if k is None:
@@ -467,7 +480,8 @@ class CsvDestination(DestinationConnector):
                 if groups_column:
                     if groups_column not in header:
                         header.append(groups_column)
-                    row[groups_column] = separator.join(sorted({str(g) for g in payload.new_groups}))
+                    new_groups = () if payload.to_delete else payload.new_groups
+                    row[groups_column] = merge_groups(row.get(groups_column), separator, payload.old_groups, new_groups)
                 place(k, row)
                 results.append(ExportResult(payload.export_id, success=True))
             if groups_column and groups_column not in header:

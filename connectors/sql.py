@@ -1179,7 +1179,7 @@ class SqlQuerySource(SqlSource):
 class _Item:
     """One payload planned for writing."""
 
-    __slots__ = ("index", "payload", "key", "old_key", "values", "delete")
+    __slots__ = ("index", "payload", "key", "old_key", "values", "delete", "groups", "old_groups")
 
     def __init__(self, index: int, payload: ExportPayload, key: Any, old_key: Any, values: dict[str, Any], delete: bool):
         self.index = index
@@ -1187,7 +1187,12 @@ class _Item:
         self.key = key
         self.old_key = old_key
         self.values = values
+        # delete: the row goes (sync mode), or only this destination's group rows do.
         self.delete = delete
+        # Group names as the groups table holds them: the record's now (none once it leaves),
+        # and the ones this destination wrote before, the only ones it may remove.
+        self.groups = frozenset() if payload.to_delete else frozenset(map(str, payload.new_groups))
+        self.old_groups = frozenset(map(str, payload.old_groups))
 
 
 class SqlDestination(SqlConnectionMixin, DestinationConnector):
@@ -1237,11 +1242,16 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
 
         Rows are upserted by primaryKey (`INSERT ... ON CONFLICT`), or only updated when
         operations.create is False (a missing row is then skipped). to_delete removes the row
-        and its group rows when operations.delete, else clears its group rows. A changed key
-        moves the row (or drops the old one when the new exists and deleting is allowed).
-        Group rows are diffed against the table (one SELECT), so repeating a payload changes
-        nothing: idempotent. A value a column rejects fails that record only (the batch is
-        retried record by record inside savepoints); a missing table fails the whole batch."""
+        when operations.delete; otherwise the leaving record is written like any other, with its
+        current values and no groups. A changed key moves the row (or drops the old one when the
+        new exists and deleting is allowed).
+
+        Group rows: the table may be shared (other destinations, people, other tools), so an
+        export removes only rows this destination wrote, its old_groups minus its new_groups,
+        and adds the new_groups the table lacks (one SELECT): rows of other names are never
+        touched. Repeating a payload changes nothing: idempotent. A value a column rejects fails
+        that record only (the batch is retried record by record inside savepoints); a missing
+        table fails the whole batch."""
         if not exports:
             return []
         table, pk, groups = self._settings()
@@ -1266,7 +1276,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
             adapters = {c: self.dialect.value_adapter(t) for c, t in columns.items()}
             plain = {c: self.dialect.value_passthrough(t) for c, t in columns.items()}
             for index, payload in enumerate(exports):
-                item = self._plan(index, payload, table, pk, columns, adapters, plain)
+                item = self._plan(index, payload, operations, table, pk, columns, adapters, plain)
                 if isinstance(item, ExportResult):
                     results[index] = item
                 else:
@@ -1302,6 +1312,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         self,
         index: int,
         payload: ExportPayload,
+        operations: SyncOperations,
         table: str,
         pk: str,
         columns: dict[str, str | None],
@@ -1312,7 +1323,9 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         old_key = payload.old_properties.get(pk)
         if old_key is not None:
             old_key = self.dialect.adapt_value(old_key, columns.get(pk))
-        if payload.to_delete:
+        # A leaving record is deleted (sync mode), or else updated with its current values; one
+        # that has no key any more can only lose its group rows where it was.
+        if payload.to_delete and (operations.delete or key is None):
             key = None if key is None else self.dialect.adapt_value(key, columns.get(pk))
             if key is None and old_key is None:
                 return ExportResult(payload.export_id, success=True, skipped=True)
@@ -1364,9 +1377,6 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         """Apply planned items with a fixed number of statements; return the skipped indexes."""
         d, ph, q = self.dialect, self.dialect.placeholder, self.dialect.quote
         t, k = d.table_ref(self.app_options, table), q(pk)
-        g = fk = gname = None
-        if groups:
-            g, fk, gname = d.table_ref(self.app_options, groups[0]), q(groups[1]), q(groups[2])
         moved = [it for it in items if it.old_key is not None and key_norm(it.old_key) != key_norm(it.key)]
         existing: set[Any] = set()
         if moved or not ops.create:
@@ -1387,17 +1397,11 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                 drops.append(it.old_key)
         if moves:
             cur.executemany(f"UPDATE {t} SET {k} = {ph} WHERE {k} = {ph}", moves)
-            if g:
-                cur.executemany(f"UPDATE {g} SET {fk} = {ph} WHERE {fk} = {ph}", moves)
 
-        # Deletions: rows (when allowed) and group rows.
+        # Deletions (when allowed); group rows are diffed below.
         delete_keys = [it.key for it in items if it.delete and ops.delete] + drops
-        clear_keys = [it.key for it in items if it.delete and not ops.delete]
-        clear_keys += [it.old_key for it in items if it.delete and not ops.delete and it.old_key is not None]
         if delete_keys:
             self._delete_in(cur, t, k, delete_keys)
-        if g and (delete_keys or clear_keys):
-            self._delete_in(cur, g, fk, delete_keys + clear_keys)
 
         # Writes, grouped by the set of columns so each group is one executemany.
         skipped: set[int] = set()
@@ -1426,21 +1430,44 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                 sets = ", ".join(f"{c} = {ph}" for c in quoted)
                 cur.executemany(f"UPDATE {t} SET {sets} WHERE {k} = {ph}", [[*(it.values[c] for c in cols), it.key] for it in group])
 
-        # Group rows: diff the wanted (key, group) pairs against the table.
-        if g and writes:
-            wanted: dict[Any, tuple[Any, set[str]]] = {}
-            for it in writes:
-                wanted[key_norm(it.key)] = (it.key, set(map(str, it.payload.new_groups)))
-            have: dict[Any, set[str]] = {}
-            for chunk in _chunks([key for key, _ in wanted.values()]):
-                sql = Frag(f"SELECT {fk}, {gname} FROM {g} WHERE {d.in_frag(fk, chunk)}", d.in_params(chunk))
-                for row_key, name in self.execute(cur, sql).fetchall():
-                    have.setdefault(key_norm(row_key), set()).add(name)
-            none: frozenset[str] = frozenset()
-            removals = [(key, name) for n, (key, names) in wanted.items() for name in have.get(n, none) - names]
-            additions = [(key, name) for n, (key, names) in wanted.items() for name in sorted(names - have.get(n, none))]
-            if removals:
-                cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {gname} = {ph}", removals)
-            if additions:
-                d.bulk_insert(cur, g, [fk, gname], [list(a) for a in additions])
+        if groups:
+            self._write_groups(cur, items, writes, skipped, groups)
         return skipped
+
+    def _write_groups(
+        self, cur: Any, items: list[_Item], writes: list[_Item], skipped: set[int], groups: tuple[str, str, str]
+    ) -> None:
+        """Group rows of a batch, in three statements: one SELECT of the rows the written keys
+        have, one DELETE per row this destination wrote and the record no longer has (its old
+        groups minus its new ones, at its key and, when the key changed, at the old key: those
+        rows move with the record), one insert of the rows the written keys lack. Rows of other
+        names, written by other destinations, people or tools, are never removed."""
+        d, ph = self.dialect, self.dialect.placeholder
+        g, fk, gname = d.table_ref(self.app_options, groups[0]), d.quote(groups[1]), d.quote(groups[2])
+        # The last payload of a key wins, as if the batch's payloads were sent one by one.
+        wanted: dict[Any, tuple[Any, frozenset[str]]] = {key_norm(it.key): (it.key, it.groups) for it in writes}
+        removals: dict[tuple[Any, str], tuple[Any, str]] = {}
+        for it in items:
+            if not it.old_groups:
+                continue
+            for key in {key_norm(k): k for k in (it.key, it.old_key) if k is not None}.values():
+                n = key_norm(key)
+                if n in wanted:
+                    keep = wanted[n][1]
+                elif it.index in skipped:  # not created (enrich): only its lost groups go
+                    keep = it.groups
+                else:  # deleted, or leaving without a key
+                    keep = frozenset()
+                for name in it.old_groups - keep:
+                    removals[(n, name)] = (key, name)
+        have: dict[Any, set[str]] = {}
+        for chunk in _chunks([key for key, _ in wanted.values()]):
+            sql = Frag(f"SELECT {fk}, {gname} FROM {g} WHERE {d.in_frag(fk, chunk)}", d.in_params(chunk))
+            for row_key, name in self.execute(cur, sql).fetchall():
+                have.setdefault(key_norm(row_key), set()).add(str(name))
+        none: frozenset[str] = frozenset()
+        additions = [(key, name) for n, (key, names) in wanted.items() for name in sorted(names - have.get(n, none))]
+        if removals:
+            cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {gname} = {ph}", list(removals.values()))
+        if additions:
+            d.bulk_insert(cur, g, [fk, gname], [list(a) for a in additions])

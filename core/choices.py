@@ -225,6 +225,8 @@ class ExportState(models.TextChoices):
     COMPLETE = "complete", "Complete"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
+    # Failed, then replaced by a newer export of the same record: no longer counted as failed.
+    SUPERSEDED = "superseded", "Failed, superseded by a newer export"
 
 
 class ErrorLevel(models.TextChoices):

@@ -11,16 +11,18 @@ from django.utils.html import format_html
 from core import models as m
 from core.admin.base import (
     GrouparooModelAdmin,
+    ReadOnlyAdminMixin,
     admin_link,
     changelist_link,
     count_of,
     service_errors,
 )
 from core.admin.inlines import GroupRuleInline
+from core.admin.usage import InUseAdminMixin
 
 
 @admin.register(m.Group)
-class GroupAdmin(GrouparooModelAdmin):
+class GroupAdmin(InUseAdminMixin, GrouparooModelAdmin):
     list_display = [
         "name",
         "model",
@@ -111,7 +113,9 @@ class GroupRuleAdmin(GrouparooModelAdmin):
 
 
 @admin.register(m.GroupMember)
-class GroupMemberAdmin(GrouparooModelAdmin):
+class GroupMemberAdmin(ReadOnlyAdminMixin, GrouparooModelAdmin):
+    """Members come from the group's rules (recomputes): read-only here, like a log."""
+
     list_display = ["id", "group", "record_link", "joined_at", "left_at", "is_current"]
     list_filter = ["group", ("left_at", admin.EmptyFieldListFilter)]
     list_select_related = ["group", "record__model"]

@@ -283,23 +283,27 @@ class DestinationGroupMembershipInline(ModelScopedInline):
 # --- records -------------------------------------------------------------------------------
 
 
-class GroupMemberFormSet(CrossRowFormSet):
-    distinct_fields = {"group": "The record is in group “{value}” twice."}
-    same_model_fields = {"group": "Group “{value}” belongs to another model than the record."}
-
-
-class GroupMemberInline(ModelScopedInline):
-    """A record's group memberships (normally maintained by group recomputes)."""
+class GroupMemberInline(admin.TabularInline):
+    """A record's group memberships, read-only: group recomputes keep them, from the rules."""
 
     model = m.GroupMember
-    formset = GroupMemberFormSet
+    extra = 0
     fields = ["group", "joined_at", "left_at"]
-    scoped_fields = ("group",)
+    readonly_fields = fields
     verbose_name = "group membership"
     verbose_name_plural = "group memberships (kept by group recomputes)"
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).select_related("group")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # --- apps and access -----------------------------------------------------------------------

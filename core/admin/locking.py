@@ -46,7 +46,8 @@ class ConfigLockedAdminMixin:
             messages.warning(request, lock_note(obj, path))
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+    def exclude_locked(self, request: HttpRequest, queryset):
+        """`queryset` without the objects config files own (named in a warning)."""
         locked = [obj for obj in queryset if locked_by_of(obj)]
         if locked:
             messages.warning(
@@ -54,4 +55,7 @@ class ConfigLockedAdminMixin:
                 f"Not deleted, managed by config files: {', '.join(str(o) for o in locked[:10])}.",
             )
             queryset = queryset.exclude(pk__in=[o.pk for o in locked])
-        super().delete_queryset(request, queryset)
+        return queryset
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        super().delete_queryset(request, self.exclude_locked(request, queryset))

@@ -13,10 +13,11 @@ from core import models as m
 from core.admin.base import GrouparooModelAdmin, admin_link, count_of, service_errors
 from core.admin.forms import ConnectorOptionsAdminMixin, PropertyForm
 from core.admin.inlines import PropertyFilterInline
+from core.admin.usage import InUseAdminMixin
 
 
 @admin.register(m.Property)
-class PropertyAdmin(ConnectorOptionsAdminMixin, GrouparooModelAdmin):
+class PropertyAdmin(InUseAdminMixin, ConnectorOptionsAdminMixin, GrouparooModelAdmin):
     form = PropertyForm
     options_attr = "property_options"
     fieldsets = [

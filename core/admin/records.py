@@ -7,21 +7,36 @@ Values have no admin of their own: their primary key is (record, property, posit
 0014), and Django 5.2's admin does not register models with a composite primary key. A record's
 values are a read-only table on its page (they come from sources), and the records list finds
 records by an exact value or by an invalid value of a given property.
+
+A record is added as in Grouparoo's UI, by a unique property value, never empty: the add page
+imports the record now from the model's sources (`record_import_now`, as `POST
+/api/v1/records/import/` does) and opens it; a value no source holds adds nothing. Group
+memberships are read-only: recomputes keep them from the groups' rules.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from connectors import registry
+from connectors.base import ConnectorError
 from core import models as m
 from core.admin.base import GrouparooModelAdmin
 from core.admin.inlines import GroupMemberInline
+from core.crypto import SecretUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidValueFilter(admin.SimpleListFilter):
@@ -45,6 +60,57 @@ class InvalidValueFilter(admin.SimpleListFilter):
             record=models.OuterRef("pk"), property_id=int(value), invalid_reason__isnull=False
         )
         return queryset.filter(models.Exists(invalid))
+
+
+class RecordAddForm(forms.Form):
+    """Which record to add: a unique property (of its model) and the value the sources hold."""
+
+    property = forms.ModelChoiceField(
+        queryset=m.Property.objects.filter(unique=True)
+        .select_related("model")
+        .order_by("model__name", "key"),
+        help_text="A unique property (an identifier such as an email address or a user id).",
+    )
+    value = forms.CharField(
+        max_length=500, strip=False, help_text="Its value, exactly as the source holds it."
+    )
+    export = forms.BooleanField(required=False, initial=True, label="Send the record's exports now")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["property"].label_from_instance = lambda p: f"{p.model}: {p.key}"
+
+    def clean_value(self) -> str:
+        value = self.cleaned_data["value"]
+        if not value.strip():
+            raise forms.ValidationError("Enter the value that identifies the record.")
+        return value
+
+
+def import_record(form: RecordAddForm) -> m.Record | None:
+    """Import the form's record now; None, with the reason as a form error, when it cannot."""
+    from core.engine.single import RecordNotFound, record_import_now
+
+    prop = form.cleaned_data["property"]
+    try:
+        return record_import_now(
+            model=prop.model,
+            property_key=prop.key,
+            value=form.cleaned_data["value"],
+            export=form.cleaned_data["export"],
+        )
+    except RecordNotFound as exc:
+        form.add_error("value", f"{exc} Nothing was added.")
+    except (ValueError, m.Property.DoesNotExist) as exc:
+        form.add_error("property", str(exc))
+    except ConnectorError as exc:
+        form.add_error(None, exc.message)
+    except (SecretUnavailable, registry.UnknownConnector) as exc:
+        form.add_error(None, str(exc))
+    except Exception as exc:  # a form error, never a stack trace (its text could hold secrets)
+        logger.exception("adding a record by %s failed", prop.key)
+        form.add_error(None, f"unexpected {type(exc).__name__}; see the server log.")
+    return None
 
 
 @admin.register(m.Record)
@@ -80,6 +146,28 @@ class RecordAdmin(GrouparooModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None):
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "model"] if obj is not None else readonly
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        """Add a record by a unique value: it is imported now from the model's sources."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = RecordAddForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            record = import_record(form)
+            if record is not None:
+                messages.success(request, format_html("{} imported from its sources.", record))
+                return HttpResponseRedirect(reverse("admin:core_record_change", args=[record.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add a record by a unique value",
+            "subtitle": None,
+            "opts": self.opts,
+            "form": form,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/core/record/add.html", context)
 
     @admin.display(description="primary key", ordering="pk_value")
     def primary_key_value(self, obj: Any) -> str:

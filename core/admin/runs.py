@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
 
 from core import models as m
 from core.admin.base import GrouparooModelAdmin, ReadOnlyAdminMixin, admin_link, changelist_link
+
+
+class FailedExportsFilter(admin.SimpleListFilter):
+    """Runs some of whose exports failed (superseded failures not counted)."""
+
+    title = "failed exports"
+    parameter_name = "failed_exports"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Some failed"), ("no", "None failed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(exports_failed__gt=0)
+        if self.value() == "no":
+            return queryset.filter(exports_failed=0)
+        return queryset
 
 
 @admin.register(m.Run)
@@ -14,7 +36,7 @@ class RunAdmin(ReadOnlyAdminMixin, GrouparooModelAdmin):
         "id",
         "creator_type",
         "subject",
-        "state",
+        "outcome",
         "phase",
         "percent_complete",
         "rows_read",
@@ -25,12 +47,20 @@ class RunAdmin(ReadOnlyAdminMixin, GrouparooModelAdmin):
         "created_at",
         "completed_at",
     ]
-    list_filter = ["state", "phase", "creator_type", "created_at"]
+    list_filter = ["state", FailedExportsFilter, "phase", "creator_type", "created_at"]
     list_select_related = ["source", "group", "destination", "property"]
     search_fields = ["id__exact", "source__name", "group__name", "destination__name"]
     show_full_result_count = False
-    readonly_fields = ["subject", "imports_link", "exports_link"]
+    readonly_fields = ["outcome", "subject", "imports_link", "exports_link"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="state", ordering="state")
+    def outcome(self, obj: m.Run) -> str:
+        """The state, and how many exports failed: a run whose exports failed is not shown as
+        plainly complete."""
+        if not obj.has_failed_exports:
+            return obj.state
+        return format_html('<strong style="color: var(--error-fg)">{}</strong>', obj.outcome)
 
     @admin.display(description="for")
     def subject(self, obj: m.Run) -> str:

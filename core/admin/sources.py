@@ -25,6 +25,7 @@ from core.admin.base import (
 )
 from core.admin.forms import ConnectorOptionsAdminMixin, SourceForm
 from core.admin.inlines import ScheduleFilterInline, ScheduleInline, SourceMappingInline
+from core.admin.usage import InUseAdminMixin
 from core.crypto import SecretUnavailable
 
 PREVIEW_LIMIT = 10
@@ -46,7 +47,9 @@ def enqueue_runs(request: HttpRequest, schedules: list[tuple[Any, m.Schedule | N
 
 
 @admin.register(m.Source)
-class SourceAdmin(SensitivePostAdminMixin, ConnectorOptionsAdminMixin, GrouparooModelAdmin):
+class SourceAdmin(
+    InUseAdminMixin, SensitivePostAdminMixin, ConnectorOptionsAdminMixin, GrouparooModelAdmin
+):
     form = SourceForm
     fieldsets = [(None, {"fields": ["name", "app", "model", "type", "is_primary", "state"]})]
     exclude = ["options", "secret_options"]

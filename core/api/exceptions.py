@@ -9,7 +9,8 @@ that concern no one field are under `non_field_errors`:
 
 Django's own ValidationError (from a model's clean() or a service), ProtectedError (deleting
 something still in use) and IntegrityError (a race on a unique constraint) become 400, 409 and
-409. Any other exception is logged with its traceback and answered with a 500 whose message
+409. A delete refused because something uses the object (core.services.usage.InUse) is a 409
+whose `users` lists each user: {kind, object, id, name, detail, url}. Any other exception is logged with its traceback and answered with a 500 whose message
 names nothing but its class: its text could hold a connection string.
 """
 
@@ -127,6 +128,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     # Imported here: rest_framework.views imports the authentication classes, which import us.
     from rest_framework.views import set_rollback
 
+    from core.services.usage import InUse
+
+    if isinstance(exc, InUse):
+        set_rollback()
+        body = {"message": str(exc), "users": [u.as_dict() for u in exc.users]}
+        return Response(body, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
     elif isinstance(exc, Http404):

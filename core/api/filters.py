@@ -202,11 +202,17 @@ class RunFilter(TimeRangeFilterSet):
     phase = df.ChoiceFilter(choices=RunPhase.choices)
     creator_type = df.ChoiceFilter(choices=RunCreator.choices)
     active = df.BooleanFilter(method="filter_active", label="Pending or running (true) or finished (false)")
+    has_failed_exports = df.BooleanFilter(
+        method="filter_has_failed_exports", label="Some export failed (true) or none did (false)"
+    )
 
     class Meta:
         model = m.Run
         fields = ["state", "phase", "creator_type", "source", "schedule", "group", "property",
-                  "destination", "active"]
+                  "destination", "active", "has_failed_exports"]
+
+    def filter_has_failed_exports(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        return queryset.filter(exports_failed__gt=0) if value else queryset.filter(exports_failed=0)
 
     def filter_active(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         active = Q(state__in=[RunState.PENDING, RunState.RUNNING])

@@ -484,13 +484,23 @@ class SettingSerializer(CleanModelSerializer):
 
 
 class RunSerializer(serializers.ModelSerializer):
+    has_failed_exports = serializers.BooleanField(
+        read_only=True,
+        help_text="Some export of the run failed (exports_failed says how many; a failure that a "
+        "newer export of the same record replaced is not counted).",
+    )
+    outcome = serializers.CharField(
+        read_only=True,
+        help_text='The state as shown to people: "complete, 3 exports failed" when exports failed.',
+    )
+
     class Meta:
         model = m.Run
         fields = ["id", "creator_type", "source", "schedule", "group", "property", "destination",
-                  "state", "phase", "full", "export", "rows_read", "records_created",
-                  "records_updated", "records_invalid", "records_skipped", "records_merged",
-                  "records_deleted", "groups_changed", "exports_created", "exports_sent",
-                  "exports_failed", "percent_complete", "rows_total", "batches_done",
+                  "state", "outcome", "has_failed_exports", "phase", "full", "export", "rows_read",
+                  "records_created", "records_updated", "records_invalid", "records_skipped",
+                  "records_merged", "records_deleted", "groups_changed", "exports_created",
+                  "exports_sent", "exports_failed", "percent_complete", "rows_total", "batches_done",
                   "starting_watermark", "high_watermark", "error", "errors", "started_at",
                   "completed_at", "heartbeat_at", "created_at", "updated_at"]
         read_only_fields = fields

@@ -150,8 +150,11 @@ class WriteHooksMixin:
             self.after_save(serializer)
 
     def perform_destroy(self, instance: Any) -> None:
-        with transaction.atomic():
-            instance.delete()
+        """Deletes through core.services.usage: a property, group or source something uses is
+        refused (409 listing the users; see core.api.exceptions)."""
+        from core.services.usage import delete_unless_used
+
+        delete_unless_used(obj=instance)
 
     def check_create_lock(self, data: dict[str, Any]) -> None:
         """Refuse creating a row under a parent managed by a config file (none by default)."""

@@ -7,6 +7,11 @@ dependency order, then the sources' mappings (a primary source is mapped by a pr
 which only exists after the source). Every write goes through the ORM with `full_clean()`; any
 failure rolls everything back and is reported with the file, object id and key concerned.
 
+A property, group or source something uses (core.services.usage) is deleted only when this same
+apply deletes or changes every user: usage is judged against the state after the apply. A user
+the apply changes but that the database protects until then (a destination tracking the group, a
+property of the source) makes that delete wait until after the writes.
+
 Managed objects get `config_id` (their id in the files) and `locked_by` (the file, relative to
 the config directory): the admin shows them read-only and the API refuses to change them.
 
@@ -37,6 +42,7 @@ from core.config.plan import DELETE, Change, Plan, plan_compute
 from core.config.problems import ERROR, ConfigError, Problem
 from core.config.schema import CLASS_LABELS, Spec, parse_api_key
 from core.config.validate import Configuration, config_validate, is_query_connector
+from core.services.usage import CHECKED, InUse, Usage, delete_unless_used, users_of
 
 # Model field -> the key of the config file it comes from, for error messages.
 FIELD_KEYS = {
@@ -101,6 +107,10 @@ class ApplyResult:
         return not self.plan.empty
 
 
+# What becomes of an object using one that is deleted, once the apply is done.
+GONE, REWRITTEN, KEPT = "gone", "rewritten", "kept"
+
+
 class _Failed(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
@@ -163,6 +173,9 @@ class _Applier:
         self.objects: dict[tuple[str, str], models.Model] = {}
         self.touched: dict[tuple[str, str], bool] = {}  # (cls, id) -> created or changed
         self._permissions: dict[str, Permission] | None = None
+        self._changes_by_obj = {
+            (c.obj._meta.label, c.obj.pk): c for c in plan.changes if c.obj is not None
+        }
 
     def obj(self, cls: str, object_id: str | None) -> Any:
         return self.objects.get((cls, object_id)) if object_id else None
@@ -170,8 +183,11 @@ class _Applier:
     # -- the run --
 
     def run(self) -> None:
+        later = [change for change in self.plan.deletes if self.delete_waits(change)]
+        waiting = {(change.cls, change.id) for change in later}
         for change in self.plan.deletes:
-            self.guard(change, "", lambda c=change: self.delete(c))
+            if (change.cls, change.id) not in waiting:
+                self.guard(change, "", lambda c=change: self.delete(c))
         self.clear_flags()
         for change in self.plan.changes:
             if change.action == DELETE:
@@ -189,6 +205,8 @@ class _Applier:
         for change in self.plan.changes:
             if change.spec is not None and change.spec.cls == "source":
                 self.guard(change, "mapping", lambda c=change: self.write_mapping(c.spec))
+        for change in later:
+            self.guard(change, "", lambda c=change: self.delete(c, after_writes=True))
         self.start_work()
 
     def guard(self, change: Change, key: str, fn):
@@ -198,6 +216,8 @@ class _Applier:
                 return fn()
         except _Failed:
             raise
+        except InUse as exc:
+            raise _Failed(self.in_use_problem(change, exc.users)) from None
         except ValidationError as exc:
             raise _Failed(_problem(change, *_validation_key(exc, key))) from None
         except ProtectedError as exc:
@@ -225,8 +245,56 @@ class _Applier:
 
     # -- deletes --
 
-    def delete(self, change: Change) -> None:
+    def fate(self, owner: models.Model, change: Change) -> str:
+        """What this apply does to `owner`, an object using `change.obj`: deletes it (GONE),
+        rewrites it from its file so that it no longer uses the object (REWRITTEN), or leaves
+        it using it (KEPT: made in the admin, owned by a skipped file, or unchanged)."""
+        other = self._changes_by_obj.get((owner._meta.label, owner.pk))
+        if other is None or other.action is None:
+            return KEPT
+        if other.action == DELETE:
+            return GONE
+        return KEPT if (change.cls, change.id) in _references(other.spec) else REWRITTEN
+
+    def delete_waits(self, change: Change) -> bool:
+        """Whether `change`'s delete waits for the writes (a use the apply ends later still
+        protects the object now). Raises _Failed when a use outlives the apply."""
+        if not isinstance(change.obj, CHECKED):
+            return False
+        kept: list[Usage] = []
+        waits = False
+        for usage in users_of(change.obj):
+            fate = self.fate(usage.owner, change)
+            if fate == KEPT and not usage.along:
+                kept.append(usage)
+            waits = waits or (fate == REWRITTEN and usage.blocks)
+        if kept:
+            raise _Failed(self.in_use_problem(change, kept))
+        return waits
+
+    def in_use_problem(self, change: Change, users: list[Usage]) -> Problem:
+        def note(owner: models.Model) -> str:
+            lock = getattr(owner, "locked_by", "")
+            if lock:
+                return f"managed by {lock}, which this apply does not change"
+            return "not managed by config files"
+
+        listed = "; ".join(f"{u}, {note(u.owner)}" for u in users[:10])
+        more = f"; and {len(users) - 10} more" if len(users) > 10 else ""
+        return _problem(
+            change,
+            "",
+            f"cannot be deleted: still used by {listed}{more}. Remove those uses (or delete "
+            f"those objects) in the admin or in their files, or keep this object's file",
+        )
+
+    def delete(self, change: Change, after_writes: bool = False) -> None:
         obj = change.obj
+        if isinstance(obj, CHECKED):
+            # After the writes only deleted users are excused: rewritten ones no longer use it.
+            excused = (GONE,) if after_writes else (GONE, REWRITTEN)
+            delete_unless_used(obj=obj, ignore=lambda u: self.fate(u.owner, change) in excused)
+            return
         if change.cls == "setting":
             from core.settings_registry import DEFAULTS
 
@@ -585,6 +653,23 @@ class _Applier:
                 if active:
                     runs.add(active.pk)
         self.result.runs = sorted(runs)
+
+
+def _references(spec: Spec) -> set[tuple[str, str]]:
+    """The (class, id) of the objects `spec` uses in the ways core.services.usage checks."""
+    d = spec.data
+    if spec.cls == "group":
+        return {("property", rule["property"]) for rule in d["rules"]}
+    if spec.cls == "destination":
+        groups = [d["group"], *d["memberships"].values()]
+        return {("property", p) for p in d["mapping"].values()} | {
+            ("group", g) for g in groups if g
+        }
+    if spec.cls == "source":
+        return {("property", p) for p in d["mapping"].values()}
+    if spec.cls == "property":
+        return {("source", d["source"])}
+    return set()
 
 
 def _validation_key(exc: ValidationError, default: str) -> tuple[str, str]:

@@ -68,6 +68,8 @@ class DestinationPlan:
     groups: dict[int, str]  # group id -> remote name
     collection: str
     tracked_group_id: int | None
+    # The sync mode deletes records that leave (sync); otherwise they are updated (additive, enrich).
+    deletes: bool = True
 
 
 def destination_plans(model_id: int) -> list[DestinationPlan]:
@@ -88,6 +90,7 @@ def destination_plans(model_id: int) -> list[DestinationPlan]:
                 groups={gm.group_id: gm.remote_key for gm in d.group_memberships.all()},
                 collection=d.collection,
                 tracked_group_id=d.group_id,
+                deletes=SyncOperations.for_mode(d.sync_mode).delete,
             )
         )
     return plans
@@ -259,6 +262,7 @@ def exports_build(
 
     to_insert: list[tuple] = []
     supersede: dict[int, list[int]] = {}
+    replace_failed: dict[int, list[int]] = {}
     ts = db.ts(now)
     for plan in plans:
         did = plan.destination.pk
@@ -277,8 +281,13 @@ def exports_build(
             )
             last = newest.get((did, rid))
             done = newest_complete.get((did, rid))
-            old_props = done[2] if done and not done[4] else {}
-            old_groups = done[3] if done and not done[4] else []
+            delivered = done is not None and not done[4]
+            old_props = done[2] if delivered else {}
+            old_groups = done[3] if delivered else []
+            if delivered and last[0] != done[0] and last[1] == ExportState.PROCESSING and not last[4]:
+                # Being sent as we build (it will be superseded): the groups it may write are
+                # this destination's, to remove if the record no longer has them.
+                old_groups = sorted({*old_groups, *last[3]})
             if tracked:
                 text = ready.get(rid)  # a fresh record's snapshot, as JSON text (PostgreSQL)
                 props = None
@@ -293,9 +302,21 @@ def exports_build(
             else:
                 if last is None or last[4]:
                     continue  # never sent, or already leaving
-                to_insert.append((did, rid, run_id, old_props, last[2], old_groups, [], True, None))
+                props = last[2]  # sync: deleted where the destination has it
+                if not plan.deletes:
+                    # Additive and enrich never delete: the leaving record is updated with its
+                    # current values and loses its groups (Grouparoo). With no value left (gone
+                    # from its source), the last ones sent still say which record it is.
+                    current = _snapshot(mapping, values_by_record.get(rid, {}))
+                    if any(v is not None for v in current.values()):
+                        props = current
+                to_insert.append((did, rid, run_id, old_props, props, old_groups, [], True, None))
             if last is not None and last[1] == ExportState.PENDING:
                 supersede.setdefault(did, []).append(rid)
+            if last is not None and last[1] != ExportState.COMPLETE:
+                # It failed, or may fail while we build (a sender has it): a failure the new
+                # export replaces is superseded.
+                replace_failed.setdefault(did, []).append(rid)
 
     for did, rids in supersede.items():
         cond, params = db.in_list("record_id", rids)
@@ -324,17 +345,50 @@ def exports_build(
                 for did, rid, run, op, np, og, ng, to_delete, text in to_insert
             ],
         )
-        return len(to_insert)
-    rows = [
-        (did, rid, run, _dumps(op), _dumps(np), _dumps(og), _dumps(ng), to_delete,
-         ExportState.PENDING, 0, "", "", ts, ts)
-        for did, rid, run, op, np, og, ng, to_delete, _text in to_insert
-    ]
-    db.bulk_insert("core_export", EXPORT_COLUMNS, rows)
-    return len(rows)
+    else:
+        rows = [
+            (did, rid, run, _dumps(op), _dumps(np), _dumps(og), _dumps(ng), to_delete,
+             ExportState.PENDING, 0, "", "", ts, ts)
+            for did, rid, run, op, np, og, ng, to_delete, _text in to_insert
+        ]
+        db.bulk_insert("core_export", EXPORT_COLUMNS, rows)
+    # A failed export replaced by the new one no longer counts as failed.
+    for did, rids in replace_failed.items():
+        exports_supersede_failed(destination_id=did, record_ids=rids, now=now)
+    return len(to_insert)
 
 
 BS, BS2 = "\\", "\\\\"
+
+
+def exports_supersede_failed(*, destination_id: int, record_ids: list[int] | None = None, now=None) -> int:
+    """Failed exports of the destination (of these records; None: all) that a newer export of
+    the same record replaced become `superseded`: they no longer count as failed anywhere (their
+    runs' exports_failed, the destination's failed exports, retries), and keep their error for
+    the history. Returns how many. Runs in the caller's transaction; idempotent.
+
+    A newer export is any one not canceled: what the destination should hold is now its
+    content, so fixing the value that failed (or a record that changed again) clears the
+    failure. One UPDATE ... RETURNING, then one UPDATE per run it touched."""
+    ts = db.ts(now or timezone.now())
+    cond, params = ("1 = 1", []) if record_ids is None else db.in_list("record_id", record_ids)
+    rows = db.fetchall(
+        f"UPDATE core_export SET state = %s, updated_at = %s WHERE destination_id = %s AND state = %s AND {cond} "
+        "AND EXISTS (SELECT 1 FROM core_export n WHERE n.destination_id = core_export.destination_id "
+        "AND n.record_id = core_export.record_id AND n.id > core_export.id AND n.state <> %s) RETURNING run_id",
+        [ExportState.SUPERSEDED, ts, destination_id, ExportState.FAILED, *params, ExportState.CANCELED],
+    )
+    per_run: dict[int, int] = {}
+    for (run_id,) in rows:
+        if run_id is not None:
+            per_run[run_id] = per_run.get(run_id, 0) + 1
+    for run_id, n in sorted(per_run.items()):
+        db.execute(
+            "UPDATE core_run SET exports_failed = CASE WHEN exports_failed > %s THEN exports_failed - %s ELSE 0 END "
+            "WHERE id = %s",
+            [n, n, run_id],
+        )
+    return len(rows)
 
 
 def _snapshot_mapping(plan: DestinationPlan) -> list[tuple]:
@@ -417,6 +471,8 @@ class SendSummary:
     retried: int = 0
     throttled: int = 0
     claimed: int = 0
+    # Failed, but a newer export of the record is already queued: not counted as failed.
+    superseded: int = 0
 
 
 def _release_expired(destination_id: int, now) -> None:
@@ -584,6 +640,7 @@ def _exports_send(destination_id: int, limit: int | None, now, *, hold: bool) ->
 
     max_attempts = int(setting_number("exports-max-attempts"))
     base = setting_number("exports-retry-base-seconds")
+    replaced = _replaced([eid for eid, (kind, *_rest) in outcomes.items() if kind in ("fail", "fatal")])
     done_at = timezone.now()
     ts = db.ts(done_at)
     updates = []
@@ -630,6 +687,9 @@ def _exports_send(destination_id: int, limit: int | None, now, *, hold: bool) ->
                 (ExportState.PENDING, att, message, ErrorLevel.ERROR, send_after, None, ts, eid)
             )
             summary.retried += 1
+        elif eid in replaced:  # failed, but a newer export of the record is queued already
+            updates.append((ExportState.SUPERSEDED, att + 1, message, level, None, ts, ts, eid))
+            summary.superseded += 1
         elif kind == "fatal" or level == ErrorLevel.INFO or att + 1 >= max_attempts:
             updates.append((ExportState.FAILED, att + 1, message, level, None, ts, ts, eid))
             summary.failed += 1
@@ -667,6 +727,23 @@ def _exports_send(destination_id: int, limit: int | None, now, *, hold: bool) ->
                         errs[text] = errs.get(text, 0) + 1
                 run_add_errors(run_id, errs)
     return summary
+
+
+def _replaced(export_ids: list[int]) -> set[int]:
+    """The exports among these that a newer export of the same record (to the same destination,
+    not canceled) replaces: one SELECT, only when some export of the batch failed."""
+    if not export_ids:
+        return set()
+    cond, params = db.in_list("e.id", export_ids)
+    return {
+        eid
+        for (eid,) in db.fetchall(
+            f"SELECT e.id FROM core_export e WHERE {cond} AND EXISTS (SELECT 1 FROM core_export n "
+            "WHERE n.destination_id = e.destination_id AND n.record_id = e.record_id AND n.id > e.id "
+            "AND n.state <> %s)",
+            [*params, ExportState.CANCELED],
+        )
+    }
 
 
 # The longest wait between two attempts, whatever the base and the attempt number.

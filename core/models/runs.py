@@ -1,6 +1,8 @@
 """Runs (a series of imports and exports), Imports (what a run read) and Exports (what was sent)."""
 from __future__ import annotations
 
+import builtins
+
 from django.db import models
 
 from core.choices import ACTIVE_RUN_STATES, ErrorLevel, ExportState, RunCreator, RunPhase, RunState
@@ -75,7 +77,24 @@ class Run(TimeStampedModel):
         indexes = [models.Index(fields=["state", "created_at"], name="core_run_state")]
 
     def __str__(self) -> str:
-        return f"Run {self.pk} ({self.get_creator_type_display()}, {self.state})"
+        return f"Run {self.pk} ({self.get_creator_type_display()}, {self.outcome})"
+
+    # `property` is a field of this model: the decorator is the builtin one.
+    @builtins.property
+    def has_failed_exports(self) -> bool:
+        """Some export of this run failed finally (and no newer export of its record replaced
+        it: a superseded failure is not counted). Exports are sent after a run ends, so a
+        complete run can gain (or, once the failures are superseded, lose) failed exports."""
+        return self.exports_failed > 0
+
+    @builtins.property
+    def outcome(self) -> str:
+        """The state as people read it: a run whose exports failed never reads plainly
+        "complete" ("complete, 3 exports failed")."""
+        n = self.exports_failed
+        if not n:
+            return self.state
+        return f"{self.state}, {n} export{'' if n == 1 else 's'} failed"
 
 
 class Import(models.Model):

@@ -89,6 +89,18 @@ def _active_run(w: World) -> int:
     return run.pk
 
 
+def _spare_property(w: World) -> int:
+    """A property nothing uses (deleting a used one is refused: test_usage.py)."""
+    return m.Property.objects.create(
+        model=w.shop.model, source=w.shop.users, key=f"spare{m.Property.objects.count()}",
+        options={"column": "first_name"},
+    ).pk
+
+
+def _spare_group(w: World) -> int:
+    return m.Group.objects.create(model=w.shop.model, name=f"spare{m.Group.objects.count()}").pk
+
+
 def _fresh_source(w: World) -> m.Source:
     return make_source(app=w.shop.users.app, model=w.shop.model, type="sqlite-table",
                        options={"table": "purchases"})
@@ -130,7 +142,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/v1/sources/{id}/columns/", T.SOURCES, 200, lambda w: w.shop.users.pk),
     *crud(
         "properties", T.PROPERTIES, obj=lambda w: _props(w, "first_name"),
-        spare=lambda w: _props(w, "first_name"),
+        spare=_spare_property,
         create=lambda w: {"source": w.shop.users.pk, "key": "nickname", "type": "string",
                           "options": {"column": "first_name"}},
         put=lambda w: {"source": w.shop.users.pk, "key": "first_name", "type": "string",
@@ -155,7 +167,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/v1/records/{id}/imports/", T.IMPORTS, 200, lambda w: w.record.pk),
     Endpoint("GET", "/api/v1/records/{id}/exports/", T.EXPORTS, 200, lambda w: w.record.pk),
     *crud(
-        "groups", T.GROUPS, obj=lambda w: w.shop.high_value.pk, spare=lambda w: w.shop.high_value.pk,
+        "groups", T.GROUPS, obj=lambda w: w.shop.high_value.pk, spare=_spare_group,
         create=lambda w: {"model": w.shop.model.pk, "name": "Big spenders",
                           "rules": [{"property": _props(w, "total_spend"), "op": "gt", "match": "20"}]},
         put=lambda w: {"model": w.shop.model.pk, "name": "High value", "match_type": "any",

@@ -320,7 +320,11 @@ def test_a_protected_delete_fails_the_whole_apply(shop_files, fixture_dir, capsy
         call_command("apply", str(directory))
     err = capsys.readouterr().err
     assert "error: (was) " not in err
-    assert 'Source "companies_table": cannot be deleted: still used by made_in_admin' in err
+    assert (
+        'sources/companies.json: Source "companies_table": cannot be deleted: still used by '
+        "property “made_in_admin” (computed by this source; delete it first), not managed by "
+        "config files"
+    ) in err
     assert m.Source.objects.filter(config_id="companies_table").exists()
     assert m.Property.objects.filter(config_id="account_id").exists()  # its delete was rolled back
     assert not m.Group.objects.filter(config_id="new").exists()

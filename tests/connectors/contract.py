@@ -158,7 +158,8 @@ class DestinationCase:
 class WebhookReceiver:
     """A receiver as docs/connectors.md describes one: checks the signature, then applies each
     record's operation to its own store keyed by the record's "id" property (creates upsert,
-    updates change only records it has, deletes remove)."""
+    updates change only records it has, deletes remove; a record's groups lose the old_groups
+    it no longer has, and keep groups it got elsewhere)."""
 
     def __init__(self, secret: str):
         self.secret = secret
@@ -186,7 +187,10 @@ class WebhookReceiver:
             if record["operation"] == "delete":
                 self.store.pop(key, None)
             elif record["operation"] == "create" or key in self.store:
-                self.store[key] = ({k: v for k, v in props.items() if k != "id"}, set(record["groups"]))
+                # Its groups lose only the ones last delivered that it no longer has.
+                have = self.store.get(key, ({}, set()))[1]
+                groups = (have - (set(record["old_groups"]) - set(record["groups"]))) | set(record["groups"])
+                self.store[key] = ({k: v for k, v in props.items() if k != "id"}, groups)
         return Response(json.dumps({"ok": True}), status=200, content_type="application/json")
 
     def state(self) -> dict[str, tuple[dict[str, str | None], set[str]]]:

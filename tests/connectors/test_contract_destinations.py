@@ -104,6 +104,28 @@ def test_leaving_record_without_deletes_keeps_it_and_loses_its_groups(case: Dest
         assert case.state() == {"1": ({"email": "a@x.test", "name": "Ann"}, set())}
 
 
+def test_leaving_record_without_deletes_is_updated_with_its_current_values(case: DestinationCase):
+    send(case, [payload(ANN, groups=["a"])])
+    send(case, [payload({**ANN, "name": "Annie"}, old=ANN, old_groups=["a"], delete=True)], ADDITIVE)
+    assert case.state() == {"1": ({"email": "a@x.test", "name": "Annie"}, set())}
+    send(case, [payload({**ANN, "name": "Anna"}, old={**ANN, "name": "Annie"}, delete=True)], ENRICH)
+    assert case.state() == {"1": ({"email": "a@x.test", "name": "Anna"}, set())}
+
+
+def test_groups_others_wrote_are_kept(case: DestinationCase):
+    """Another destination writing to the same place: each removes only the groups it wrote
+    before (old_groups) and no longer has."""
+    other = type(case.connector)(case.connector.app_options, case.connector.destination_options)
+    case.closers.append(other.close)
+    send(case, [payload(ANN, groups=["a", "b"])])
+    assert all(r.success for r in other.export_batch([payload(ANN, groups=["x"])], operations=SYNC))
+    assert case.state()["1"][1] == {"a", "b", "x"}
+    send(case, [payload(ANN, old=ANN, groups=["b", "c"], old_groups=["a", "b"])])
+    assert case.state()["1"][1] == {"b", "c", "x"}
+    send(case, [payload(ANN, old=ANN, old_groups=["b", "c"], delete=True)], ADDITIVE)
+    assert case.state() == {"1": ({"email": "a@x.test", "name": "Ann"}, {"x"})}
+
+
 def test_enrich_updates_records_it_has_and_creates_none(case: DestinationCase):
     send(case, [payload(ANN)])
     send(case, [payload({**ANN, "name": "Annie"}, old=ANN, groups=["vip"]), payload(BEN, groups=["vip"])], ENRICH)

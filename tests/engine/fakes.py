@@ -31,7 +31,7 @@ class MemoryDestination(DestinationConnector):
     """Keeps rows in `STORE[name]` keyed by the `id` field. `SCRIPT[name]` is a list of actions
     consumed one per batch call: "ok", "down" (whole batch raises), ("throttle", seconds),
     ("fail", id) (that record fails), ("info", id) (final failure), ("notsent", id) (that record
-    was never sent)."""
+    was never sent), ("call", function, action) (calls function, then does action)."""
 
     key = "memory-export"
     app_key = "memory"
@@ -50,6 +50,9 @@ class MemoryDestination(DestinationConnector):
         self.CALLS.setdefault(name, []).append(exports)
         script = self.SCRIPT.setdefault(name, [])
         action = script.pop(0) if script else "ok"
+        if isinstance(action, tuple) and action[0] == "call":  # ("call", function, action)
+            action[1]()
+            action = action[2]
         if action == "down":
             raise ConnectorError("connection refused")
         if isinstance(action, tuple) and action[0] == "throttle":
@@ -66,19 +69,17 @@ class MemoryDestination(DestinationConnector):
                 results.append(ExportResult(e.export_id, False, f"rejected {key}", level="error" if action[0] == "fail" else "info"))
                 continue
             exists = key in store
-            if e.to_delete:
-                if operations.delete:
-                    store.pop(key, None)
-                    groups.pop(key, None)
-                elif exists:
-                    groups[key] = []
+            if e.to_delete and operations.delete:
+                store.pop(key, None)
+                groups.pop(key, None)
                 results.append(ExportResult(e.export_id, True))
                 continue
+            # A leaving record that is not deleted is written with its current values, no groups.
             if not exists and not operations.create:
                 results.append(ExportResult(e.export_id, True, skipped=True))
                 continue
             store[key] = dict(e.new_properties)
-            groups[key] = list(e.new_groups)
+            groups[key] = [] if e.to_delete else list(e.new_groups)
             results.append(ExportResult(e.export_id, True))
         return results
 

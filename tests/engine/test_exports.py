@@ -7,7 +7,7 @@ from core import models as m
 from core.choices import DestinationCollection, ExportState, RunState, SyncMode
 from core.engine.exports import exports_send
 from tests.engine import fakes
-from tests.engine.helpers import sync
+from tests.engine.helpers import sync, sync_all
 
 pytestmark = pytest.mark.django_db
 
@@ -182,3 +182,40 @@ def test_retry_failed_exports_service(shop):
     while exports_send(destination_id=dest.pk).claimed:
         pass
     assert len(store("later")) == 4
+
+
+@pytest.mark.parametrize("mode", [SyncMode.ADDITIVE, SyncMode.ENRICH, SyncMode.SYNC])
+def test_a_record_leaving_the_tracked_group_is_sent_with_its_current_values(tmp_path, mode):
+    """Additive and enrich never delete: a record that leaves the tracked group is updated with
+    its current properties and loses its groups (Grouparoo). Sync deletes it."""
+    import sqlite3
+
+    from tests.engine.conftest import make_shop
+
+    shop = make_shop(tmp_path, sync_mode=mode, collection=DestinationCollection.GROUP)
+    if mode == SyncMode.ENRICH:  # enrich only updates records the CRM has
+        with sqlite3.connect(shop.dst) as conn:
+            conn.execute("INSERT INTO crm (id) VALUES ('1'), ('3')")
+    sync_all(shop)
+    assert {r["id"]: r["ltv"] for r in shop.dst_rows()} == {"1": 900.0, "3": 600.0}
+    assert shop.dst_groups() == {("1", "high-value"), ("3", "high-value")}
+
+    # Ada leaves "High value" (her lifetime value drops) and changes her name.
+    shop.src_sql("UPDATE users SET ltv = 10, first_name = 'Adah', updated_at = '2026-05-02' WHERE id = 1")
+    sync(shop.users_schedule)
+    leaving = shop.destination.exports.order_by("-pk").first()
+    assert leaving.to_delete and leaving.new_groups == [] and leaving.old_groups == ["high-value"]
+    assert shop.dst_groups() == {("3", "high-value")}
+    if mode == SyncMode.SYNC:
+        assert leaving.new_properties["ltv"] == 900.0  # deleted where the CRM has it
+        assert [r["id"] for r in shop.dst_rows()] == ["3"]
+    else:
+        assert (leaving.new_properties["ltv"], leaving.new_properties["first_name"]) == (10.0, "Adah")
+        ada = shop.dst_rows()[0]
+        assert (ada["id"], ada["ltv"], ada["first_name"], ada["purchase_count"]) == ("1", 10.0, "Adah", 2)
+
+    # Outside the group she is no longer sent, whatever changes.
+    exports = shop.destination.exports.count()
+    shop.src_sql("UPDATE users SET ltv = 20, updated_at = '2026-05-03' WHERE id = 1")
+    sync(shop.users_schedule)
+    assert shop.destination.exports.count() == exports

@@ -190,7 +190,7 @@ class Command(BaseCommand):
         for run in finished:
             run.refresh_from_db()
             self.stdout.write(
-                f"{self._name(run)}: run {run.pk} exports created {run.exports_created}, "
+                f"{self._name(run)}: run {run.pk} {run.outcome}: exports created {run.exports_created}, "
                 f"sent {run.exports_sent}, failed {run.exports_failed}"
             )
 
@@ -200,7 +200,7 @@ class Command(BaseCommand):
 
     def _summary(self, schedule: Schedule, run: Run, elapsed: float) -> str:
         lines = [
-            f"{schedule.source.name}: run {run.pk} {run.state} in {elapsed:.1f}s",
+            f"{schedule.source.name}: run {run.pk} {run.outcome} in {elapsed:.1f}s",
             f"  rows read {run.rows_read}, records created {run.records_created}, updated {run.records_updated}, "
             f"invalid {run.records_invalid}, skipped {run.records_skipped}, merged {run.records_merged}, "
             f"deleted {run.records_deleted}",

@@ -260,13 +260,17 @@ class JsonlDestination(DestinationConnector):
             old = p.old_properties.get(field)
             if old is not None and key_norm(old) != norm:
                 records.pop(key_norm(old), None)
-            if p.to_delete:
-                if operations.delete:
-                    records.pop(norm, None)
-                elif norm in records:
-                    records[norm]["groups"] = []
+            # Only the groups this destination wrote (old_groups) and no longer sends are removed.
+            gone = set(p.old_groups) - set(() if p.to_delete else p.new_groups)
+            kept = set(records.get(norm, {}).get("groups", ())) - gone
+            if p.to_delete and operations.delete:
+                records.pop(norm, None)
+            elif p.to_delete and field not in p.new_properties:
+                if norm in records:  # left without a key: it only loses its groups
+                    records[norm]["groups"] = sorted(kept)
             elif norm in records or operations.create:
-                records[norm] = {**p.new_properties, "groups": sorted(p.new_groups)}
+                # A leaving record that is not deleted is updated with its current values.
+                records[norm] = {**p.new_properties, "groups": sorted(kept | set(() if p.to_delete else p.new_groups))}
             else:
                 results.append(ExportResult(p.export_id, True, skipped=True))
                 continue
