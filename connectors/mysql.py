@@ -279,6 +279,20 @@ class MysqlDialect(Dialect):
         # Backslash is MySQL's default LIKE escape (and `'\'` would not even parse here).
         return f"LOWER(CAST({expr} AS CHAR)) LIKE LOWER(%s)"
 
+    def aggregate_sql(self, function: str, value: str, db_type: str | None) -> str:
+        # DOUBLE columns are added as DECIMAL (each value as its shortest decimal text), so
+        # 0.1 + 0.2 is 0.3; DECIMAL sums are exact already, but their average keeps only 4
+        # more decimals than the column (div_precision_increment): averaged as DECIMAL(65, 30)
+        # it keeps 30. FLOAT (single precision) holds 0.1 as 0.100000001490116... itself, so
+        # casting would not help it.
+        t = (db_type or "").lower()
+        if function in ("SUM", "AVG") and t.startswith(("double", "real")):
+            return f"{function}(CAST({value} AS DECIMAL(65, 30)))"
+        digits = re.match(r"(?:decimal|numeric)\((\d+)(?:,\s*(\d+))?\)", t)
+        if function == "AVG" and digits and int(digits[1]) - int(digits[2] or 0) <= 35:
+            return f"AVG(CAST({value} AS DECIMAL(65, 30)))"
+        return super().aggregate_sql(function, value, db_type)
+
     def array_agg_sql(self, value: str, order: str) -> str:
         # JSON_ARRAYAGG takes no ORDER BY on MySQL; GROUP_CONCAT does, on both servers.
         return f"CONCAT('[', GROUP_CONCAT(JSON_ARRAY({value}) ORDER BY {order} SEPARATOR ','), ']')"

@@ -162,6 +162,9 @@ _SIDE_EFFECT_FUNCTIONS = re.compile(
 )
 
 
+_FLOAT_TYPES = ("double precision", "real", "float8", "float4")
+
+
 class PostgresDialect(Dialect):
     name = "PostgreSQL"
     placeholder = "%s"
@@ -295,6 +298,13 @@ class PostgresDialect(Dialect):
 
     def like_sql(self, expr: str) -> str:
         return f"CAST({expr} AS TEXT) ILIKE %s ESCAPE '\\'"
+
+    def aggregate_sql(self, function: str, value: str, db_type: str | None) -> str:
+        # Binary floats are added as numeric (each as its shortest decimal text), so 0.1 + 0.2
+        # is 0.3; numeric columns are exact already.
+        if function in ("SUM", "AVG") and (db_type or "").lower() in _FLOAT_TYPES:
+            return f"{function}(CAST({value} AS numeric))"
+        return super().aggregate_sql(function, value, db_type)
 
     def array_agg_sql(self, value: str, order: str) -> str:
         return f"array_agg({value} ORDER BY {order})"

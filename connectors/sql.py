@@ -29,6 +29,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
@@ -76,7 +77,7 @@ FILTER_OP_ALIASES = {
     "contains": "substring",
     "does not contain": "notSubstring",
 }
-_COMPARISON = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_COMPARISON = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 # --- aggregation methods ------------------------------------------------------------------
 
@@ -467,6 +468,16 @@ class Dialect:
         """An aware UTC datetime as the parameter date_param_sql() expects."""
         return moment
 
+    def aggregate_sql(self, function: str, value: str, db_type: str | None) -> str:
+        """`function` (SUM, AVG, COUNT, MIN or MAX) over `value`, a column of database type
+        `db_type` (None: unknown). A dialect makes SUM and AVG exact where its database adds
+        binary floats: 0.1 + 0.2 is 0.3, and 509.17 stays 509.17, not 509.1700000000001."""
+        return f"{function}({value})"
+
+    def decode_number(self, value: Any) -> Any:
+        """A SUM or AVG result as the driver returned it, as a Python number."""
+        return value
+
     def array_agg_sql(self, value: str, order: str) -> str:
         """An aggregate collecting `value` ordered by `order` (the rows also arrive in order)."""
         raise NotImplementedError
@@ -687,6 +698,7 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
     def __init__(self, app_options: dict[str, Any], source_options: dict[str, Any]):
         super().__init__(app_options, source_options)
         self._column_cache: dict[str, Column] | None = None
+        self._db_types: dict[str, str | None] = {}  # column -> the database's type name
 
     # -- what a flavour provides
     def relation(self) -> str:
@@ -716,6 +728,7 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
                 name: Column(name=name, type=t or "string", filter_ops=OPS_BY_TYPE[t or "string"])
                 for name, t in types.items()
             }
+            self._db_types = dict(described)
         return self._column_cache
 
     def column_sql(self, name: str, columns: dict[str, Column], what: str = "column") -> str:
@@ -730,8 +743,9 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
 
         The match is bound, typed by the column (numbers, booleans); "in" takes a comma list;
         substring is case-insensitive with LIKE wildcards taken literally; "ne" and
-        "notSubstring" keep rows where the column is NULL (a missing value does not equal),
-        as group rules do. A relative match compares the column with now ± the interval."""
+        "notSubstring" leave out rows where the column is NULL (`NULL <> x` is not true), as
+        Grouparoo's sources and group rules on single values do: "notExists" selects those.
+        A relative match compares the column with now ± the interval."""
         d, ph = self.dialect, self.dialect.placeholder
         key = str(spec.get("key") or "")
         col = self.column_sql(key, columns, "filter column")
@@ -750,8 +764,6 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
                 raise ConnectorError(f'Filter "{op}" cannot take a relative date (column "{key}").', permanent=True)
             moment = d.date_param(relative_moment(relative))
             lhs, rhs = d.date_expr(col), d.date_param_sql()
-            if op == "ne":
-                return Frag(f"({lhs} <> {rhs} OR {col} IS NULL)", [moment])
             return Frag(f"{lhs} {_COMPARISON[op]} {rhs}", [moment])
         if op not in column.filter_ops:
             raise ConnectorError(
@@ -770,7 +782,7 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
             like = d.like_sql(col)
             if op == "substring":
                 return Frag(like, [pattern])
-            return Frag(f"(NOT ({like}) OR {col} IS NULL)", [pattern])
+            return Frag(f"NOT ({like})", [pattern])
         if op == "in":
             items = [s.strip() for s in str(match if match is not None else "").split(",") if s.strip()]
             if not items:
@@ -778,8 +790,6 @@ class SqlSource(SqlConnectionMixin, SourceConnector):
             values = [coerce_match(s, column.type) for s in items]
             return Frag(f"{lhs} IN ({', '.join(rhs for _ in values)})", values)
         value = coerce_match(match, column.type)
-        if op == "ne":
-            return Frag(f"({lhs} <> {rhs} OR {col} IS NULL)", [value])
         return Frag(f"{lhs} {_COMPARISON[op]} {rhs}", [value])
 
     def where_sql(self, conditions: list[Frag]) -> Frag:
@@ -924,8 +934,11 @@ class SqlTableSource(SqlSource):
     ) -> dict[Any, dict[str, Any]]:
         """All `properties` for all `keys` in ONE statement: rows of the batch's keys, each
         property's filter as a 0/1 flag; SQL aggregates grouped by key; exact/most/least recent
-        pick the first row of a ROW_NUMBER() window per key; arrays aggregate ordered values.
-        Counts of keys without rows are 0 and arrays []. Read only; safe to repeat."""
+        pick the first row of a ROW_NUMBER() window per key; arrays aggregate every value,
+        ordered by the sort column (newest first for most recent, as Grouparoo ranks only
+        single values). Sums and averages add exact decimals (`Dialect.aggregate_sql`). As in
+        Grouparoo, counts and sums of keys without rows are 0, and arrays []. Read only; safe
+        to repeat."""
         keys = [k for k in keys if k is not None]
         if not properties or not keys:
             return {}
@@ -935,76 +948,37 @@ class SqlTableSource(SqlSource):
         with self.transaction() as cur:
             cols = self.columns(cur)
             key = self.column_sql(key_column, cols, "key column")
-            src: list[Frag | str] = [f"{key} AS _k"]
-            windows: list[str] = []
-            aggregates: list[str] = []
-            joins: list[str] = []
-            outputs: list[tuple[PropertySpec, str, str]] = []  # (spec, method, select expression)
+            parts = _AggregateParts(src=[f"{key} AS _k"])
             for i, prop in enumerate(properties):
-                method = normalize_aggregation(prop.options.get("aggregationMethod"))
-                column = prop.options.get("column")
-                if not column:
-                    raise ConnectorError(f'Property "{prop.key}" has no column.', permanent=True)
-                src.append(f"{self.column_sql(str(column), cols)} AS _c{i}")
-                sort = prop.options.get("sortColumn")
-                if method in ("most_recent", "least_recent") and not sort:
-                    raise ConnectorError(
-                        f'Property "{prop.key}": {method.replace("_", " ")} needs a sortColumn.', permanent=True
-                    )
-                if sort:
-                    src.append(f"{self.column_sql(str(sort), cols, 'sort column')} AS _s{i}")
-                if prop.filters:
-                    cond = Frag.join(" AND ", [self.filter_sql(f, cols) for f in prop.filters])
-                    src.append(Frag("CASE WHEN ") + cond + f" THEN 1 ELSE 0 END AS _f{i}")
-                else:
-                    src.append(f"1 AS _f{i}")
-                nulls_last = "CASE WHEN {0} IS NULL THEN 1 ELSE 0 END, {0}"
-                if method == "exact" and prop.is_array:
-                    order = (nulls_last.format(f"_s{i}") + ", ") if sort else ""
-                    order += f"_c{i}"
-                    inner = f"SELECT _k, _c{i}{f', _s{i}' if sort else ''} FROM _src WHERE _f{i} = 1 AND _c{i} IS NOT NULL ORDER BY _k, {order}"
-                    joins.append(
-                        f"LEFT JOIN (SELECT _k, {d.array_agg_sql(f'_c{i}', order)} AS _v FROM ({inner}) _o{i} GROUP BY _k) _a{i} ON _a{i}._k = _g._k"
-                    )
-                    outputs.append((prop, "array", f"_a{i}._v"))
-                elif method in ("exact", "most_recent", "least_recent"):
-                    order = f"_f{i} DESC"
-                    if sort:
-                        direction = "ASC" if method == "least_recent" else "DESC"
-                        order += ", " + nulls_last.format(f"_s{i}") + " " + direction
-                    order += ", " + nulls_last.format(f"_c{i}")
-                    windows.append(f"ROW_NUMBER() OVER (PARTITION BY _k ORDER BY {order}) AS _r{i}")
-                    joins.append(
-                        f"LEFT JOIN (SELECT _k, _c{i} AS _v FROM _win WHERE _r{i} = 1 AND _f{i} = 1) _p{i} ON _p{i}._k = _g._k"
-                    )
-                    outputs.append((prop, method, f"_p{i}._v"))
-                else:
-                    aggregates.append(f"{_SQL_AGGREGATES[method]}(CASE WHEN _f{i} = 1 THEN _c{i} END) AS _g{i}")
-                    outputs.append((prop, method, f"_g._g{i}"))
+                self._aggregate_property(parts, i, prop, cols)
             in_list = Frag(d.in_frag(key, unique_keys), d.in_params(unique_keys))
-            sql = Frag("WITH _src AS (SELECT ") + Frag.join(", ", src) + f" FROM {self.relation()} WHERE " + in_list + ")"
-            if windows:
-                sql += f", _win AS (SELECT _src.*, {', '.join(windows)} FROM _src)"
-            group_cols = "".join(f", {a}" for a in aggregates)
-            sql += f" SELECT _g._k, {', '.join(expr for _, _, expr in outputs)}"
-            sql += f" FROM (SELECT _k{group_cols} FROM _src GROUP BY _k) _g " + " ".join(joins)
+            sql = Frag("WITH _src AS (SELECT ") + Frag.join(", ", parts.src) + f" FROM {self.relation()} WHERE " + in_list + ")"
+            if parts.windows:
+                sql += f", _win AS (SELECT _src.*, {', '.join(parts.windows)} FROM _src)"
+            group_cols = "".join(f", {a}" for a in parts.aggregates)
+            sql += f" SELECT _g._k, {', '.join(expr for _, _, expr in parts.outputs)}"
+            sql += f" FROM (SELECT _k{group_cols} FROM _src GROUP BY _k) _g " + " ".join(parts.joins)
             rows = self.execute(cur, sql).fetchall()
         result: dict[Any, dict[str, Any]] = {}
         for row in rows:
             values: dict[str, Any] = {}
-            for (prop, method, _), value in zip(outputs, row[1:], strict=True):
+            for (prop, method, _), value in zip(parts.outputs, row[1:], strict=True):
                 if method == "array":
                     value = d.decode_array(value)
                 elif method == "count":
                     value = int(value or 0)
+                elif method in ("sum", "average"):
+                    value = _plain_decimal(d.decode_number(value))
+                    if value is None and method == "sum":
+                        value = 0
                 if prop.is_array and method != "array":
                     value = [] if value is None else [value]
                 values[prop.key] = value
             result[key_map.get(key_norm(row[0]), row[0])] = values
-        # Keys without rows: counts are 0 and arrays empty (other values stay missing = NULL).
+        # Keys without rows: counts and sums are 0 and arrays empty (other values stay missing = NULL).
         empty: dict[str, Any] = {}
-        for prop, method, _ in outputs:
-            if method == "count":
+        for prop, method, _ in parts.outputs:
+            if method in ("count", "sum"):
                 empty[prop.key] = [0] if prop.is_array else 0
             elif prop.is_array:
                 empty[prop.key] = []
@@ -1013,6 +987,75 @@ class SqlTableSource(SqlSource):
                 if k not in result:
                     result[k] = dict(empty)
         return result
+
+    def _aggregate_property(self, parts: _AggregateParts, i: int, prop: PropertySpec, cols: dict[str, Column]) -> None:
+        """Add property number `i` to the parts of aggregate()'s statement: its column, sort
+        column and filter flag in _src, and the window, aggregate or join giving its value."""
+        d = self.dialect
+        method = normalize_aggregation(prop.options.get("aggregationMethod"))
+        column = prop.options.get("column")
+        if not column:
+            raise ConnectorError(f'Property "{prop.key}" has no column.', permanent=True)
+        parts.src.append(f"{self.column_sql(str(column), cols)} AS _c{i}")
+        sort = prop.options.get("sortColumn")
+        if method in ("most_recent", "least_recent") and not sort:
+            raise ConnectorError(
+                f'Property "{prop.key}": {method.replace("_", " ")} needs a sortColumn.', permanent=True
+            )
+        if sort:
+            parts.src.append(f"{self.column_sql(str(sort), cols, 'sort column')} AS _s{i}")
+        if prop.filters:
+            cond = Frag.join(" AND ", [self.filter_sql(f, cols) for f in prop.filters])
+            parts.src.append(Frag("CASE WHEN ") + cond + f" THEN 1 ELSE 0 END AS _f{i}")
+        else:
+            parts.src.append(f"1 AS _f{i}")
+        nulls_last = "CASE WHEN {0} IS NULL THEN 1 ELSE 0 END, {0}"
+        direction = "DESC" if method == "most_recent" else "ASC"
+        if method in ("exact", "most_recent", "least_recent") and prop.is_array:
+            order = (nulls_last.format(f"_s{i}") + f" {direction}, ") if sort else ""
+            order += f"_c{i}"
+            inner = f"SELECT _k, _c{i}{f', _s{i}' if sort else ''} FROM _src WHERE _f{i} = 1 AND _c{i} IS NOT NULL ORDER BY _k, {order}"
+            parts.joins.append(
+                f"LEFT JOIN (SELECT _k, {d.array_agg_sql(f'_c{i}', order)} AS _v FROM ({inner}) _o{i} GROUP BY _k) _a{i} ON _a{i}._k = _g._k"
+            )
+            parts.outputs.append((prop, "array", f"_a{i}._v"))
+        elif method in ("exact", "most_recent", "least_recent"):
+            order = f"_f{i} DESC"
+            if sort:
+                order += ", " + nulls_last.format(f"_s{i}") + " " + direction
+            order += ", " + nulls_last.format(f"_c{i}")
+            parts.windows.append(f"ROW_NUMBER() OVER (PARTITION BY _k ORDER BY {order}) AS _r{i}")
+            parts.joins.append(
+                f"LEFT JOIN (SELECT _k, _c{i} AS _v FROM _win WHERE _r{i} = 1 AND _f{i} = 1) _p{i} ON _p{i}._k = _g._k"
+            )
+            parts.outputs.append((prop, method, f"_p{i}._v"))
+        else:
+            value = f"CASE WHEN _f{i} = 1 THEN _c{i} END"
+            call = d.aggregate_sql(_SQL_AGGREGATES[method], value, self._db_types.get(str(column)))
+            parts.aggregates.append(f"{call} AS _g{i}")
+            parts.outputs.append((prop, method, f"_g._g{i}"))
+
+
+@dataclass
+class _AggregateParts:
+    """The pieces of SqlTableSource.aggregate()'s one statement, property by property."""
+
+    src: list[Frag | str]
+    windows: list[str] = field(default_factory=list)
+    aggregates: list[str] = field(default_factory=list)
+    joins: list[str] = field(default_factory=list)
+    outputs: list[tuple[PropertySpec, str, str]] = field(default_factory=list)  # (spec, method, select expression)
+
+
+def _plain_decimal(value: Any) -> Any:
+    """A Decimal sum or average without trailing fractional zeros (Decimal('40.00') -> 40,
+    Decimal('0.300000') -> 0.3, as Grouparoo's parseFloat showed them); anything else as is."""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return value
+    sign, digits, exponent = value.as_tuple()
+    while exponent < 0 and digits[-1] == 0:  # exact: no context rounding
+        digits, exponent = digits[:-1] or (0,), exponent + 1
+    return Decimal((0 if digits == (0,) else sign, digits, exponent))
 
 
 def render_query(template: str, key_property: str, key_sql: str) -> tuple[str, int]:

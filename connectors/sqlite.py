@@ -43,6 +43,46 @@ class _Connection(sqlite3.Connection):
         return 1 if self.deadline is not None and time.monotonic() > self.deadline else 0
 
 
+class _DecimalSum:
+    """SUM as exact decimals: each value as it reads (0.1, not the binary float nearest it),
+    so 0.1 + 0.2 is 0.3. Values as SQLite's SUM takes them: text is read as a number (0 when
+    it is not one), NULLs are skipped. The result is text (None when every value was NULL)."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+        self.count = 0
+
+    def step(self, value: Any) -> None:
+        if value is None:
+            return
+        self.count += 1
+        self.total += _decimal(value)
+
+    def finalize(self) -> str | None:
+        return None if self.count == 0 else str(self.total)
+
+
+class _DecimalAvg(_DecimalSum):
+    """AVG as exact decimals (see _DecimalSum), to 28 significant digits."""
+
+    def finalize(self) -> str | None:
+        return None if self.count == 0 else str(self.total / self.count)
+
+
+def _decimal(value: Any) -> Decimal:
+    """A value of a SQLite column as the decimal it reads as (never raises)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    try:
+        return Decimal(str(value).strip())
+    except ArithmeticError:
+        return Decimal(0)
+
+
 def _deny_attach(action: int, *_: Any) -> int:
     """Authorizer of read-only connections: ATTACH and DETACH (VACUUM INTO attaches) refused."""
     return sqlite3.SQLITE_DENY if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK
@@ -74,6 +114,8 @@ class SqliteDialect(Dialect):
         except sqlite3.Error as exc:
             raise ConnectorError(f'Cannot open SQLite database "{path}": {exc}', permanent=True) from None
         conn.set_progress_handler(conn.past_deadline, 1000)
+        conn.create_aggregate("grouparoo_decimal_sum", 1, _DecimalSum)
+        conn.create_aggregate("grouparoo_decimal_avg", 1, _DecimalAvg)
         return conn
 
     def begin(self, conn: Any, *, read_only: bool, timeout: float | None) -> None:
@@ -118,6 +160,16 @@ class SqliteDialect(Dialect):
 
     def date_param(self, moment: datetime) -> Any:
         return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+    def aggregate_sql(self, function: str, value: str, db_type: str | None) -> str:
+        # SQLite adds binary floats (every NUMERIC or DECIMAL column holds REALs): sums and
+        # averages are added as decimals in Python instead.
+        if function in ("SUM", "AVG"):
+            return f"grouparoo_decimal_{function.lower()}({value})"
+        return super().aggregate_sql(function, value, db_type)
+
+    def decode_number(self, value: Any) -> Any:
+        return Decimal(value) if isinstance(value, str) else value
 
     def array_agg_sql(self, value: str, order: str) -> str:
         # No ORDER BY inside aggregates before SQLite 3.44: the rows arrive ordered instead.

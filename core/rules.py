@@ -23,15 +23,28 @@ Positive operations — "some value of the property satisfies it" (for arrays: a
 
 A record without the property (or with only invalid/NULL values) matches none of them.
 
-Negative operations — "no value of the property satisfies the positive test"::
+Negative operations on a property that is *not* an array — "the value fails the test", as
+Grouparoo's SQL compares (`value <> x` is not true of a missing value)::
+
+    ne             EXISTS a row with a non-NULL typed value not equal to the value
+    notSubstring   EXISTS a row with a non-NULL typed value not containing the value
+
+So a record without the value (missing, empty or invalid) matches neither `ne` nor
+`notSubstring`: `notExists` is how to select those records. `ne x` selects the records that
+hold a value other than x.
+
+Negative operations on an array property — "no element satisfies the positive test"::
 
     ne             NOT EXISTS a row equal to the value
     notSubstring   NOT EXISTS a row containing the value
+
+and for every property::
+
     notExists      NOT EXISTS a row with a non-NULL typed value
 
-So a record *without* the property matches `ne`, `notSubstring` and `notExists`, and an array
-matches `ne x` only when none of its elements is `x` (Grouparoo's choice for arrays). `ne` is
-therefore exactly the complement of `eq`, and `notSubstring` of `substring`, for every record.
+So an array matches `ne x` only when none of its elements is `x`, and an empty array matches
+it (Grouparoo's choice for arrays: it also takes in records with the property never set). For
+arrays, `ne` is exactly the complement of `eq`, and `notSubstring` of `substring`.
 
 Comparisons:
 
@@ -136,8 +149,10 @@ _TEST_BY_OP: dict[str, tuple[bool, str]] = {
     RuleOp.IN_LAST: (False, "between"),
     RuleOp.IN_NEXT: (False, "between"),
 }
-_SQL_COMPARISON = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-_LIKE_TESTS = ("contains", "startswith", "endswith")
+# A negative op on a property that is not an array: the positive test of its value's opposite.
+_SCALAR_NEGATION: dict[str, str] = {RuleOp.NE: "ne", RuleOp.NOT_SUBSTRING: "notcontains"}
+_SQL_COMPARISON = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_LIKE_TESTS = ("contains", "startswith", "endswith", "notcontains")
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,7 @@ class RuleSpec:
     match: str = ""
     relative_number: int | None = None
     relative_unit: str = ""  # RelativeUnit value
+    is_array: bool = False  # the property's; negative operations differ (see the module doc)
 
 
 @dataclass(frozen=True)
@@ -182,6 +198,7 @@ def rule_specs(group: Any) -> list[RuleSpec]:
             match=rule.match or "",
             relative_number=rule.relative_match_number,
             relative_unit=rule.relative_match_unit or "",
+            is_array=rule.property.is_array,
         )
         for rule in rules
     ]
@@ -264,6 +281,8 @@ def _compile(spec: RuleSpec, now: dt.datetime) -> _Compiled:
     if spec.op not in RULE_OPS_BY_KIND[kind]:
         raise _InvalidRule(f"{spec.op!r} does not suit a {spec.property_type} property")
     negated, test = _TEST_BY_OP[spec.op]
+    if spec.op in _SCALAR_NEGATION and not spec.is_array:
+        negated, test = False, _SCALAR_NEGATION[spec.op]
     operand: Any = None
     try:
         if test == "between":
@@ -278,7 +297,7 @@ def _compile(spec: RuleSpec, now: dt.datetime) -> _Compiled:
                 raise ValueError("this operation needs a value to compare with")
     except ValueError as exc:
         raise _InvalidRule(str(exc)) from None
-    if kind == ValueKind.NUMBER and test in ("eq", "gt", "gte", "lt", "lte"):
+    if kind == ValueKind.NUMBER and test in _SQL_COMPARISON:
         operand = float(operand)
     elif kind == ValueKind.NUMBER and test == "in":
         operand = [float(item) for item in operand]
@@ -317,7 +336,7 @@ def _like_pattern(test: str, value: str) -> str:
         .replace("%", _LIKE_ESCAPE + "%")
         .replace("_", _LIKE_ESCAPE + "_")
     )
-    if test == "contains":
+    if test in ("contains", "notcontains"):
         return f"%{escaped}%"
     if test == "startswith":
         return f"{escaped}%"
@@ -360,15 +379,16 @@ def _rule_sql(
         params += [_sql_param(item, vendor) for item in rule.operand]
     elif test in _LIKE_TESTS:
         pattern = _like_pattern(test, rule.operand)
+        like = "NOT LIKE" if test == "notcontains" else "LIKE"
         if vendor == "postgresql":
-            condition = f"UPPER({column}) LIKE UPPER(%s) ESCAPE '{_LIKE_ESCAPE}'"
+            condition = f"UPPER({column}) {like} UPPER(%s) ESCAPE '{_LIKE_ESCAPE}'"
         else:
-            condition = f"{column} LIKE %s ESCAPE '{_LIKE_ESCAPE}'"
+            condition = f"{column} {like} %s ESCAPE '{_LIKE_ESCAPE}'"
         params.append(pattern)
     else:
         operator = _SQL_COMPARISON[test]
         left = column
-        if rule.kind == ValueKind.TEXT and test != "eq" and vendor == "postgresql":
+        if rule.kind == ValueKind.TEXT and test not in ("eq", "ne") and vendor == "postgresql":
             left = f'{column} COLLATE "C"'
         condition = f"{left} {operator} %s"
         params.append(_sql_param(rule.operand, vendor))
@@ -453,10 +473,16 @@ def _rule_q(rule: _Compiled) -> Q:
         rows = rows.filter(**{f"{column}__range": tuple(rule.operand)})
     elif test == "in":
         rows = rows.filter(**{f"{column}__in": list(rule.operand)})
+    elif test == "notcontains":
+        rows = rows.filter(**{f"{column}__isnull": False}).exclude(
+            **{f"{column}__icontains": rule.operand}
+        )
     elif test in _LIKE_TESTS:
         rows = rows.filter(**{f"{column}__i{test}": rule.operand})
     elif test == "eq":
         rows = rows.filter(**{column: rule.operand})
+    elif test == "ne":
+        rows = rows.filter(**{f"{column}__isnull": False}).exclude(**{column: rule.operand})
     elif rule.kind == ValueKind.TEXT:
         rows = rows.alias(_grp_text=_CodePointText(column)).filter(
             **{f"_grp_text__{test}": rule.operand}
@@ -512,6 +538,8 @@ def _passes(rule: _Compiled, value: Any) -> bool:
         return True
     if test == "eq":
         return value == operand
+    if test == "ne":
+        return value != operand
     if test == "gt":
         return value > operand
     if test == "gte":
@@ -527,6 +555,8 @@ def _passes(rule: _Compiled, value: Any) -> bool:
     folded_value, folded_operand = value.translate(_ASCII_LOWER), operand.translate(_ASCII_LOWER)
     if test == "contains":
         return folded_operand in folded_value
+    if test == "notcontains":
+        return folded_operand not in folded_value
     if test == "startswith":
         return folded_value.startswith(folded_operand)
     return folded_value.endswith(folded_operand)

@@ -21,9 +21,11 @@ import functools
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.choices import SettingType
+from core.values import DEFAULT_COUNTRY, country_problem
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ class SettingDefault:
     maximum: float | None = None
     integer: bool = False
     unit: str = ""
+    # A text setting's own check: value -> why it is not acceptable, or None.
+    check: Callable[[str], str | None] | None = None
 
 
 # Bounds, and why: a lease must outlast a batch and a destination's send of one batch (a shorter
@@ -69,6 +73,13 @@ DEFAULTS: tuple[SettingDefault, ...] = (
         "groups-relative-recompute-minutes", "60", SettingType.NUMBER, "Relative-date group recompute",
         "How often groups with 'in the last / in the next' rules are recomputed.",
         minimum=1, maximum=7 * 24 * 60, integer=True, unit="minutes",
+    ),
+    SettingDefault(
+        "records-default-country-code", DEFAULT_COUNTRY, SettingType.STRING, "Default country code",
+        "The country (two letters: US, GB, FR...) in which phone numbers written without an "
+        "international prefix (+) are read. Every phone number is stored and exported in "
+        "international format (+1 412 888 9999); one that is not valid is flagged invalid.",
+        check=country_problem,
     ),
 )
 
@@ -137,6 +148,8 @@ def setting_problem(key: str, value: str, plugin: str = "core") -> str | None:
         return None
     if d.type == SettingType.BOOLEAN and value not in ("true", "false"):
         return f"must be true or false, not {value!r}"
+    if d.check is not None:
+        return d.check(value)
     if d.type != SettingType.NUMBER:
         return None
     number = plain_number(value)

@@ -3,6 +3,19 @@
 `coerce(type, raw)` returns the typed value or raises `ValueError` whose message is the reason
 stored on the record property. Parsing happens while a batch is unpivoted in Python (one pass,
 no per-row queries); the database then compares typed values only.
+
+Normalised as Grouparoo normalised them, so destinations receive one form of each value:
+
+- phone numbers: read with Google's libphonenumber (the `phonenumbers` package; Grouparoo used
+  its JavaScript port) in the default country of the setting `records-default-country-code`
+  when they have no international prefix, kept only when valid, and written in international
+  format with spaces ("4128889999" in the US is "+1 412 888 9999"; an extension follows as
+  " ext. 12");
+- URLs: the scheme and host in lower case (they are case-insensitive; the path and query keep
+  their case).
+
+Where parsing differs from Grouparoo's on purpose (stricter numbers, more boolean spellings,
+ISO 8601 dates), docs/config.md "Differences from Grouparoo" says what and why.
 """
 from __future__ import annotations
 
@@ -18,7 +31,10 @@ from core.choices import VALUE_KIND_BY_TYPE, PropertyType, ValueKind
 MAX_EMAIL = 254  # RFC 5321's limit on a forward path
 # NUL excluded: the import's fast path trusts a match (PostgreSQL text cannot hold NUL).
 _EMAIL = re.compile(rf"^(?=.{{1,{MAX_EMAIL}}}$)[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
-_PHONE = re.compile(r"^\+?[0-9 ().\-/]{7,}$")
+DEFAULT_COUNTRY = "US"  # Grouparoo's default of records-default-country-code
+# Separators of a formatted phone number that become one space (libphonenumber-js's
+# international separator style, which Grouparoo's formatInternational() used).
+_PHONE_PUNCTUATION = re.compile(r"[\s\-‐-―−ー－/／.．()（）\[\]［］~⁓∼～]+")
 _TRUE = {"true", "t", "1", "yes", "y", "on"}
 _FALSE = {"false", "f", "0", "no", "n", "off"}
 # Typed text is not indexed (a btree entry cannot exceed ~2.7 KB on PostgreSQL, and the index
@@ -149,6 +165,55 @@ def _datetime(raw: Any) -> dt.datetime:
         raise ValueError(f"{_short(raw)} is outside years 1 to 9999 in UTC; {DATE_RANGE}") from None
 
 
+def default_country() -> str:
+    """The region phone numbers without an international prefix are read in: the setting
+    `records-default-country-code` (reads the database), or US when it names no region."""
+    from core.settings_registry import setting_value
+
+    code = setting_value("records-default-country-code").strip().upper()
+    return code if country_problem(code) is None else DEFAULT_COUNTRY
+
+
+def country_problem(code: str) -> str | None:
+    """Why `code` is not a region phone numbers can be read in (ISO 3166 alpha-2), or None."""
+    import phonenumbers
+
+    if code.strip().upper() in phonenumbers.SUPPORTED_REGIONS:
+        return None
+    return f"must be a two-letter country code such as US, GB or FR, not {code!r}"
+
+
+def _phone(raw: Any, country: str) -> str:
+    import phonenumbers
+
+    text = _text(raw).strip()
+    try:
+        number = phonenumbers.parse(text, country)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{_short(raw)} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        where = "" if text.startswith("+") else f" in {country} (the default country)"
+        raise ValueError(f"{_short(raw)} is not a valid phone number{where}")
+    extension, number.extension = number.extension, None
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    formatted = _PHONE_PUNCTUATION.sub(" ", formatted).strip()
+    return f"{formatted} ext. {extension}" if extension else formatted
+
+
+def _url(raw: Any) -> str:
+    text = _text(raw).strip()
+    parts = urlsplit(text)
+    prefix = f"{parts.scheme}://{parts.netloc}"
+    # (urlsplit drops tabs, line breaks and control characters: a text holding them in its
+    # scheme or host does not start with what urlsplit read, and is no URL.)
+    if parts.scheme not in ("http", "https") or not parts.hostname or text[: len(prefix)].lower() != prefix.lower():
+        raise ValueError(f"{_short(raw)} is not an http(s) URL")
+    _check_size(text)
+    # Scheme and host are case-insensitive: one form of them (user info kept as given).
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    return f"{parts.scheme.lower()}://{userinfo}{at}{hostport.lower()}{text[len(prefix):]}"
+
+
 def _check_size(text: str) -> None:
     if len(text) > MAX_TEXT:
         size = len(text.encode("utf-8"))
@@ -161,8 +226,10 @@ def _short(raw: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def coerce(property_type: str, raw: Any) -> Any:
-    """Parse `raw` for `property_type`. Returns None for None/empty; raises ValueError(reason)."""
+def coerce(property_type: str, raw: Any, *, country: str | None = None) -> Any:
+    """Parse `raw` for `property_type`. Returns None for None/empty; raises ValueError(reason).
+    country: the region phone numbers without a prefix are read in (None: the setting, read
+    from the database; a batch resolves it once, see SourcePlan)."""
     if raw is None:
         return None
     if isinstance(raw, str) and raw == "":
@@ -179,18 +246,9 @@ def coerce(property_type: str, raw: Any) -> Any:
             raise ValueError(f"{_short(raw)} is not an email address")
         return text
     if property_type == PropertyType.PHONE_NUMBER:
-        text = _text(raw).strip()
-        if not _PHONE.match(text) or sum(c.isdigit() for c in text) < 7:
-            raise ValueError(f"{_short(raw)} is not a phone number")
-        _check_size(text)
-        return text
+        return _phone(raw, country or default_country())
     if property_type == PropertyType.URL:
-        text = _text(raw).strip()
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{_short(raw)} is not an http(s) URL")
-        _check_size(text)
-        return text
+        return _url(raw)
     if property_type == PropertyType.INTEGER:
         return _number(raw, integer=True)
     if property_type == PropertyType.FLOAT:

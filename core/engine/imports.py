@@ -62,6 +62,9 @@ class SourcePlan:
     aggregate_properties: list[Property]
     watermark_column: str | None
     filters: list[dict]
+    # The region phone numbers without a prefix are read in (the setting, read once per plan:
+    # prepare_batch reads no database).
+    phone_country: str = values.DEFAULT_COUNTRY
 
     @property
     def written_properties(self) -> list[Property]:
@@ -134,6 +137,7 @@ def source_plan(source: Source) -> SourcePlan:
     if schedule is not None:
         watermark_column = (schedule.options or {}).get("column") or None
         filters = [f.as_spec() for f in schedule.filters.all()]
+    phones = any(p.type == PropertyType.PHONE_NUMBER for p in (key_property, *own))
     return SourcePlan(
         source=source,
         model_id=source.model_id,
@@ -144,6 +148,7 @@ def source_plan(source: Source) -> SourcePlan:
         aggregate_properties=agg_props,
         watermark_column=watermark_column,
         filters=filters,
+        phone_country=values.default_country() if phones else values.DEFAULT_COUNTRY,
     )
 
 
@@ -161,10 +166,11 @@ def read_columns(plan: SourcePlan) -> list[str] | None:
     return list(dict.fromkeys(cols))
 
 
-def stage_value(prop: Property, raw: Any) -> tuple:
-    """(raw_value, text, number, datetime, boolean, unique_value, invalid_reason) for one value."""
+def stage_value(prop: Property, raw: Any, country: str | None = None) -> tuple:
+    """(raw_value, text, number, datetime, boolean, unique_value, invalid_reason) for one value.
+    country: see values.coerce."""
     try:
-        typed = values.coerce(prop.type, raw)
+        typed = values.coerce(prop.type, raw, country=country)
     except ValueError as exc:
         return (values.raw_text(raw), None, None, None, None, None, str(exc))
     out: list[Any] = [values.raw_text(raw), None, None, None, None, None, None]
@@ -194,10 +200,11 @@ def copy_fragment(value_columns: tuple) -> str:
     return "\t".join([db.copy_value(v) for v in value_columns[:7]])
 
 
-def stager(prop: Property, fragments: bool = False):
-    """A function raw -> stage_value(prop, raw), with fast paths for the values drivers usually
-    hand over (str for text, int, Decimal, aware datetime). Anything else takes the general path,
-    so results are identical (tests/engine/test_stager.py checks that).
+def stager(prop: Property, fragments: bool = False, country: str | None = None):
+    """A function raw -> stage_value(prop, raw, country), with fast paths for the values drivers
+    usually hand over (str for text, int, Decimal, aware datetime). Anything else takes the
+    general path, so results are identical (tests/engine/test_stager.py checks that).
+    country: see values.coerce (None: the setting, read here once).
 
     fragments (PostgreSQL): each result carries an eighth item, its value columns already in
     COPY's text format (copy_fragment). The fast paths know their value's type, so they write it
@@ -208,18 +215,20 @@ def stager(prop: Property, fragments: bool = False):
     ptype, unique = prop.type, prop.unique
     pg = fragments or db.is_postgres()
     esc = db.COPY_ESCAPES
+    if ptype == PropertyType.PHONE_NUMBER and country is None:
+        country = values.default_country()
 
     if fragments:
 
         def slow(raw):
-            staged = stage_value(prop, raw)
+            staged = stage_value(prop, raw, country)
             return (*staged, copy_fragment(staged))
 
         empty = (*_EMPTY, _EMPTY_FRAGMENT)
     else:
 
         def slow(raw):
-            return stage_value(prop, raw)
+            return stage_value(prop, raw, country)
 
         empty = _EMPTY
 
@@ -327,7 +336,7 @@ def prepare_batch(
     for row in rows:
         raw_key = row.get(plan.key_column)
         try:
-            typed = values.coerce(key_prop.type, raw_key)
+            typed = values.coerce(key_prop.type, raw_key, country=plan.phone_country)
         except ValueError as exc:
             prepared.skipped += 1
             message = f"{plan.key_column}: {exc}; row skipped"
@@ -345,11 +354,13 @@ def prepare_batch(
 
     staged = prepared.staged
     empty = (*_EMPTY, _EMPTY_FRAGMENT) if fragments else _EMPTY
-    stage_key = stager(key_prop, fragments)
+    country = plan.phone_country
+    stage_key = stager(key_prop, fragments, country)
     row_stagers = [
-        (prop.pk, prop.options["column"], stager(prop, fragments)) for prop in plan.row_properties
+        (prop.pk, prop.options["column"], stager(prop, fragments, country))
+        for prop in plan.row_properties
     ]
-    agg_stagers = [(prop, stager(prop, fragments)) for prop in plan.aggregate_properties]
+    agg_stagers = [(prop, stager(prop, fragments, country)) for prop in plan.aggregate_properties]
     for key, row in by_key.items():
         if plan.creates_records:  # the identity belongs to the sources that create records
             staged.append((key, key_prop.pk, 0, *stage_key(raw_by_key[key])))
@@ -373,8 +384,11 @@ def prepare_batch(
                 for pos, item in enumerate(items):
                     staged.append((key, prop.pk, pos, *stage(item)))
             else:
-                if value is None and prop.aggregation_method == AggregationMethod.COUNT:
-                    value = 0
+                if value is None and prop.aggregation_method in (
+                    AggregationMethod.COUNT,
+                    AggregationMethod.SUM,
+                ):
+                    value = 0  # as Grouparoo: nothing to count or add up is 0
                 staged.append((key, prop.pk, 0, *stage(value)))
     return prepared
 
@@ -602,7 +616,9 @@ def _resolve_unique_conflicts(
     """Unique values (other than the key) already held by another record, or twice in the batch.
 
     Policy: if the other record has its own value for this source's key property, the two are
-    different customers sharing an identifier; the newer claim is flagged invalid ("duplicate").
+    different customers sharing an identifier; the newer claim is flagged invalid ("duplicate"):
+    as in Grouparoo, its typed value is left empty (only the raw value is kept, for display),
+    so group rules and exports do not see it.
     If it has none (it came from another source, e.g. keyed by email), the two are one customer
     and are merged: the older record survives (see core.services.records.records_merge).
 
@@ -672,8 +688,12 @@ def _resolve_unique_conflicts(
         if holder != rid or first != rid:
             other = holder if holder != rid else first
             r = (
-                *r[:8],
+                *r[:4],
+                None,  # typed value: empty, as for any invalid value
                 None,
+                None,
+                None,
+                None,  # unique value
                 f"duplicate unique value {r[3]!r}: already held by record {other}",
             )
             if len(staged[0]) > 10:  # PostgreSQL: its COPY text changed too

@@ -24,7 +24,7 @@ EXTRA = {
     "website": ("website", "website", P.URL),
 }
 # A row where every property holds a good value.
-GOOD = {"visits": 7, "signed_up": "2025-06-01T10:00:00+00:00", "vip": "true", "phone": "+1 555 0100",
+GOOD = {"visits": 7, "signed_up": "2025-06-01T10:00:00+00:00", "vip": "true", "phone": "+1 412 888 0100",
         "website": "https://example.com/bob"}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core import models as m
-from core.choices import PropertyType, RunState
+from core.choices import PropertyType, RuleOp, RunState
 from tests.engine.helpers import sync
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +46,33 @@ def test_two_new_rows_with_one_email_in_the_same_batch_keep_both_records(shop):
     assert any("duplicate unique value" in message for message in run.errors), run.errors
     crm = {r["id"]: r for r in shop.dst_rows()}
     assert (crm["5"]["first_name"], crm["6"]["first_name"]) == ("Tom", "Tim")  # both customers arrive
+
+
+def test_a_flagged_duplicate_counts_in_no_group_rule_and_is_not_exported(shop):
+    """Grouparoo stores a duplicate unique value as empty (kept only as its invalid value): the
+    later claim matches no rule on the value, `ne` included, and its destination row gets
+    none; the raw value stays on the record, for display."""
+    twins = m.Group.objects.create(model=shop.model, name="Twins")
+    m.GroupRule.objects.create(group=twins, property=shop.props["email"], op=RuleOp.EQ, match="twin@example.com")
+    others = m.Group.objects.create(model=shop.model, name="Not Ada")
+    m.GroupRule.objects.create(group=others, property=shop.props["email"], op=RuleOp.NE, match="ada@example.com")
+    shop.src_many("INSERT INTO users VALUES (?, ?, ?, ?, ?)", [
+        (5, "twin@example.com", "Tom", 10.0, "2026-01-04T00:00:00"),
+        (6, "twin@example.com", "Tim", 20.0, "2026-01-04T00:00:00"),
+    ])
+    run = sync(shop.users_schedule)
+    assert run.state == RunState.COMPLETE, run.error
+    holder, claim = sorted((email_of(shop, 5), email_of(shop, 6)), key=lambda rp: rp.invalid_reason is not None)
+    assert holder.value == "twin@example.com" and claim.invalid_reason.startswith("duplicate unique value")
+    assert claim.raw_value == "twin@example.com" and claim.value is None and claim.unique_value is None
+    current = m.GroupMember.objects.filter(left_at__isnull=True)
+    assert set(current.filter(group=twins).values_list("record_id", flat=True)) == {holder.record_id}
+    assert claim.record_id not in set(current.filter(group=others).values_list("record_id", flat=True))
+    crm = {r["id"]: r for r in shop.dst_rows()}
+    by_record = {email_of(shop, 5).record_id: "5", email_of(shop, 6).record_id: "6"}
+    assert crm[by_record[holder.record_id]]["email"] == "twin@example.com"
+    assert crm[by_record[claim.record_id]]["email"] is None
+    assert crm[by_record[claim.record_id]]["first_name"] in ("Tom", "Tim")  # the customer still arrives
 
 
 def test_an_email_taken_by_another_customer_later_is_flagged_and_freed_when_fixed(shop):

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from connectors import registry
-from connectors.base import ConnectorError, ExportPayload, SyncOperations
+from connectors.base import ConnectorError, ExportPayload, PropertySpec, SyncOperations
 from connectors.csv_file import resolve_path, store_upload
 
 SYNC = SyncOperations.for_mode("sync")
@@ -48,6 +48,16 @@ def test_header_names_columns_and_types_are_detected_from_the_whole_file(tmp_pat
                        "seen_at": "date", "note": "string"}
     got = read_all(source(path))
     assert len(got) == 3000 and got[0]["zip"] == "01123" and got[-1]["score"] == "not a number"
+
+
+def test_sums_of_decimal_amounts_are_exact(tmp_path):
+    """DuckDB reads 0.10 and 509.17 as DOUBLE: their sums are not left as 0.30000000000000004
+    or 509.16999999999996, and a key without rows sums to 0 (as Grouparoo's sources do)."""
+    path = tmp_path / "purchases.csv"
+    path.write_text("id,user_id,amount\n1,1,0.10\n2,1,0.20\n3,2,273.78\n4,2,55.41\n5,2,179.98\n")
+    spec = PropertySpec("total", {"column": "amount", "aggregationMethod": "sum"}, (), False)
+    out = source(path).aggregate(properties=[spec], key_column="user_id", key_property="userId", keys=[1, 2, 3])
+    assert {k: str(v["total"]) for k, v in out.items()} == {1: "0.3", 2: "509.17", 3: "0"}
 
 
 def test_quoting_and_delimiters(tmp_path):

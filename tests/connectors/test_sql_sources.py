@@ -9,6 +9,7 @@ import pytest
 
 from connectors import registry
 from connectors.base import ConnectorError, PropertySpec
+from connectors.sql import normalize_aggregation
 
 EXAMPLE_USERS = [1, 2, 4, 5, 7]
 
@@ -260,7 +261,8 @@ def test_query_source_pages_and_filters(world):
 def test_every_filter_operation(world):
     f = lambda key, op, match="": {"key": key, "op": op, "match": match}  # noqa: E731
     assert filtered(world, f("email", "eq", "bob@example.com")) == [2]
-    assert filtered(world, f("first_name", "ne", "Bob")) == [1, 3, 4, 5, 6, 7, 8]  # NULL "does not equal"
+    # NULL is not "not equal" (Grouparoo's `col != x`): notExists selects it
+    assert filtered(world, f("first_name", "ne", "Bob")) == [1, 3, 5, 6, 7, 8]
     assert filtered(world, f("first_name", "exists")) == [1, 2, 3, 5, 6, 7, 8]
     assert filtered(world, f("first_name", "notExists")) == [4]
     assert filtered(world, f("ltv", "gt", "55.25")) == [1, 6, 8]
@@ -275,7 +277,8 @@ def test_every_filter_operation(world):
     assert filtered(world, f("email", "in", "bob@example.com,carol@shop.test")) == [2, 3]
     assert filtered(world, f("first_name", "gt", "F")) == [6, 7, 8]
     assert filtered(world, f("vip", "eq", "true")) == [1, 3, 6, 8]
-    assert filtered(world, f("vip", "ne", "true")) == [2, 4, 5, 7]
+    assert filtered(world, f("vip", "ne", "true")) == [2, 4, 7]
+    assert filtered(world, f("first_name", "notSubstring", "o")) == [1, 5, 6, 7, 8]
     assert filtered(world, f("updated_at", "lt", "2024-01-03")) == [1, 2]
     assert filtered(world, f("updated_at", "gte", "2024-01-04")) == [7, 8]
     assert filtered(world, f("updated_at", "eq", "2024-01-02 10:00:00")) == [2]
@@ -347,8 +350,62 @@ def test_all_eight_aggregation_methods_in_one_call(world):
     assert table[2] == {"exact": "books", "avg": 53.5, "count": 2, "sum": 107.0, "min": 7.0, "max": 100.0,
                         "recent": 100.0, "first": 100.0}
     assert table[3]["count"] == 1 and table[3]["recent"] == 1.0
-    assert out[4] == {"count": 0}  # no rows: count is 0, the rest stay missing (NULL)
+    assert out[4] == {"count": 0, "sum": 0}  # no rows: count and sum are 0, the rest stay missing (NULL)
     assert set(out) == {1, 2, 3, 4}
+
+
+def test_sum_of_no_rows_is_zero_as_count(world):
+    """Grouparoo's sources answer COALESCE(SUM(x), 0), and its core defaults sum and count to
+    0 for records without rows: a sum over nothing is 0, never empty."""
+    world.run("INSERT INTO purchases VALUES (8, 5, NULL, 'books', NULL)")  # user 5: one NULL amount
+    source = world.source("table", table="purchases")
+    props = [spec("total", "sum"), spec("games_total", "sum", filters=[GAMES]), spec("n", "count", "id")]
+    out = source.aggregate(properties=props, key_column="user_id", key_property="userId", keys=[1, 3, 4, 5])
+    assert num(out[1]["total"]) == 40.0 and num(out[1]["games_total"]) == 25.5
+    assert out[3]["games_total"] == 0  # rows, none passing the filter
+    assert out[4] == {"total": 0, "games_total": 0, "n": 0}  # no rows at all
+    assert out[5]["total"] == 0 and out[5]["n"] == 1  # only a NULL amount
+
+
+@pytest.mark.parametrize("method", ["most_recent", "most recent value", "least_recent", "exact"])
+def test_array_most_and_least_recent_hold_every_value_by_sort_column(world, method):
+    """Grouparoo ranks rows (ROW_NUMBER ... = 1) only for non-array properties: an array with
+    most/least recent value holds all values, newest first / oldest first (exact: oldest
+    first, as its ORDER BY sortColumn ASC). Undated rows come last."""
+    source = world.source("table", table="purchases")
+    props = [spec("amounts", method, is_array=True), spec("books", method, filters=[BOOKS], is_array=True)]
+    out = source.aggregate(properties=props, key_column="user_id", key_property="userId", keys=[1, 2, 4])
+    newest_first = normalize_aggregation(method) == "most_recent"
+    by_date = [10.0, 25.5, 4.5]  # user 1's purchases on Jan 1, Feb 1, Mar 1
+    assert [num(v) for v in out[1]["amounts"]] == (by_date[::-1] if newest_first else by_date)
+    assert [num(v) for v in out[1]["books"]] == ([4.5, 10.0] if newest_first else [10.0, 4.5])
+    assert [num(v) for v in out[2]["amounts"]] == [100.0, 7.0]  # the undated 7.00 last either way
+    assert out[4] == {"amounts": [], "books": []}
+
+
+EXACT_DDL = {
+    "sqlite": "CREATE TABLE amounts (user_id INTEGER, n NUMERIC(10, 2), f REAL)",
+    "postgres": "CREATE TABLE amounts (user_id INTEGER, n NUMERIC(10, 2), f DOUBLE PRECISION)",
+    "mysql": "CREATE TABLE amounts (user_id INT, n DECIMAL(10, 2), f DOUBLE)",
+    "duckdb": "CREATE TABLE amounts (user_id INTEGER, n DECIMAL(10, 2), f DOUBLE)",
+}
+
+
+def test_sums_and_averages_of_decimals_are_exact(world):
+    """0.1 + 0.2 is 0.3 and 273.78 + 55.41 + 179.98 is 509.17 (binary floats give
+    0.30000000000000004 and 509.16999999999996), for decimal and for float columns (added as
+    decimals; DuckDB's DOUBLE rounded to the 15 digits a double holds)."""
+    world.run(EXACT_DDL[world.kind])
+    rows = [(1, 0.1, 0.1), (1, 0.2, 0.2), (2, 273.78, 273.78), (2, 55.41, 55.41), (2, 179.98, 179.98)]
+    world.runmany("INSERT INTO amounts VALUES (?, ?, ?)", rows)
+    source = world.source("table", table="amounts")
+    columns = ["n", "f"]
+    props = [spec(f"{c}_{m}", m, c, sort=None) for c in columns for m in ("sum", "average")]
+    out = source.aggregate(properties=props, key_column="user_id", key_property="userId", keys=[1, 2])
+    for c in columns:
+        assert (str(out[1][f"{c}_sum"]), str(out[1][f"{c}_average"])) == ("0.3", "0.15"), (c, out[1])
+        assert str(out[2][f"{c}_sum"]) == "509.17", (c, out[2])
+        assert abs(float(out[2][f"{c}_average"]) - 509.17 / 3) < 1e-9
 
 
 def test_grouparoo_method_spellings_are_accepted(world):

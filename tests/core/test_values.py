@@ -104,32 +104,73 @@ def test_email_invalid_says_why(raw):
 
 
 @pytest.mark.parametrize(
-    "raw", ["+1 555 0100", "(555) 010-0199", "+44 20 7946 0000", "555.010.0199", " 5550100 "]
-)
-def test_phone_number_valid(raw):
-    assert coerce(T.PHONE_NUMBER, raw) == raw.strip()
-
-
-@pytest.mark.parametrize(
-    "raw", ["12345", "555-CALL-NOW", "+", "() - . /", "phone: 5550100", "٥٥٥٠١٠٠x"]
-)
-def test_phone_number_invalid_says_why(raw):
-    with pytest.raises(ValueError) as exc:
-        coerce(T.PHONE_NUMBER, raw)
-    assert str(exc.value) == f"{raw!r} is not a phone number"
-
-
-@pytest.mark.parametrize(
-    "raw",
+    "raw, country, expected",
     [
-        "https://example.com",
-        "http://Example.org/B?q=1%20x",
-        " https://exämple.de/ü ",
-        "https://u:p@h:8080/p#f",
+        ("4128889999", "US", "+1 412 888 9999"),  # Grouparoo's own example
+        ("(412) 888-9999", "US", "+1 412 888 9999"),
+        (" 1 (412) 888-9999 ", "US", "+1 412 888 9999"),
+        ("+1.412.888.9999", "FR", "+1 412 888 9999"),  # a prefix wins over the default country
+        ("412-888-9999 x12", "US", "+1 412 888 9999 ext. 12"),
+        ("020 7946 0958", "GB", "+44 20 7946 0958"),
+        ("00 44 20 7946 0958", "FR", "+44 20 7946 0958"),
+        ("+33 1 42 68 53 00", "US", "+33 1 42 68 53 00"),
+        (4128889999, "US", "+1 412 888 9999"),
     ],
 )
-def test_url_valid(raw):
-    assert coerce(T.URL, raw) == raw.strip()
+def test_phone_numbers_are_stored_in_one_international_form(raw, country, expected):
+    """As Grouparoo (libphonenumber, formatInternational): whatever the spelling, destinations
+    receive the international format, groups of digits separated by spaces."""
+    assert coerce(T.PHONE_NUMBER, raw, country=country) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("5", "is not a phone number"),  # Grouparoo's example
+        ("12345", "is not a valid phone number in US (the default country)"),
+        ("555-0100", "is not a valid phone number in US (the default country)"),
+        ("+1 555 0100", "is not a valid phone number"),
+        ("+", "is not a phone number"),
+        ("() - . /", "is not a phone number"),
+        ("phone: 5550100", "is not a valid phone number in US (the default country)"),
+    ],
+)
+def test_phone_number_invalid_says_why(raw, reason):
+    with pytest.raises(ValueError) as exc:
+        coerce(T.PHONE_NUMBER, raw, country="US")
+    assert str(exc.value) == f"{raw!r} {reason}"
+
+
+@pytest.mark.django_db
+def test_phone_numbers_without_a_prefix_are_read_in_the_default_country_setting():
+    from core.models import Setting
+    from core.settings_registry import setting_problem
+
+    assert coerce(T.PHONE_NUMBER, "4128889999") == "+1 412 888 9999"  # Grouparoo's default: US
+    with pytest.raises(ValueError, match="in US"):
+        coerce(T.PHONE_NUMBER, "020 7946 0958")
+    Setting.objects.update_or_create(plugin="core", key="records-default-country-code", defaults={"value": "gb"})
+    assert coerce(T.PHONE_NUMBER, "020 7946 0958") == "+44 20 7946 0958"
+    assert coerce(T.PHONE_NUMBER, "+1 412 888 9999") == "+1 412 888 9999"
+    assert setting_problem("records-default-country-code", "XX") is not None
+    assert setting_problem("records-default-country-code", "FR") is None
+    Setting.objects.filter(key="records-default-country-code").update(value="Narnia")  # not through a check
+    assert coerce(T.PHONE_NUMBER, "4128889999") == "+1 412 888 9999"  # falls back to US
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("https://example.com", "https://example.com"),
+        ("http://Example.org/B?q=1%20x", "http://example.org/B?q=1%20x"),
+        (" https://exämple.de/ü ", "https://exämple.de/ü"),
+        ("https://u:p@h:8080/p#f", "https://u:p@h:8080/p#f"),
+        ("HTTPS://Grouparoo.com/Picture", "https://grouparoo.com/Picture"),  # Grouparoo: .../picture
+        ("https://User:PW@WWW.Example.COM:8443/A?B=C#D", "https://User:PW@www.example.com:8443/A?B=C#D"),
+    ],
+)
+def test_url_valid_scheme_and_host_in_lower_case(raw, expected):
+    assert coerce(T.URL, raw) == expected
 
 
 @pytest.mark.parametrize(

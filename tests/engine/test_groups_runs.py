@@ -221,3 +221,25 @@ def test_a_member_leaves_rejoins_and_stays_with_its_times_and_the_count_kept(sho
     stayed = m.GroupMember.objects.get(group=shop.high_value, record_id=ada)
     assert (run.groups_changed, stayed.joined_at, stayed.left_at) == (0, back.joined_at, None)
     assert count() == 2
+
+
+def test_ne_rule_leaves_out_records_without_the_value_in_runs_and_one_record_imports(shop):
+    """As Grouparoo: a record without a value (a user without a first name) is not "not
+    equal" to anything, in a run's memberships and in a one-record import; `notExists` takes it."""
+    from core.engine.single import record_import_now
+
+    shop.src_sql("UPDATE users SET first_name = NULL WHERE id = 4")
+    not_bob = m.Group.objects.create(model=shop.model, name="Not Bob")
+    m.GroupRule.objects.create(group=not_bob, property=shop.props["first_name"], op=RuleOp.NE, match="Bob")
+    nameless = m.Group.objects.create(model=shop.model, name="Nameless")
+    m.GroupRule.objects.create(group=nameless, property=shop.props["first_name"], op=RuleOp.NOT_EXISTS)
+    sync_all(shop)
+    ids = {int(rp.raw_value): rp.record_id for rp in m.RecordProperty.objects.filter(property=shop.props["user_id"])}
+    assert members(not_bob) == {ids[1], ids[3]}
+    assert members(nameless) == {ids[4]}
+    shop.src_sql("UPDATE users SET first_name = 'Dee' WHERE id = 4")
+    record_import_now(model=shop.model, property_key="user_id", value="4", export=False)
+    assert members(not_bob) == {ids[1], ids[3], ids[4]} and members(nameless) == set()
+    shop.src_sql("UPDATE users SET first_name = NULL WHERE id = 4")
+    record_import_now(model=shop.model, property_key="user_id", value="4", export=False)
+    assert members(not_bob) == {ids[1], ids[3]} and members(nameless) == {ids[4]}

@@ -81,7 +81,8 @@ def _comparable(value: Any) -> Any:
 
 
 def _matches(row: dict[str, Any], spec: dict[str, Any]) -> bool:
-    """One filter spec {"key", "op", "match"} on one row (NULL "does not equal", as in SQL)."""
+    """One filter spec {"key", "op", "match"} on one row (NULL passes no comparison, ne and
+    notSubstring included, as in SQL)."""
     op, value, match = spec.get("op"), row.get(spec.get("key")), spec.get("match")
     if op == "exists":
         return value is not None
@@ -90,7 +91,7 @@ def _matches(row: dict[str, Any], spec: dict[str, Any]) -> bool:
     if op not in OPS:
         raise ConnectorError(f'filter "{op}" is not supported by JSON Lines sources', permanent=True)
     if value is None:
-        return op in ("ne", "notSubstring")
+        return False
     if op == "in":
         return any(_matches(row, {**spec, "op": "eq", "match": m.strip()}) for m in str(match).split(","))
     if op in ("substring", "notSubstring"):
