@@ -16,7 +16,9 @@ This is a reading of Grouparoo's own code, written afresh:
   after the property's filters; `sum` and `count` over no rows are 0, `average` is
   COALESCE(AVG, 0), `min`/`max` over none no value, `most recent value` / `least recent value`
   the row first by the sort column descending / ascending (an array property gets every row's
-  value in that order, its filters applied).
+  value in that order, its filters applied). Sums are exact, of the decimals the database
+  holds (PostgreSQL's and MySQL's DECIMAL are exact; SQLite's REAL values are summed as the
+  decimals they print as), so 0.10 + 0.20 + 0.05 is 0.35.
 - Query properties run their query with `{{{ key }}}` replaced by the record's value; the value
   is the first column of the first row (no row: no value).
 - Calculated properties (`() => "{{{ a }}} {{{ b }}}"`) render Mustache with the record's values
