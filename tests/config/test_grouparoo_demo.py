@@ -5,6 +5,7 @@ layout and Grouparoo's exact file format, using every construct the demo's confi
 models of two types, a table source per table, a query source per database with `{{{ key }}}`
 variables and schema-qualified SQL, a calculated property, sum / count / most recent / least
 recent aggregations with filters, array properties, relative-date rules with a string number,
+a phone number read in the default country a setting gives,
 the logger destination, a team and member, settings, an API key), plus rules the demo does not
 use but Grouparoo defined (`ne` on text and on arrays, `notExists`, `any`). It is assembled for
 each database as `grouparoo demo --config` assembles its own (tests/grouparoo_demo/assemble.py),
@@ -310,6 +311,9 @@ def test_demo_records_are_grouparoos(demo_db, app_dir):
     assert users["3"]["ltv"] == 0 and len(users["3"]["purchase_categories"]) == 2
     assert str(data.EDGE["user_duplicate_email"]) in exp.invalid["users"]
     assert exp.records["accounts"]["9"]["account_value"] == 0
+    # Phone numbers: national ones read in the files' default country (GB), then formatted.
+    assert (users["1"]["phone"], users["3"]["phone"]) == ("+44 20 7946 0001", "+1 650 253 0003")
+    assert users["33"]["phone"] is None and "33" in exp.invalid["users"]
 
 
 def test_demo_groups_are_grouparoos(demo_db, app_dir):

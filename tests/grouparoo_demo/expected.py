@@ -6,7 +6,10 @@ This is a reading of Grouparoo's own code, written afresh:
 - Values (core `RecordPropertyOps.buildRawValue`): null and "" are no value; a float is
   JavaScript's `parseFloat`, an integer `parseInt(v, 10)`, a boolean "1"/"true"/"0"/"false" in
   any case, an email anything matching `^\\S+@\\S+\\.\\S+$`, a date `new Date(v)` (a number is
-  epoch milliseconds). A value that does not parse is no value, and its record is invalid.
+  epoch milliseconds), a phone number libphonenumber's reading of it in the setting
+  `records-default-country-code` (US by default), kept when valid in its international format
+  (libphonenumber-js separates the groups with spaces: "+1 650 253 0003"). A value that does
+  not parse is no value, and its record is invalid.
 - A unique value already held by another record is no value on the later record ("Duplicate").
   Grouparoo's outcome for two new records claiming one value in one batch depended on its
   batching; here, as in this project's documented identity policy, the record imported first
@@ -119,10 +122,27 @@ def to_datetime(value: Any) -> dt.datetime:
     return to_datetime(parsed)
 
 
-def coerce(value: Any, kind: str) -> Any:
+def phone_number(text: str, country: str) -> str:
+    """formatPhoneNumber: libphonenumber parses `text` (in `country` when it has no
+    international prefix); a valid number is kept in its international format."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(text, country)
+    except phonenumbers.NumberParseException:
+        raise Invalid(text) from None
+    if not phonenumbers.is_valid_number(number):
+        raise Invalid(text)
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return formatted.replace("-", " ")
+
+
+def coerce(value: Any, kind: str, *, country: str = "US") -> Any:
     """buildRawValue then getValue: the typed value Grouparoo keeps, None for no value."""
     if value is None or value == "":
         return None
+    if kind == "phoneNumber":
+        return phone_number(js_string(value), country)
     if kind == "float":
         if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
             return float(value)
@@ -226,19 +246,19 @@ def _calculated(template: str, values_by_key: Mapping[str, Any]) -> str:
     return _render(body.group(1), values_by_key)
 
 
-def _typed(prop: dict[str, Any], raw: Any) -> tuple[Any, bool]:
+def _typed(prop: dict[str, Any], raw: Any, country: str) -> tuple[Any, bool]:
     """(typed value or list, invalid?) for a property's raw value(s)."""
     if prop.get("isArray"):
         out, bad = [], False
         for value in raw or []:
             try:
-                out.append(coerce(value, prop["type"]))
+                out.append(coerce(value, prop["type"], country=country))
             except Invalid:
                 out.append(None)
                 bad = True
         return out, bad
     try:
-        return coerce(raw, prop["type"]), False
+        return coerce(raw, prop["type"], country=country), False
     except Invalid:
         return None, True
 
@@ -284,7 +304,7 @@ def _record_values(
                 ]
             )
             raw = _aggregate(prop, rows)
-        values[prop["id"]], bad = _typed(prop, raw)
+        values[prop["id"]], bad = _typed(prop, raw, ctx.country)
         invalid = invalid or bad
     return values, invalid
 
@@ -299,6 +319,16 @@ class _Context:
     @property
     def sources(self) -> dict[str, dict[str, Any]]:
         return {s["id"]: s for s in self.config.get("source", [])}
+
+    @property
+    def country(self) -> str:
+        """The setting core.records-default-country-code (US when the files leave it out)."""
+        for setting in self.config.get("setting", []):
+            if (setting.get("pluginName") or setting.get("plugin")) == "core" and setting[
+                "key"
+            ] == "records-default-country-code":
+                return str(setting["value"])
+        return "US"
 
 
 def _import_order(model: _Model, ctx: _Context) -> list[Mapping[str, Any]]:
