@@ -34,6 +34,9 @@ class Option:
     help_text: str = ""
     choices: tuple[tuple[str, str], ...] = ()
     default: Any = None
+    # The option names a file or directory on the server. A config file may give it relative to
+    # the project directory, as Grouparoo's plugins read it (core.config.validate).
+    file_path: bool = False
 
     @property
     def secret(self) -> bool:
@@ -132,6 +135,10 @@ class SourceConnector(abc.ABC):
     aliases: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[tuple[Option, ...]] = ()
     property_options: ClassVar[tuple[Option, ...]] = ()
+    # A source computed from the records' own properties (connectors.calculated): the engine
+    # hands it a reader of the records with `bind_records(reader)` before reading it, reads it
+    # on the run's own thread, and does not use it to enrich other sources' new records.
+    reads_records: ClassVar[bool] = False
 
     def __init__(self, app_options: dict[str, Any], source_options: dict[str, Any]):
         self.app_options = dict(app_options)

@@ -1,4 +1,5 @@
-"""CSV files: the app ("csv"), a file source ("csv-file") and a file destination ("csv-export").
+"""CSV files: the app ("csv"), a file source ("csv-file"), a source reading a file at a URL
+("csv-url", Grouparoo's "csv-import-table") and a file destination ("csv-export").
 
 Source: a CSV file on the server (a path, or a file uploaded in the admin and stored under the
 media folder by `store_upload()`). The header row names the columns. The file is read by DuckDB
@@ -15,23 +16,35 @@ the old file with one rename, so a reader sees the old file or the new one, neve
 Batches of one destination are serialised by a lock file beside the CSV.
 
 Paths: absolute, or relative to the app's base directory; when the app has a base directory,
-every path must resolve inside it (symbolic links included).
+every path must resolve inside it (symbolic links included). (Config files may give paths
+relative to the project directory: core.config.validate makes them absolute.)
+
+URL source: an http(s) URL is downloaded into MEDIA_ROOT/csv-cache through the address guard
+of webhooks and downloaded again once the copy is older than `fileAgeHours`, as Grouparoo's csv
+plugin did (it kept its copies in the system's temporary directory); a `url` that is not
+http(s) is a path, as a csv-file source's.
 """
 from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
+import math
 import os
 import re
 import tempfile
+import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
+
+import httpx
 
 from connectors.base import (
     AppConnector,
@@ -133,6 +146,7 @@ class CsvApp(AppConnector):
             "baseDirectory",
             "Base directory",
             help_text="Optional: file paths are relative to this directory and must stay inside it.",
+            file_path=True,
         ),
         timeout_option(),
     )
@@ -206,7 +220,10 @@ class CsvFileSource(SqlTableSource):
     aliases = ("csv-import", "csv-import-file", "csv-file-import")
     dialect = CSV
     options: ClassVar[tuple[Option, ...]] = (
-        Option("path", "File", required=True, help_text="Path of the CSV file on the server (or of an uploaded file)."),
+        Option(
+            "path", "File", required=True, file_path=True,
+            help_text="Path of the CSV file on the server (or of an uploaded file).",
+        ),
         Option("delimiter", "Delimiter", help_text="One character; blank: detected from the file."),
     )
 
@@ -214,10 +231,14 @@ class CsvFileSource(SqlTableSource):
         super().__init__(app_options, source_options)
         self._layout: dict[str, Any] | None = None
 
+    def located(self) -> tuple[str, str]:
+        """(the file's path on the server, how messages name it)."""
+        raw = self.source_options.get("path")
+        return resolve_path(self.app_options, raw), str(raw)
+
     def path(self) -> str:
         """The checked path of the file: it exists, is a regular file, can be read, has bytes."""
-        raw = self.source_options.get("path")
-        path = resolve_path(self.app_options, raw)
+        path, raw = self.located()
         if not os.path.exists(path):
             raise ConnectorError(f'CSV file "{raw}" does not exist', permanent=True)
         if not os.path.isfile(path):
@@ -289,6 +310,192 @@ class CsvFileSource(SqlTableSource):
             raise
 
 
+# --- a CSV file at a URL (Grouparoo's csv-import-table) -------------------------------------
+
+CACHE_SUBDIR = "csv-cache"
+DOWNLOAD_TIMEOUT = 60.0  # seconds each socket operation of a download may wait
+MAX_REDIRECTS = 5
+
+
+def is_http_url(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://"))
+
+
+def cache_directory() -> str:
+    """Where downloaded CSV files are kept: MEDIA_ROOT/csv-cache (read lazily from Django's
+    settings; no models involved)."""
+    from django.conf import settings
+
+    return os.path.join(os.fspath(settings.MEDIA_ROOT), CACHE_SUBDIR)
+
+
+SNAPSHOT_SUFFIX = ".reading"
+STALE_SNAPSHOT_SECONDS = 2 * 24 * 3600
+
+
+def download_cached(url: str, *, max_age_seconds: float, directory: str | None = None) -> str:
+    """The path of a private snapshot of the local copy of the file at `url` (http or https),
+    which is downloaded again when older than `max_age_seconds`. The download goes through the
+    webhooks' address guard (public addresses only unless GROUPAROO_ALLOW_PRIVATE_WEBHOOKS is on,
+    every redirect hop checked), is at most MAX_UPLOAD_BYTES, and replaces the copy atomically
+    once complete; concurrent callers download once (a lock file). The snapshot is a hard link
+    to the copy of the moment: a newer download never changes what its holder reads. Its holder
+    deletes it (release_snapshot); snapshots a crash left are deleted after two days. A copy
+    is named by a hash of the URL. Messages name the URL as scheme://host:port only, as it may
+    carry a token. Raises ConnectorError (permanent for 4xx answers and refused addresses)."""
+    directory = directory or cache_directory()
+    os.makedirs(directory, exist_ok=True)
+    name = hashlib.sha256(url.encode()).hexdigest()[:32]
+    target = os.path.join(directory, f"{name}.csv")
+    with open(os.path.join(directory, f".{name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fresh = time.time() - os.stat(target).st_mtime < max_age_seconds
+        except FileNotFoundError:
+            fresh = False
+        if not fresh:
+            _sweep_snapshots(directory)
+            _download_to(url, directory, name, target)
+        snapshot = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{SNAPSHOT_SUFFIX}")
+        os.link(target, snapshot)
+    return snapshot
+
+
+def release_snapshot(path: str) -> None:
+    """Delete a snapshot download_cached handed out (safe to call twice)."""
+    if path.endswith(SNAPSHOT_SUFFIX):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _sweep_snapshots(directory: str) -> None:
+    cutoff = time.time() - STALE_SNAPSHOT_SECONDS
+    for entry in os.scandir(directory):
+        if entry.name.endswith(SNAPSHOT_SUFFIX) and entry.stat().st_mtime < cutoff:
+            release_snapshot(entry.path)
+
+
+def _download_to(url: str, directory: str, name: str, target: str) -> None:
+    from connectors.webhook import display_url, guarded_client
+
+    shown = display_url(url)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out, guarded_client(
+            timeout=DOWNLOAD_TIMEOUT, shown=shown, what="CSV URL"
+        ) as client:
+            client.max_redirects = MAX_REDIRECTS
+            _download(client, url, shown, out)
+        os.chmod(temp, 0o640)
+        os.replace(temp, target)
+    except httpx.HTTPError as exc:
+        raise ConnectorError(f"Cannot download the CSV file from {shown}: {type(exc).__name__}") from None
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def _file_name(url: str) -> str:
+    """The URL's last path segment when it looks like a file name ("users.csv"), for messages;
+    else "" (a path may hold a token)."""
+    from urllib.parse import unquote, urlsplit
+
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    return name if "." in name and len(name) <= 64 and name.isprintable() else ""
+
+
+def _download(client: Any, url: str, shown: str, out: Any) -> None:
+    with client.stream("GET", url, follow_redirects=True) as response:
+        if response.status_code in (404, 410):
+            name = _file_name(url)
+            raise ConnectorError(
+                f'CSV file {f"{name!r} " if name else ""}at {shown} does not exist (HTTP {response.status_code})',
+                permanent=True,
+            )
+        if response.status_code != 200:
+            raise ConnectorError(
+                f"Cannot download the CSV file from {shown}: HTTP {response.status_code}",
+                permanent=400 <= response.status_code < 500 and response.status_code not in (408, 429),
+            )
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise ConnectorError(f"The CSV file at {shown} is larger than {MAX_UPLOAD_BYTES:,} bytes.",
+                                     permanent=True)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+@register
+class CsvUrlSource(CsvFileSource):
+    """Grouparoo's `csv-import-table`: the CSV file at `url`, read as a csv-file source reads its
+    file. An http(s) URL is downloaded (see download_cached) and downloaded again once the copy
+    is older than `fileAgeHours`; anything else is a path on the server, as a csv-file source's.
+    One connector reads one snapshot of the copy as long as it lives: a run is not switched to a
+    newer download halfway."""
+
+    key = "csv-url"
+    label = "CSV file at a URL"
+    aliases = ("csv-import-table", "csv-remote-import")
+    upload_option = None
+    options: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "url", "File URL", required=True, file_path=True,
+            help_text="The http(s) URL of the CSV file (or its path on the server).",
+        ),
+        Option(
+            "fileAgeHours", "File age (hours)", type="number", default=1,
+            help_text="A downloaded copy is used for this long before the file is downloaded again.",
+        ),
+        Option("delimiter", "Delimiter", help_text="One character; blank: detected from the file."),
+    )
+
+    def __init__(self, app_options: dict[str, Any], source_options: dict[str, Any]):
+        super().__init__(app_options, source_options)
+        self._copy: tuple[str, str] | None = None
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> dict[str, str]:
+        errors = super().validate_options(options)
+        try:
+            cls._max_age(options)
+        except ConnectorError as exc:
+            errors.setdefault("fileAgeHours", exc.message)
+        return errors
+
+    @staticmethod
+    def _max_age(options: dict[str, Any]) -> float:
+        raw = options.get("fileAgeHours")
+        if raw is None or raw == "":
+            return 3600.0
+        try:
+            hours = float(raw)
+        except (TypeError, ValueError):
+            hours = math.nan
+        if not math.isfinite(hours) or hours < 0:
+            raise ConnectorError(f"fileAgeHours must be a number of hours (0 or more), not {raw!r}.", permanent=True)
+        return hours * 3600
+
+    def located(self) -> tuple[str, str]:
+        if self._copy is None:
+            url = self.source_options.get("url")
+            if is_http_url(url):
+                from connectors.webhook import display_url
+
+                path = download_cached(str(url).strip(), max_age_seconds=self._max_age(self.source_options))
+                # The file is reopened for every query (close() runs after each): the snapshot
+                # lives as long as this connector does.
+                weakref.finalize(self, release_snapshot, path)
+                self._copy = (path, f"downloaded from {display_url(str(url))}")
+            else:
+                self._copy = (resolve_path(self.app_options, url), str(url))
+        return self._copy
+
+
 # --- destination --------------------------------------------------------------------------
 
 
@@ -327,7 +534,10 @@ class CsvDestination(DestinationConnector):
     label = "CSV file export"
     aliases = ("csv-export-records",)
     options: ClassVar[tuple[Option, ...]] = (
-        Option("path", "File", required=True, help_text="Path of the CSV file to write (replaced atomically)."),
+        Option(
+            "path", "File", required=True, file_path=True,
+            help_text="Path of the CSV file to write (replaced atomically).",
+        ),
         Option("primaryKey", "Primary key column", required=True, help_text="Column matching the mapped key."),
         Option("groupsColumn", "Groups column", default="groups", help_text="Column listing the record's groups (blank: none)."),
         Option("groupSeparator", "Group separator", default=";", help_text="Joins group names in the groups column."),

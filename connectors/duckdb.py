@@ -277,7 +277,10 @@ class DuckdbApp(SqlApp):
     dialect = DUCKDB
     max_concurrency = 2
     options = (
-        Option("path", "Database file", required=True, help_text="Path to the DuckDB database file (opened read only)."),
+        Option(
+            "path", "Database file", required=True, file_path=True,
+            help_text="Path to the DuckDB database file (opened read only).",
+        ),
         Option("schema", "Schema", default="main", help_text="Tables are read from this schema."),
         timeout_option(),
     )

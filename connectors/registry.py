@@ -24,6 +24,8 @@ BUILTIN_MODULES = (
     "connectors.duckdb",
     "connectors.csv_file",
     "connectors.webhook",
+    "connectors.logger",
+    "connectors.calculated",
 )
 ENTRY_POINT_GROUP = "grouparoo.connectors"
 

@@ -219,7 +219,7 @@ class SqliteApp(SqlApp):
     dialect = SQLITE
     max_concurrency = 1
     options = (
-        Option("path", "Database file", required=True, help_text="Path to the SQLite database file."),
+        Option("path", "Database file", required=True, help_text="Path to the SQLite database file.", file_path=True),
         timeout_option(),
     )
 

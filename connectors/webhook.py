@@ -300,10 +300,12 @@ class _GuardedBackend(httpcore.SyncBackend):
     an address it checked — so the check and the connection see the same DNS answer. Lookups,
     connections and the streams it returns keep to the request's deadline."""
 
-    def __init__(self, *, allow_private: bool, shown: str, deadline: _Deadline | None = None):
+    def __init__(self, *, allow_private: bool, shown: str, deadline: _Deadline | None = None,
+                 what: str = "Webhook"):
         self.allow_private = allow_private
         self.shown = shown
         self.deadline = deadline or _Deadline()
+        self.what = what
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
@@ -316,8 +318,8 @@ class _GuardedBackend(httpcore.SyncBackend):
             refused = [a for a in addresses if not public_address(a)]
             if refused:
                 raise AddressRefused(
-                    f"Webhook {self.shown} resolves to the non-public address {refused[0]}; webhooks may reach only"
-                    f" public addresses unless {ALLOW_PRIVATE_SETTING} is on.",
+                    f"{self.what} {self.shown} resolves to the non-public address {refused[0]}; {self.what.lower()}s may"
+                    f" reach only public addresses unless {ALLOW_PRIVATE_SETTING} is on.",
                     permanent=True,
                 )
         last: Exception | None = None
@@ -332,7 +334,18 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise last or httpcore.ConnectError("no address to connect to")
 
 
-def _client(*, timeout: float, allow_private: bool, shown: str, deadline: _Deadline) -> httpx.Client:
+def guarded_client(*, timeout: float, shown: str, what: str) -> httpx.Client:
+    """A client for other connectors that fetch a URL (the CSV source's `url`): the same address
+    guard as webhooks (public addresses only unless GROUPAROO_ALLOW_PRIVATE_WEBHOOKS is on,
+    checked on the address connected to), no proxy from the environment, no redirects unless a
+    request asks (each hop's address is checked again), `timeout` for each socket operation.
+    A refused address raises AddressRefused naming `what` and `shown` (scheme://host:port)."""
+    return _client(timeout=timeout, allow_private=allow_private_addresses(), shown=shown, deadline=_Deadline(),
+                   what=what)
+
+
+def _client(*, timeout: float, allow_private: bool, shown: str, deadline: _Deadline,
+            what: str = "Webhook") -> httpx.Client:
     transport = httpx.HTTPTransport(trust_env=False)
     # httpx has no public hook for the network backend: replace its pool by one that uses ours
     # (same SSL defaults; no proxy, as trust_env is off).
@@ -340,7 +353,7 @@ def _client(*, timeout: float, allow_private: bool, shown: str, deadline: _Deadl
         ssl_context=httpx.create_ssl_context(trust_env=False),
         max_connections=4,
         max_keepalive_connections=4,
-        network_backend=_GuardedBackend(allow_private=allow_private, shown=shown, deadline=deadline),
+        network_backend=_GuardedBackend(allow_private=allow_private, shown=shown, deadline=deadline, what=what),
     )
     return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False)
 

@@ -7,6 +7,7 @@ from django.db import models
 class RecordModelType(models.TextChoices):
     PROFILE = "profile", "Profile"
     ACCOUNT = "account", "Account"
+    EVENT = "event", "Event"
     CUSTOM = "custom", "Custom"
 
 

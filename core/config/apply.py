@@ -40,7 +40,7 @@ from core.choices import ACTIVE_RUN_STATES
 from core.config import state
 from core.config.plan import DELETE, Change, Plan, plan_compute
 from core.config.problems import ERROR, ConfigError, Problem
-from core.config.schema import CLASS_LABELS, Spec, parse_api_key
+from core.config.schema import CLASS_LABELS, Spec, api_key_prefix
 from core.config.validate import Configuration, config_validate, is_query_connector
 from core.services.usage import CHECKED, InUse, Usage, delete_unless_used, users_of
 
@@ -560,7 +560,7 @@ class _Applier:
             for name, value in fields.items():
                 setattr(obj, name, value)
             if spec.secret:
-                obj.prefix, obj.hashed_key = parse_api_key(spec.secret), api_key_hash(spec.secret)
+                obj.prefix, obj.hashed_key = api_key_prefix(spec.secret), api_key_hash(spec.secret)
             self.full_save(obj)
         current = {p.topic: [p.read, p.write] for p in obj.permissions.all()}
         if current != d["permissions"]:

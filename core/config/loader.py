@@ -126,6 +126,18 @@ def _configured(name: str) -> Any:
     return os.environ.get(name) if value is None else value
 
 
+def project_directory(config_dir: Path) -> Path:
+    """The directory relative file paths in options are read from: GROUPAROO_PARENT_PATH (a
+    setting or an environment variable; relative to the working directory), else the config
+    directory's parent. Grouparoo's plugins (sqlite `file`, logger `filename`) read a relative
+    path from its project directory, the one holding `config/`, which GROUPAROO_PARENT_PATH
+    overrode."""
+    configured = _configured("GROUPAROO_PARENT_PATH")
+    if configured:
+        return Path(os.path.abspath(os.path.expanduser(str(configured))))
+    return Path(config_dir).resolve().parent
+
+
 def _byte_limit(name: str, default: int) -> int:
     value = _configured(name)
     if value is None or value == "":

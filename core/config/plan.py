@@ -20,7 +20,7 @@ from django.db.models import Model
 from core import models as m
 from core.config import state
 from core.config.problems import Problems
-from core.config.schema import CLASS_LABELS, CLASSES, Spec, parse_api_key
+from core.config.schema import CLASS_LABELS, CLASSES, Spec, api_key_prefix
 from core.config.validate import Configuration
 
 CREATE = "create"
@@ -244,7 +244,7 @@ def _special_differences(spec: Spec, obj: Model) -> list[str]:
     if spec.cls == "apikey" and spec.secret:
         from core.services.api_keys import api_key_hash
 
-        if obj.hashed_key != api_key_hash(spec.secret) or obj.prefix != parse_api_key(spec.secret):
+        if obj.hashed_key != api_key_hash(spec.secret) or obj.prefix != api_key_prefix(spec.secret):
             return ["apiKey changed"]
     if spec.cls == "teammember" and spec.secret and not obj.check_password(spec.secret):
         return ["password changed"]

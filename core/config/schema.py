@@ -35,6 +35,7 @@ Files" page of its documentation):
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from typing import Any
 
 from connectors import registry
 from connectors.base import Option
-from connectors.url_credentials import split_url_options
+from connectors.url_credentials import split_url_options, url_secrets
 from core.choices import (
     AGGREGATION_ALIASES,
     FILTER_OP_ALIASES,
@@ -217,6 +218,42 @@ TEAM_TOPIC_ALIASES = {
 READ_ACTIONS = ("view",)
 WRITE_ACTIONS = ("add", "change", "delete")
 
+# Grouparoo 0.9's settings (core/src/modules/ops/setting.ts: plugins core, interface and
+# telemetry) -> the core setting of this product that means the same. Grouparoo's retry delays
+# of started imports and exports are how long work may stall before another worker takes it
+# over: here one lease, `runs-lease-seconds`, covers runs and exports.
+GROUPAROO_SETTINGS: dict[tuple[str, str], str] = {
+    ("core", "exports-max-retries-count"): "exports-max-attempts",
+    ("core", "groups-calculation-delay-minutes"): "groups-relative-recompute-minutes",
+    ("core", "imports-retry-delay-seconds"): "runs-lease-seconds",
+    ("core", "exports-retry-delay-seconds"): "runs-lease-seconds",
+    ("core", "records-default-country-code"): "records-default-country-code",
+}
+_NO_PROCESSORS = "destinations answer each batch when it is sent; there are no export processors"
+_NO_SWEEPER = "nothing here deletes old {what} yet"
+# Grouparoo's settings with nothing to set here, and why: skipped with a warning naming them.
+GROUPAROO_SETTINGS_IGNORED: dict[tuple[str, str], str] = {
+    ("core", "cluster-name"): "the admin shows no cluster name",
+    ("core", "runs-recurring-internal-run-frequency-hours"): (
+        "records are read again by their sources' schedules (give one `incremental: false`)"
+    ),
+    ("core", "runs-previous-can-include-errors"): (
+        "a run starts from the watermark its schedule stored after the last complete run"
+    ),
+    ("core", "export-processors-retry-delay-seconds"): _NO_PROCESSORS,
+    ("core", "export-processors-max-retries-count"): _NO_PROCESSORS,
+    ("core", "confirm-records-days"): (
+        "a schedule with `confirmRecords` confirms its records on every full run"
+    ),
+    ("core", "sweeper-delete-old-runs-days"): _NO_SWEEPER.format(what="runs"),
+    ("core", "sweeper-delete-old-imports-days"): _NO_SWEEPER.format(what="imports"),
+    ("core", "sweeper-delete-old-logs-days"): "there is no log of changes here to sweep",
+    ("interface", "status-calculation-frequency-seconds"): (
+        "the admin computes its figures when a page is shown"
+    ),
+    ("telemetry", "customer-id"): "this product sends no telemetry",
+}
+
 # Option names of Grouparoo plugins that our connectors spell differently: (kind, connector key)
 # -> {Grouparoo name: our name}.
 OPTION_RENAMES: dict[tuple[str, str], dict[str, str]] = {
@@ -225,7 +262,6 @@ OPTION_RENAMES: dict[tuple[str, str], dict[str, str]] = {
 }
 
 _MUSTACHE = re.compile(r"\{\{\{?\s*(?P<name>[^{}\s]+)\s*\}?\}\}")
-_API_KEY = re.compile(r"^grp_(?P<prefix>[0-9A-Za-z]{1,16})\.(?P<secret>\S+)$")
 
 
 @dataclass(frozen=True)
@@ -254,6 +290,8 @@ class Spec:
     rule_paths: list[str] = field(default_factory=list)
     # Query properties: the ids of the properties their `{{{ }}}` variables name.
     query_uses: set[str] = field(default_factory=set)
+    # Settings: the Grouparoo setting name the file gave, read as one of ours.
+    grouparoo_key: str | None = None
 
     @property
     def label(self) -> str:
@@ -350,6 +388,35 @@ def match_text(value: Any) -> str:
     return str(value)
 
 
+# A number written as text: an optional sign, ASCII digits, an optional fraction and exponent.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z", re.ASCII)
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+\Z", re.ASCII)
+
+
+def number_value(value: Any) -> int | float | None:
+    """A JSON number, or a string holding a plainly written one ("60", "1800000", "1e3"), as a
+    number (an int when whole); None for anything else (booleans, "abc", "nan", "1_000").
+
+    Grouparoo kept option values as text and its columns coerced numbers given as strings (a
+    rule's `"relativeMatchNumber": "60"` in its own demo configs), so both spellings are read."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if not isinstance(value, str):
+        return None
+    stripped = value.strip()
+    if _INTEGER_TEXT.match(stripped):
+        return int(stripped)
+    if not _NUMBER_TEXT.match(stripped):
+        return None
+    return number_value(float(stripped))
+
+
 def env_value(name: str) -> str | None:
     return os.environ.get(name)
 
@@ -374,10 +441,12 @@ def mustache_replace(template: str, mapping: dict[str, str]) -> str:
     return _MUSTACHE.sub(replace, template or "")
 
 
-def parse_api_key(key: str) -> str | None:
-    """The prefix of a key in our format `grp_<prefix>.<secret>`, else None."""
-    found = _API_KEY.match(key or "")
-    return found.group("prefix") if found else None
+def api_key_prefix(key: str) -> str:
+    """The prefix the server finds `key` by: ours for a key of the form `grp_<prefix>.<secret>`,
+    one derived from its hash for any other (Grouparoo's keys); see core.services.api_keys."""
+    from core.services.api_keys import api_key_prefix as prefix_of
+
+    return prefix_of(key)
 
 
 # --- options ----------------------------------------------------------------------------------
@@ -405,6 +474,7 @@ def options(
         ctx.error(key, f"must be an object, not {json_type(value)}")
         return {}, {}
     secret_keys = {o.key for o in declared if o.secret}
+    number_keys = {o.key for o in declared if o.type == "number"}
     plain: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
     for name, item in value.items():
@@ -422,8 +492,23 @@ def options(
             item = _option_string(ctx, path, item, topic=topic, secret=secret)
             if item is None:
                 continue
+        if name in number_keys and not secret:
+            item = _number_option(ctx, path, item)
+            if item is None:
+                continue
         (secrets if secret else plain)[name] = item
     return plain, secrets
+
+
+def _number_option(ctx: ObjectContext, path: str, item: Any) -> int | float | None:
+    """A number option's value as a number: Grouparoo stored options as text, so `"5432"` and
+    `5432` are one port. Empty is unset; anything else that is not a number is an error."""
+    if item == "":
+        return None
+    number = number_value(item)
+    if number is None:
+        ctx.error(path, f"must be a number, not {item!r}")
+    return number
 
 
 def _option_string(ctx: ObjectContext, path: str, item: str, *, topic: str, secret: bool) -> Any:
@@ -544,16 +629,12 @@ def _relative(ctx: ObjectContext, path: str, item: dict[str, Any]) -> tuple[int 
     unit = item.get("relativeMatchUnit")
     direction = item.get("relativeMatchDirection")
     if number is not None:
-        if (
-            isinstance(number, bool)
-            or not isinstance(number, (int, float))
-            or number < 0
-            or (isinstance(number, float) and not number.is_integer())
-        ):
+        value = number_value(number)
+        if value is None or value < 0 or not isinstance(value, int):
             ctx.error(f"{path}.relativeMatchNumber", f"must be a whole number, not {number!r}")
             number = None
         else:
-            number = int(number)
+            number = value
     unit_text = str(unit).strip().lower() if unit not in (None, "") else ""
     if unit_text and unit_text not in RelativeUnit.values:
         ctx.error(
@@ -866,6 +947,8 @@ def normalize(raw: RawObject, problems: Problems) -> Spec | None:
         spec.secret = data.pop("_password", None)
     if cls == "group":
         spec.rule_paths = data.pop("_rule_paths", [])
+    if cls == "setting":
+        spec.grouparoo_key = data.pop("_grouparoo_key", None)
     return spec
 
 
@@ -885,17 +968,32 @@ def _ref(
     return value
 
 
-def _setting(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> dict[str, Any]:
+def _setting(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> dict[str, Any] | None:
     plugin = data.get("pluginName", data.get("plugin"))
     value = data.get("value")
     if value is None:
         ctx.error("value", "is required")
     elif isinstance(value, (dict, list)):
         ctx.error("value", f"must be a string, number or boolean, not {json_type(value)}")
+    plugin_name = text(ctx, "pluginName", plugin, required=True)
+    key = text(ctx, "key", data.get("key"), required=True)
+    ours = GROUPAROO_SETTINGS.get((plugin_name, key))
+    grouparoo_key = None
+    if ours is not None and ours != key:
+        ctx.warn("key", f"Grouparoo's setting {plugin_name}.{key} is this product's core.{ours}")
+        grouparoo_key, plugin_name, key = key, "core", ours
+    elif (plugin_name, key) in GROUPAROO_SETTINGS_IGNORED:
+        reason = GROUPAROO_SETTINGS_IGNORED[(plugin_name, key)]
+        ctx.warn(
+            "key",
+            f"Grouparoo's setting {plugin_name}.{key} has no meaning here ({reason}); ignored",
+        )
+        return None
     return {
-        "plugin": text(ctx, "pluginName", plugin, required=True),
-        "key": text(ctx, "key", data.get("key"), required=True),
+        "plugin": plugin_name,
+        "key": key,
         "value": match_text(value) if not isinstance(value, (dict, list)) else "",
+        "_grouparoo_key": grouparoo_key,
     }
 
 
@@ -967,11 +1065,15 @@ def _app(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> dict[str,
 
 
 def _milliseconds(ctx: ObjectContext, key: str, value: Any, *, minimum: int) -> int | None:
-    """A Grouparoo frequency in milliseconds as whole seconds (None for null or 0)."""
-    if value is None or value == 0:
+    """A Grouparoo frequency in milliseconds as whole seconds (None for null or 0); a number
+    given as a string ("900000") is read as that number, as Grouparoo's column did."""
+    if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        ctx.error(key, f"must be a number of milliseconds, not {value!r}")
+    given, value = value, number_value(value)
+    if value is None:
+        ctx.error(key, f"must be a number of milliseconds, not {given!r}")
+        return None
+    if value == 0:
         return None
     if value < 0:
         ctx.error(key, "must not be negative")
@@ -1009,8 +1111,16 @@ def _mapping(
 
 def _source(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> dict[str, Any]:
     type_, connector = _connector(ctx, "source", data.get("type"))
-    plain, secrets = options(ctx, data.get("options"), topic="source")
+    declared = tuple(getattr(connector, "options", ()))
+    plain, secrets = options(ctx, data.get("options"), topic="source", declared=declared)
     plain.update(secrets)
+    for name, value in plain.items():
+        if isinstance(value, str) and "://" in value and url_secrets(value):
+            ctx.warn(
+                f"options.{name}",
+                "the URL holds credentials (user info or a token): a source's options are not "
+                "encrypted, so whoever may view sources can read them",
+            )
     return {
         "name": text(ctx, "name", data.get("name"), required=True),
         "type": type_,
@@ -1082,7 +1192,8 @@ def _schedule(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> dict
         if not croniter.is_valid(cron):
             ctx.error("cron", f"{cron!r} is not a valid cron expression")
     seconds = _milliseconds(ctx, "recurringFrequency", data.get("recurringFrequency"), minimum=60)
-    if recurring and not cron and data.get("recurringFrequency") in (None, 0):
+    frequency = data.get("recurringFrequency")
+    if recurring and not cron and (frequency is None or number_value(frequency) == 0):
         ctx.error(
             "recurringFrequency",
             "a recurring schedule needs a frequency (in ms) or a cron expression",
@@ -1198,22 +1309,21 @@ def _apikey(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> dict[s
     raw_key = data.get("apiKey")
     if raw_key not in (None, ""):
         given = text(ctx, "apiKey", raw_key)
+        # Read now (env:NAME and GROUPAROO_OPTION__APIKEY__<value> too): only its hash is kept.
         resolved = (
-            _option_string(ctx, "apiKey", given, topic="apikey", secret=True) if given else None
+            _option_string(ctx, "apiKey", given, topic="apikey", secret=False) if given else None
         )
-        if isinstance(resolved, str) and resolved.startswith(ENV_PREFIX):
-            resolved = env_value(resolved[len(ENV_PREFIX) :])
-            if resolved is None:
-                ctx.error("apiKey", f"environment variable {given[len(ENV_PREFIX) :]} is not set")
-        if resolved:
-            if parse_api_key(resolved) is None:
-                ctx.error(
+        if isinstance(resolved, str) and any(c.isspace() for c in resolved):
+            ctx.error("apiKey", "must not contain spaces (a key is sent in one HTTP header)")
+        elif isinstance(resolved, str) and resolved:
+            key = resolved
+            if resolved == given and not given.startswith(ENV_PREFIX):
+                ctx.warn(
                     "apiKey",
-                    "must have the form grp_<prefix>.<secret> (this server finds a key by its "
-                    "prefix); leave it out and apply mints a key and shows it once",
+                    "a key written in clear in a config file is known to everyone who reads the "
+                    "files; it is stored hashed and works, but rotate it: leave `apiKey` out "
+                    "and apply mints a new key and shows it once (or give it as env:NAME)",
                 )
-            else:
-                key = resolved
     return {
         "name": text(ctx, "name", data.get("name"), required=True),
         "permission_all_read": all_read,
@@ -1255,10 +1365,11 @@ def _teammember(ctx: ObjectContext, data: dict[str, Any], refs: list[Ref]) -> di
         elif env_value(f"{GROUPAROO_OPTION_PREFIX}TEAMMEMBER__{given}") is not None:
             password = env_value(f"{GROUPAROO_OPTION_PREFIX}TEAMMEMBER__{given}")
         else:
+            password = given
             ctx.warn(
                 "options.password",
-                "a password written in clear is ignored; give it as env:NAME (the member gets an "
-                "unusable password until then)",
+                "a password written in clear in a config file is known to everyone who reads "
+                "the files; it is stored hashed and works, but give it as env:NAME and change it",
             )
     return {
         "email": email.lower(),

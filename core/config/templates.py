@@ -737,8 +737,14 @@ def templates() -> dict[str, Template]:
     ]
     for key, connector in ((k, registry.get_app(k)) for k, _ in registry.app_choices()):
         found.append(_app_template(key, connector))
+    names = set()
     for key, connector in ((k, registry.get_source(k)) for k, _ in registry.source_choices()):
-        found.append(_source_template(key, connector))
+        if connector.reads_records:
+            continue  # computed from the records: a source file and its properties, by hand
+        template = _source_template(key, connector)
+        if template.name not in names:  # the first source of an app per flavour (csv-file)
+            names.add(template.name)
+            found.append(template)
     found.append(
         Template(
             "property",

@@ -9,6 +9,7 @@ can be created, and every problem (errors and warnings), each naming file, objec
 from __future__ import annotations
 
 import heapq
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from core.choices import (
     RuleOp,
 )
 from core.config import schema
-from core.config.loader import load_directory
+from core.config.loader import load_directory, project_directory
 from core.config.problems import ERROR, WARNING, Problem, Problems
 from core.config.schema import CLASS_LABELS, CLASSES, Ref, Spec
 
@@ -85,13 +86,15 @@ class _Linker:
     # -- the passes --
 
     def run(self, specs: list[Spec]) -> list[Spec]:
-        specs = self.deduplicate(specs)
+        specs = self.merge_grouparoo_settings(self.deduplicate(specs))
         self.check_references(specs)
         self.derive_property_models(specs)
         self.unique_names(specs)
         self.resolve_rule_keys(specs)
         self.query_sources(specs)
+        self.calculated_properties(specs)
         self.mappings(specs)
+        self.file_paths(specs)
         self.connectors(specs)
         self.group_rules(specs)
         self.destinations(specs)
@@ -113,6 +116,27 @@ class _Linker:
                 )
                 continue
             self.index[(spec.cls, spec.id)] = spec
+            kept.append(spec)
+        return kept
+
+    def merge_grouparoo_settings(self, specs: list[Spec]) -> list[Spec]:
+        """Grouparoo's two retry delays of stalled work are one setting here: the same value
+        given twice is one setting (the first object manages it); different values are an
+        error (unique_names)."""
+        first: dict[tuple[str, str], Spec] = {}
+        kept = []
+        for spec in specs:
+            if spec.cls == "setting":
+                marker = (spec.data["plugin"], spec.data["key"])
+                earlier = first.setdefault(marker, spec)
+                if (
+                    earlier is not spec
+                    and spec.grouparoo_key
+                    and earlier.grouparoo_key
+                    and earlier.data["value"] == spec.data["value"]
+                ):
+                    del self.index[(spec.cls, spec.id)]
+                    continue
             kept.append(spec)
         return kept
 
@@ -263,6 +287,74 @@ class _Linker:
                         f"properties' queries use",
                     )
 
+    def _reads_records(self, source: Spec | None) -> bool:
+        return bool(getattr(self._source_connector(source), "reads_records", False))
+
+    def calculated_properties(self, specs: list[Spec]) -> None:
+        """Sources computed from the records (Grouparoo's calculated-property source): mapped by
+        their model's primary key when the file gives no mapping (Grouparoo's had none), and
+        their properties' `{{{ name }}}` placeholders name properties of the model, by id or key
+        (stored as keys, which the function is given), or now/createdAt/updatedAt."""
+        from connectors.calculated import node_command
+
+        primary_key = {}
+        for spec in specs:
+            if spec.cls == "source" and len(spec.data["mapping"]) == 1:
+                prop = self.get("property", next(iter(spec.data["mapping"].values())))
+                if prop is not None and prop.data["source"] == spec.id:
+                    primary_key.setdefault(spec.data["model"], prop)
+        node_problem = None
+        for spec in specs:
+            if spec.cls == "source" and self._reads_records(spec):
+                node_problem = node_problem or _node_problem(node_command)
+                if node_problem:
+                    self.warn(spec, "type", node_problem)
+                prop = primary_key.get(spec.data["model"])
+                if not spec.data["mapping"] and prop is not None:
+                    spec.data["mapping"] = {prop.data["key"]: prop.id}
+                    spec.refs.append(Ref("mapping", "property", prop.id))
+            elif spec.cls == "property" and self._reads_records(
+                self.get("source", spec.data["source"])
+            ):
+                self._calculated_property(spec)
+
+    def _calculated_property(self, spec: Spec) -> None:
+        from connectors.calculated import (
+            BUILTINS,
+            FUNCTION_OPTION,
+            illegal_use,
+            rename,
+            template_names,
+        )
+
+        key = f"options.{FUNCTION_OPTION}"
+        if spec.data["unique"]:
+            self.error(
+                spec, "unique", "a calculated property cannot be unique (it identifies no record)"
+            )
+        if spec.data["filters"]:
+            self.error(spec, "filters", "calculated properties take no filters")
+        template = spec.data["options"].get(FUNCTION_OPTION)
+        if not isinstance(template, str):
+            return
+        if illegal_use(template):
+            self.error(spec, key, f"cannot use {illegal_use(template)} in a calculated property")
+        props = self._model_properties(spec.data["model"])
+        by_id, by_key = {p.id: p for p in props}, {p.data["key"]: p for p in props}
+        replace: dict[str, str] = {}
+        for name in template_names(template):
+            head, dot, part = name.partition(".")
+            if head in BUILTINS:
+                continue
+            target = by_id.get(head) or by_key.get(head)
+            if target is None or target is spec:
+                what = "is this property itself" if target else "names no property of this model"
+                self.error(spec, key, f"{{{{{{ {name} }}}}}} {what}")
+                continue
+            replace[name] = f"{target.data['key']}{dot}{part}"
+            spec.refs.append(Ref(key, "property", target.id))
+        spec.data["options"][FUNCTION_OPTION] = rename(template, replace)
+
     def mappings(self, specs: list[Spec]) -> None:
         primary_of: dict[str, Spec] = {}
         for spec in specs:
@@ -328,6 +420,41 @@ class _Linker:
                         "no source of this model is primary (maps a property it owns), so no "
                         "source creates its records",
                     )
+
+    def file_paths(self, specs: list[Spec]) -> None:
+        """Relative file paths in options (a sqlite app's `file`, a CSV source's `path`, a
+        logger's `filename`) are made absolute against the project directory, as Grouparoo's
+        plugins read them, so what is stored does not depend on where the server runs. A CSV
+        app's base directory keeps its own: paths under an app that has one stay relative."""
+        base = project_directory(self.config.directory)
+        for spec in specs:
+            connector = self._connector_class(spec)
+            if connector is None:
+                continue
+            app = self.get("app", spec.data.get("app")) if spec.cls != "app" else None
+            if app is not None and app.data["options"].get("baseDirectory"):
+                continue
+            opts = spec.data["options"]
+            for option in getattr(connector, "options", ()):
+                value = opts.get(option.key)
+                if not option.file_path or not isinstance(value, str) or not value:
+                    continue
+                if "://" in value or os.path.isabs(os.path.expanduser(value)):
+                    continue
+                opts[option.key] = os.path.normpath(os.path.join(base, value))
+
+    def _connector_class(self, spec: Spec) -> Any:
+        getter = {
+            "app": registry.get_app,
+            "source": registry.get_source,
+            "destination": registry.get_destination,
+        }.get(spec.cls)
+        if getter is None or not spec.data.get("type"):
+            return None
+        try:
+            return getter(spec.data["type"])
+        except registry.UnknownConnector:
+            return None
 
     def connectors(self, specs: list[Spec]) -> None:
         for spec in specs:
@@ -511,6 +638,18 @@ class _Linker:
                 continue
             source = self.get("source", spec.data["source"])
             connector = self._source_connector(source)
+            if getattr(connector, "reads_records", False):
+                given = {
+                    "options.column": spec.data["options"].get("column"),
+                    "filters": spec.data["filters"],
+                }
+                for key in (k for k, value in given.items() if value):
+                    self.error(
+                        spec,
+                        key,
+                        f'source "{source.id}" computes its properties from the records: '
+                        f"every run reads them all, with no watermark column or filters",
+                    )
             if is_query_connector(connector) and not source.data["options"].get("query"):
                 self.error(
                     spec,
@@ -549,7 +688,7 @@ class _Linker:
         for spec in specs:
             if spec.cls != "apikey" or not spec.secret:
                 continue
-            prefix = schema.parse_api_key(spec.secret)
+            prefix = schema.api_key_prefix(spec.secret)
             first = seen.get(prefix or "")
             if first is not None:
                 self.error(
@@ -649,6 +788,17 @@ class _Linker:
             return None
 
         return visit(start) or []
+
+
+def _node_problem(node_command: Any) -> str | None:
+    """Why calculated properties cannot run here (no Node.js, or too old), else None."""
+    from connectors.base import ConnectorError
+
+    try:
+        node_command()
+    except ConnectorError as exc:
+        return f"{exc.message} Until then its runs fail."
+    return None
 
 
 def config_validate(*, directory: str | Path, allow_js: bool | None = None) -> Configuration:

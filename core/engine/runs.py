@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
 from django.conf import settings
@@ -52,6 +52,7 @@ from core.engine.imports import (
     source_plan,
 )
 from core.engine.pipeline import ConcurrentSender, ReadAhead
+from core.engine.record_inputs import bind_records
 from core.engine.scope import ConfigChanged, RunScope
 from core.models import Destination, Group, Import, Record, Run, Schedule, Source
 from core.services.runs import run_create
@@ -247,7 +248,30 @@ def run_process(run_id: int, *, progress: Progress | None = None) -> Run:
                 pass
             raise
     _start_follow_up(run_id)
+    _start_calculations(run_id)
     return Run.objects.get(pk=run_id)
+
+
+def _start_calculations(run_id: int) -> None:
+    """A source's run that completed having created or changed records starts a run of each
+    source of the model computed from the records (calculated properties), so their values
+    follow what was imported (Grouparoo computed them with every import of a record)."""
+    run = Run.objects.select_related("source").get(pk=run_id)
+    changed = run.records_created or run.records_updated or run.records_merged
+    if run.source is None or run.state != RunState.COMPLETE or not changed:
+        return
+    computed = []
+    for source in Source.objects.filter(model_id=run.source.model_id):
+        try:
+            if registry.get_source(source.type).reads_records:
+                computed.append(source)
+        except registry.UnknownConnector:
+            continue
+    if run.source in computed:
+        return  # this run computed values from the records: nothing follows from it
+    for source in computed:
+        if source.mappings.exists():
+            run_create(source=source, creator_type=RunCreator.PROPERTY, full=True)
 
 
 def _start_follow_up(run_id: int) -> None:
@@ -452,13 +476,14 @@ def _enrichers(plan):
             oplan = source_plan(other)
         except ValueError:
             continue
+        cls = registry.get_source(other.type)
         if (
             oplan.creates_records
             or not oplan.aggregate_properties
             or oplan.key_property.pk not in written
+            or cls.reads_records  # computed from the records once written: _start_calculations
         ):
             continue
-        cls = registry.get_source(other.type)
         conn = cls(other.app.connector_options(), other.connector_options())
         out.append((oplan, [property_spec(p) for p in oplan.aggregate_properties], conn))
     return out
@@ -537,6 +562,7 @@ def _import_loop(
     scope,
 ):
     with source_cls(source.app.connector_options(), source.connector_options()) as connector:
+        reads_records = bind_records(connector, plan.key_property)
         if run.batches_done == 0 and run.cursor is None:
             # First batch: fix what this run reads (>= the stored watermark) and what it will store.
             signature = watermark_signature(source)
@@ -632,7 +658,8 @@ def _import_loop(
         # up, the unique index checks them (import_batch's assume_new).
         all_new = plan.creates_records and not Record.objects.filter(model_id=plan.model_id).exists()
         try:
-            with ReadAhead(pages) as read_ahead:
+            # A source computed from the records reads them on this thread, in the run's transaction.
+            with nullcontext(pages()) if reads_records else ReadAhead(pages) as read_ahead:
                 for page, aggregates, prepared, enriched in read_ahead:
                     _check_stop()
                     created = _import_page(

@@ -17,6 +17,7 @@ from core.engine import db
 from core.engine.exports import destination_plans, exports_build, exports_send
 from core.engine.groups import memberships_update, model_groups
 from core.engine.imports import import_batch, property_spec, read_columns, source_plan
+from core.engine.record_inputs import bind_records
 from core.models import Export, Property, Record, RecordModel
 
 
@@ -73,6 +74,7 @@ def record_import_now(
             with cls(
                 plan.source.app.connector_options(), plan.source.connector_options()
             ) as connector:
+                bind_records(connector, plan.key_property)
                 page = connector.read_batch(
                     key_column=plan.key_column,
                     columns=read_columns(plan) if plan.creates_records else [plan.key_column],

@@ -46,6 +46,22 @@ def api_key_parse_prefix(key: str) -> str | None:
     return prefix or None
 
 
+# Prefixes of keys that are not in our format (Grouparoo's keys, given in config files) start
+# with this: it cannot start one of ours, which are letters and digits only.
+OTHER_KEY_PREFIX = "gr-"
+MAX_PREFIX = 16
+
+
+def api_key_prefix(key: str) -> str:
+    """The prefix that finds `key`'s row: ours for `grp_<prefix>.<secret>` (letters and digits,
+    at most 16), and for a key of any other form (a Grouparoo key from a config file)
+    OTHER_KEY_PREFIX and the start of its hash, so such a key is found without a scan."""
+    prefix = api_key_parse_prefix(key)
+    if prefix is not None and len(prefix) <= MAX_PREFIX and prefix.isascii() and prefix.isalnum():
+        return prefix
+    return OTHER_KEY_PREFIX + api_key_hash(key)[: MAX_PREFIX - len(OTHER_KEY_PREFIX)]
+
+
 def _new_prefix() -> str:
     while True:
         prefix = secrets.token_hex(4)
@@ -106,11 +122,9 @@ def api_key_authenticate(key: str, *, now: datetime | None = None) -> ApiKey | N
     Read-only apart from that timestamp.
     """
     now = now or timezone.now()
-    prefix = api_key_parse_prefix(key)
+    prefix = api_key_prefix(key)
     hashed = api_key_hash(key)
-    api_key = (
-        ApiKey.objects.select_related("created_by").filter(prefix=prefix).first() if prefix else None
-    )
+    api_key = ApiKey.objects.select_related("created_by").filter(prefix=prefix).first()
     stored = api_key.hashed_key if api_key is not None else "0" * len(hashed)
     if not hmac.compare_digest(hashed.encode(), stored.encode()) or api_key is None:
         return None

@@ -49,9 +49,9 @@ def test_the_postgres_fixture_is_valid(fixture_env):
         ("sources/users.json", "users_table_schedule", "confirmProfiles"),
         ("groups/groups.json", "renewing_soon", "rules[1].op"),  # iLike '%@example.com'
         ("groups/groups.json", "big_spenders", "rules[1].op"),  # "greater than"
-        ("team/team.json", "ana", "options.password"),  # a clear password is ignored
+        ("team/team.json", "ana", "options.password"),  # a clear password: use env:
         ("team/team.json", "analysts", "permissions[1].topic"),  # "notification"
-        ("settings.json", "setting_cluster_name", "key"),  # unknown to this product
+        ("settings.json", "setting_cluster_name", "key"),  # Grouparoo's, meaning nothing here
     }
     specs = {(s.cls, s.id): s for s in config.specs}
     assert specs[("source", "users_table")].data["is_primary"] is True
@@ -488,11 +488,11 @@ ERRORS = [
         "is required when the collection is 'group'",
     ),
     _case(
-        _set("access.json", 0, apiKey="abc123"),
+        _set("access.json", 0, apiKey="abc 123"),
         "access.json",
         "key",
         "apiKey",
-        "must have the form grp_<prefix>.<secret>",
+        "must not contain spaces",
     ),
     _case(
         _set("access.json", 0, permissions=[{"topic": "everything", "read": True}]),

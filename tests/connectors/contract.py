@@ -29,9 +29,14 @@ SOURCE_TYPES = (
     "postgres-table", "postgres-query",
     "mysql-table", "mysql-query",
     "duckdb-table", "duckdb-query",
-    "csv-file",
+    "csv-file", "csv-url",
 )
 DESTINATION_TYPES = ("sqlite-export", "postgres-export", "mysql-export", "csv-export", "webhook-export")
+# Built-ins the contract cannot describe, each with suites of its own: the calculated-property
+# source has no rows of its own (it reads the records: tests/connectors/test_calculated.py), and
+# the logger keeps a log, not a store of records (tests/connectors/test_logger.py).
+OUTSIDE_CONTRACT_SOURCE_TYPES = ("calculated-property-import",)
+OUTSIDE_CONTRACT_DESTINATION_TYPES = ("logger-export-records",)
 # The example plugin (tests/plugin_example), installed for these cases: plugins meet the same contract.
 PLUGIN_SOURCE_TYPES = ("jsonl-file",)
 PLUGIN_DESTINATION_TYPES = ("jsonl-export",)
@@ -111,6 +116,24 @@ def make_source_case(type_: str, request: pytest.FixtureRequest, tmp_path: Path)
             ts=lambda text: text.replace(" ", "T"), query=False,
             make=lambda options: cls({}, {"path": str(users), **options}),
             missing={"path": str(tmp_path / "nope.csv")},
+        )
+    if type_ == "csv-url":
+        # Downloaded from a local server (loopback, allowed as for webhooks), cached per URL.
+        server = request.getfixturevalue("httpserver")
+        django_settings = request.getfixturevalue("settings")
+        django_settings.GROUPAROO_ALLOW_PRIVATE_WEBHOOKS = True
+        django_settings.MEDIA_ROOT = str(tmp_path / "media")
+        for name, columns, rows in (("users", USER_COLUMNS, USERS), ("purchases", PURCHASE_COLUMNS, PURCHASES)):
+            text = write_csv(tmp_path / f"{name}.csv", columns, rows).read_text()
+            server.expect_request(f"/{tmp_path.name}/{name}.csv").respond_with_data(text, content_type="text/csv")
+        server.expect_request(f"/{tmp_path.name}/nope.csv").respond_with_data("not found", status=404)
+        urls = {name: server.url_for(f"/{tmp_path.name}/{name}.csv") for name in ("users", "purchases", "nope")}
+        cls = registry.get_source("csv-url")
+        return SourceCase(
+            type_, cls({}, {"url": urls["users"]}), cls({}, {"url": urls["purchases"]}),
+            ts=lambda text: text.replace(" ", "T"), query=False,
+            make=lambda options: cls({}, {"url": urls["users"], **options}),
+            missing={"url": urls["nope"]},
         )
     kind, flavour = type_.split("-")
     world: SqlWorld = make_world(kind, request, tmp_path)
