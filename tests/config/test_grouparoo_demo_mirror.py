@@ -27,6 +27,7 @@ from tests.config.test_grouparoo_demo import (
     assert_records,
     demo_db,  # noqa: F401 - a fixture
     find_log,
+    run_pending,
     scratch_mysql,  # noqa: F401 - a fixture
 )
 from tests.engine.helpers import sync
@@ -73,6 +74,7 @@ def test_grouparoo_demo_config_from_the_mirror_applies_and_syncs(demo_db, app_di
     for schedule in m.Schedule.objects.all():
         run = sync(schedule)
         assert run.state == "complete", (schedule.config_id, run.error)
+        run_pending()
     exp = expected.compute(config_dir, demo_db.read(), query=demo_db.query, now=now)
     assert_records(exp)
     assert_groups(exp)
@@ -97,6 +99,7 @@ def test_grouparoo_app_example_config_from_the_mirror_applies_and_syncs(app_dir)
     for schedule in m.Schedule.objects.order_by("config_id").reverse():  # users, then purchases
         run = sync(schedule)
         assert run.state == "complete", (schedule.config_id, run.error)
+        run_pending()
 
     db = DemoDatabase("sqlite", {"file": str(app / "data" / "source.sqlite")})
     exp = expected.compute(config_dir, db.read(("users", "purchases")), query=db.query, now=now)
