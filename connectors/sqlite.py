@@ -17,7 +17,7 @@ import sqlite3
 import time
 from datetime import date, datetime
 from datetime import time as dtime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 from urllib.parse import quote as url_quote
 from uuid import UUID
@@ -56,7 +56,9 @@ class _DecimalSum:
         if value is None:
             return
         self.count += 1
-        self.total += _decimal(value)
+        # No trap: a sum past Decimal's range is Infinity (flagged on that record's value, not
+        # an exception that fails the whole statement, and so the whole run).
+        self.total = _CONTEXT.add(self.total, _decimal(value))
 
     def finalize(self) -> str | None:
         return None if self.count == 0 else str(self.total)
@@ -66,21 +68,27 @@ class _DecimalAvg(_DecimalSum):
     """AVG as exact decimals (see _DecimalSum), to 28 significant digits."""
 
     def finalize(self) -> str | None:
-        return None if self.count == 0 else str(self.total / self.count)
+        return None if self.count == 0 else str(_CONTEXT.divide(self.total, self.count))
+
+
+# Decimal arithmetic that never raises: overflow gives Infinity, Infinity - Infinity NaN.
+_CONTEXT = Context(prec=28, traps=[])
+# The numeric prefix SQLite reads in a text ("12abc" is 12; "NaN", "Infinity" are 0).
+_NUMERIC_PREFIX = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
 
 
 def _decimal(value: Any) -> Decimal:
-    """A value of a SQLite column as the decimal it reads as (never raises)."""
+    """A value of a SQLite column as the decimal SQLite's SUM reads it as (never raises):
+    text is read up to where it stops being a number, and is 0 when it starts with none
+    ("NaN", "Infinity" and "sNaN" are text to SQLite, not numbers)."""
     if isinstance(value, float):
         return Decimal(repr(value))
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    try:
-        return Decimal(str(value).strip())
-    except ArithmeticError:
-        return Decimal(0)
+    match = _NUMERIC_PREFIX.match(str(value))
+    return Decimal(match[1]) if match else Decimal(0)
 
 
 def _deny_attach(action: int, *_: Any) -> int:

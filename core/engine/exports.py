@@ -378,6 +378,36 @@ def exports_supersede_failed(*, destination_id: int, record_ids: list[int] | Non
         "AND n.record_id = core_export.record_id AND n.id > core_export.id AND n.state <> %s) RETURNING run_id",
         [ExportState.SUPERSEDED, ts, destination_id, ExportState.FAILED, *params, ExportState.CANCELED],
     )
+    _uncount_failed(rows)
+    return len(rows)
+
+
+def exports_requeue_failed(*, destination_id: int, since=None, until=None, now=None) -> int:
+    """Put the destination's failed exports (created in [since, until] when given) that no
+    newer export replaced back in the queue with fresh attempts; returns how many. They no
+    longer count as failed in their runs' exports_failed: the retry's outcome counts instead
+    (once, if it fails again; not at all when it is delivered). Runs in the caller's
+    transaction; idempotent (a second call finds nothing failed left)."""
+    ts = db.ts(now or timezone.now())
+    extra, params = "", []
+    if since is not None:
+        extra, params = extra + " AND created_at >= %s", [*params, db.ts(since)]
+    if until is not None:
+        extra, params = extra + " AND created_at <= %s", [*params, db.ts(until)]
+    rows = db.fetchall(
+        "UPDATE core_export SET state = %s, attempts = 0, send_after = NULL, error_message = '', "
+        f"error_level = '', updated_at = %s WHERE destination_id = %s AND state = %s{extra} "
+        "AND NOT EXISTS (SELECT 1 FROM core_export n WHERE n.destination_id = core_export.destination_id "
+        "AND n.record_id = core_export.record_id AND n.id > core_export.id AND n.state <> %s) RETURNING run_id",
+        [ExportState.PENDING, ts, destination_id, ExportState.FAILED, *params, ExportState.CANCELED],
+    )
+    _uncount_failed(rows)
+    return len(rows)
+
+
+def _uncount_failed(rows: list[tuple]) -> None:
+    """Take exports that no longer count as failed (rows of their run_id) off their runs'
+    exports_failed: one UPDATE per run."""
     per_run: dict[int, int] = {}
     for (run_id,) in rows:
         if run_id is not None:
@@ -388,7 +418,6 @@ def exports_supersede_failed(*, destination_id: int, record_ids: list[int] | Non
             "WHERE id = %s",
             [n, n, run_id],
         )
-    return len(rows)
 
 
 def _snapshot_mapping(plan: DestinationPlan) -> list[tuple]:
