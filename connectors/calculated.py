@@ -17,12 +17,14 @@ function for that record. What the function returns is the property's value (nul
 no value).
 
 The functions run in Node.js (`node` on PATH, version 20 or newer), one process per batch of
-records, each function in a context of its own batch: no `require`, no `process`, no code
-generation from strings (`eval`, `Function`), a time limit per call, and Node's permission model
-denies files and child processes; the process gets an empty environment. Like Grouparoo, a
-function using `require(`, `process.env` or `async` is refused. A record whose function throws
-gets no value for that property (logged, with the count); a batch in which every call fails
-fails the run with the first error (a broken function says so at once).
+records, each call in a context (a JavaScript realm) of its own, as Grouparoo ran each in a VM of
+its own — so a value that breaks out of its quotes changes nothing for other records: no
+`require`, no `process`, no code generation from strings (`eval`, `Function`), a time limit per
+call (promise jobs and writing the result included), and Node's permission model denies files
+and child processes; the process gets an empty environment. Like Grouparoo, a function using
+`require(`, `process.env` or `async` is refused. A record whose function throws gets no value
+for that property (logged, with the count); a batch in which every call fails fails the run with
+the first error (a broken function says so at once).
 
 The source has no rows of its own: the engine hands it a reader of the model's records
 (core/engine/record_inputs.py) with `bind_records`, and it is mapped by the model's primary key.
@@ -74,30 +76,43 @@ _ESCAPES = str.maketrans(
 )  # fmt: skip
 
 # Reads {"calls": [function source, ...], "timeout": ms} on stdin and writes one JSON array of
-# [true, value] or [false, error message] per call on stdout.
+# [true, value] or [false, error message] per call on stdout. Every call gets a realm of its own
+# whose global is a null-prototype object (no object of the runner's realm is reachable from it:
+# a call can change neither another call's built-ins nor the runner's), its promise jobs run
+# within its time limit, and its result is written as JSON (getters, toJSON) within that limit
+# too; the runner only parses that text back and checks its shape.
 NODE_RUNNER = r"""
 const vm = require("vm");
+const OPTIONS = { codeGeneration: { strings: false, wasm: false }, microtaskMode: "afterEvaluate" };
 let input = "";
 process.stdin.setEncoding("utf8");
 process.stdin.on("data", (chunk) => (input += chunk));
 process.stdin.on("end", () => {
   const { calls, timeout } = JSON.parse(input);
-  const context = vm.createContext({}, { codeGeneration: { strings: false, wasm: false } });
   const out = calls.map((code) => {
-    let result;
+    let text;
     try {
-      const value = vm.runInContext(
-        `(() => { const toRun = ${code}; return toRun(); })()`, context, { timeout }
+      text = vm.runInContext(
+        `(() => { try { const toRun = ${code}; const value = toRun();
+            return JSON.stringify([true, value === undefined ? null : value],
+              (k, v) => (typeof v === "bigint" ? String(v) : v));
+          } catch (error) {
+            try { return JSON.stringify([false, String((error && error.message) || error)]); }
+            catch (_) { return '[false, "threw a value that cannot be shown"]'; } } })()`,
+        vm.createContext(Object.create(null), OPTIONS),
+        { timeout }
       );
-      result = [true, value === undefined ? null : value];
     } catch (error) {
-      result = [false, String((error && error.message) || error)];
+      text = JSON.stringify([false, String(error && error.message)]);
     }
+    let result = null;
     try {
-      return JSON.stringify(result, (k, v) => (typeof v === "bigint" ? String(v) : v));
-    } catch (error) {
-      return JSON.stringify([false, "returned a value that cannot be written as JSON"]);
+      result = typeof text === "string" ? JSON.parse(text) : null;
+    } catch (error) {}
+    if (!Array.isArray(result) || result.length !== 2 || typeof result[0] !== "boolean") {
+      result = [false, "returned a value that cannot be written as JSON"];
     }
+    return JSON.stringify(result);
   });
   process.stdout.write("[" + out.join(",") + "]");
 });

@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import sys
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -70,12 +71,16 @@ def log_path(app_options: dict[str, Any]) -> str:
 
 
 def _append(path: str, text: str) -> None:
+    # O_NONBLOCK: opening a FIFO for writing would wait for a reader for ever.
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o640)
     except OSError as exc:
         raise ConnectorError(
             f'Cannot write log file "{path}": {exc.strerror}', permanent=True
         ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConnectorError(f'Log file "{path}" is not a regular file.', permanent=True)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         data = text.encode("utf-8")

@@ -411,7 +411,10 @@ def number_value(value: Any) -> int | float | None:
         return None
     stripped = value.strip()
     if _INTEGER_TEXT.match(stripped):
-        return int(stripped)
+        try:
+            return int(stripped)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return None
     if not _NUMBER_TEXT.match(stripped):
         return None
     return number_value(float(stripped))
