@@ -518,10 +518,29 @@ def csv_value(value: Any) -> str:
 
 def merge_groups(cell: str | None, separator: str, old: Any, new: Any) -> str:
     """A groups cell after an export: the names this destination wrote before (`old`) and no
-    longer sends go, the `new` ones are there; names someone else wrote stay."""
-    have = {g for g in ((cell or "").split(separator) if separator else [cell or ""]) if g}
+    longer sends go, the `new` ones are there; names someone else wrote stay. A name holding
+    the separator ("x;y") is read back as one name where its parts stand together."""
     wanted = {str(g) for g in new}
+    known = wanted | {str(g) for g in old}
+    have = {g for g in _split_groups(cell or "", separator, known) if g}
     return separator.join(sorted((have - ({str(g) for g in old} - wanted)) | wanted))
+
+
+def _split_groups(cell: str, separator: str, known: set[str]) -> list[str]:
+    """The names of a groups cell: split at the separator, except that the parts of a known
+    name containing it (longest first) stay one name."""
+    if not separator:
+        return [cell]
+    parts = cell.split(separator)
+    joined = sorted((n.split(separator) for n in known if separator in n), key=len, reverse=True)
+    names: list[str] = []
+    i = 0
+    while i < len(parts):
+        match = next((n for n in joined if parts[i : i + len(n)] == n), None)
+        step = len(match) if match else 1
+        names.append(separator.join(parts[i : i + step]))
+        i += step
+    return names
 
 
 @register

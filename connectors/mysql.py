@@ -26,6 +26,7 @@ import re
 import ssl
 from datetime import UTC, date, datetime
 from datetime import time as dtime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -284,14 +285,24 @@ class MysqlDialect(Dialect):
         # 0.1 + 0.2 is 0.3; DECIMAL sums are exact already, but their average keeps only 4
         # more decimals than the column (div_precision_increment): averaged as DECIMAL(65, 30)
         # it keeps 30. FLOAT (single precision) holds 0.1 as 0.100000001490116... itself, so
-        # casting would not help it.
+        # casting would not help it. DECIMAL(65, 30) holds 35 integer digits and 30 decimals:
+        # beyond (1e40, or a 1e-20 whose digits go past the 30th decimal) the cast saturates
+        # or rounds, so such groups are added as doubles. Both sides become text, as CASE
+        # would otherwise turn the decimal into a double; decode_number reads it back.
         t = (db_type or "").lower()
         if function in ("SUM", "AVG") and t.startswith(("double", "real")):
-            return f"{function}(CAST({value} AS DECIMAL(65, 30)))"
+            fits = f"SUM(ABS({value})) < 1e34 AND COALESCE(MIN(NULLIF(ABS({value}), 0)), 1) >= 1e-13"
+            exact = f"CAST({function}(CAST({value} AS DECIMAL(65, 30))) AS CHAR)"
+            return f"CASE WHEN {fits} THEN {exact} ELSE CAST({function}({value}) AS CHAR) END"
         digits = re.match(r"(?:decimal|numeric)\((\d+)(?:,\s*(\d+))?\)", t)
         if function == "AVG" and digits and int(digits[1]) - int(digits[2] or 0) <= 35:
             return f"AVG(CAST({value} AS DECIMAL(65, 30)))"
         return super().aggregate_sql(function, value, db_type)
+
+    def decode_number(self, value: Any) -> Any:
+        if isinstance(value, bytes):
+            value = value.decode()
+        return Decimal(value) if isinstance(value, str) else value
 
     def array_agg_sql(self, value: str, order: str) -> str:
         # JSON_ARRAYAGG takes no ORDER BY on MySQL; GROUP_CONCAT does, on both servers.
@@ -310,6 +321,16 @@ class MysqlDialect(Dialect):
         if not update:
             return sql + f"{key} = {key}"
         return sql + ", ".join(f"{c} = VALUES({c})" for c in update)
+
+    def exact_eq(self, column_sql: str) -> str:
+        # Text columns usually have a case-insensitive, PAD SPACE collation ('vip' = 'VIP ');
+        # as bytes the comparison is exact.
+        return f"CAST({column_sql} AS BINARY) = CAST(%s AS BINARY)"
+
+    def bulk_insert_missing(self, cur: Any, table_sql: str, columns: Any, rows: list[list[Any]]) -> None:
+        # A unique index under such a collation holds 'VIP' as 'vip': that row is then present
+        # (kept, never changed), rather than a "Duplicate entry" failing the record for good.
+        cur.executemany(self.upsert_sql(table_sql, columns, columns[0], []), rows)
 
     def adapt_value(self, value: Any, column_type: str | None) -> Any:
         t = (column_type or "").lower()

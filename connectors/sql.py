@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from connectors.base import (
@@ -553,6 +553,16 @@ class Dialect:
         if password:
             reason = reason.replace(str(password), "********")
         return ConnectorError(f"Could not connect to {self.name} at {host}:{port}: {reason}", permanent=permanent)
+
+    def exact_eq(self, column_sql: str) -> str:
+        """`column = <placeholder>` compared byte for byte (case and trailing spaces count), as
+        SQL text; the group names of a groups table are compared so."""
+        return f"{column_sql} = {self.placeholder}"
+
+    def bulk_insert_missing(self, cur: Any, table_sql: str, columns: Sequence[str], rows: list[list[Any]]) -> None:
+        """Insert rows this connector found missing; a dialect whose unique indexes compare text
+        more loosely than exact_eq treats a row its index calls a duplicate as present."""
+        self.bulk_insert(cur, table_sql, columns, rows)
 
     def is_record_error(self, exc: BaseException) -> bool:
         """True when the error is about a row's data (a value the column rejects), so an export
@@ -1219,6 +1229,19 @@ class SqlQuerySource(SqlSource):
 # --- destination --------------------------------------------------------------------------
 
 
+class _Groups(NamedTuple):
+    """The groups table's settings: table, key and name columns, and (owner column, this
+    destination's owner value) when rows carry their writer."""
+
+    table: str
+    key: str
+    name: str
+    owned: tuple[str, str] | None
+
+    def columns(self) -> list[str]:
+        return [self.key, self.name, *(self.owned[:1] if self.owned else ())]
+
+
 class _Item:
     """One payload planned for writing."""
 
@@ -1249,9 +1272,21 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         Option("groupsTable", "Groups table", help_text="Optional table holding one row per (record, group)."),
         Option("groupForeignKey", "Group foreign key", help_text="Column of the groups table holding the record's primary key."),
         Option("groupColumnName", "Group name column", help_text="Column of the groups table holding the group name."),
+        Option(
+            "groupOwnerColumnName",
+            "Group owner column",
+            help_text="Optional text column of the groups table naming the destination that wrote a row; "
+            "recommended when several destinations or people share the groups table.",
+        ),
+        Option(
+            "groupOwner",
+            "Group owner",
+            help_text="The value this destination writes in the owner column and the only rows it changes; "
+            "unique per destination (e.g. its name). Needed with a group owner column.",
+        ),
     )
 
-    def _settings(self) -> tuple[str, str, tuple[str, str, str] | None]:
+    def _settings(self) -> tuple[str, str, _Groups | None]:
         table = _opt(self.destination_options, "table")
         pk = _opt(self.destination_options, "primaryKey")
         if not table or not pk:
@@ -1263,7 +1298,12 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         name = _opt(self.destination_options, "groupColumnName")
         if not fk or not name:
             raise ConnectorError("A groupsTable needs groupForeignKey and groupColumnName.", permanent=True)
-        return str(table), str(pk), (str(groups_table), str(fk), str(name))
+        owner_column = _opt(self.destination_options, "groupOwnerColumnName")
+        owner = _opt(self.destination_options, "groupOwner")
+        if owner_column and not owner:
+            raise ConnectorError("A groupOwnerColumnName needs a groupOwner value.", permanent=True)
+        owned = (str(owner_column), str(owner)) if owner_column else None
+        return str(table), str(pk), _Groups(str(groups_table), str(fk), str(name), owned)
 
     def mapping_options(self) -> MappingOptions:
         """primaryKey is required; the known fields are the live table's columns with our types
@@ -1311,10 +1351,10 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                     permanent=True,
                 )
             if groups:
-                group_columns = self._columns(cur, groups[0])
-                for col in groups[1:]:
+                group_columns = self._columns(cur, groups.table)
+                for col in groups.columns():
                     if col not in group_columns:
-                        raise ConnectorError(f'column "{col}" does not exist in groups table "{groups[0]}"', permanent=True)
+                        raise ConnectorError(f'column "{col}" does not exist in groups table "{groups.table}"', permanent=True)
             items: list[_Item] = []
             adapters = {c: self.dialect.value_adapter(t) for c, t in columns.items()}
             plain = {c: self.dialect.value_passthrough(t) for c, t in columns.items()}
@@ -1415,7 +1455,7 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         table: str,
         pk: str,
         columns: dict[str, str | None],
-        groups: tuple[str, str, str] | None,
+        groups: _Groups | None,
     ) -> set[int]:
         """Apply planned items with a fixed number of statements; return the skipped indexes."""
         d, ph, q = self.dialect, self.dialect.placeholder, self.dialect.quote
@@ -1478,15 +1518,21 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
         return skipped
 
     def _write_groups(
-        self, cur: Any, items: list[_Item], writes: list[_Item], skipped: set[int], groups: tuple[str, str, str]
+        self, cur: Any, items: list[_Item], writes: list[_Item], skipped: set[int], groups: _Groups
     ) -> None:
         """Group rows of a batch, in three statements: one SELECT of the rows the written keys
         have, one DELETE per row this destination wrote and the record no longer has (its old
         groups minus its new ones, at its key and, when the key changed, at the old key: those
         rows move with the record), one insert of the rows the written keys lack. Rows of other
-        names, written by other destinations, people or tools, are never removed."""
+        names, written by other destinations, people or tools, are never removed. With an owner
+        column every statement is restricted to this destination's rows, so a row another writer
+        made with the same key and name is neither adopted nor removed; without one such a row
+        counts as present and goes when the record leaves this destination's group."""
         d, ph = self.dialect, self.dialect.placeholder
-        g, fk, gname = d.table_ref(self.app_options, groups[0]), d.quote(groups[1]), d.quote(groups[2])
+        g, fk, gname = d.table_ref(self.app_options, groups.table), d.quote(groups.key), d.quote(groups.name)
+        mine, mine_params = "", []
+        if groups.owned:
+            mine, mine_params = f" AND {d.exact_eq(d.quote(groups.owned[0]))}", [groups.owned[1]]
         # The last payload of a key wins, as if the batch's payloads were sent one by one.
         wanted: dict[Any, tuple[Any, frozenset[str]]] = {key_norm(it.key): (it.key, it.groups) for it in writes}
         removals: dict[tuple[Any, str], tuple[Any, str]] = {}
@@ -1505,12 +1551,14 @@ class SqlDestination(SqlConnectionMixin, DestinationConnector):
                     removals[(n, name)] = (key, name)
         have: dict[Any, set[str]] = {}
         for chunk in _chunks([key for key, _ in wanted.values()]):
-            sql = Frag(f"SELECT {fk}, {gname} FROM {g} WHERE {d.in_frag(fk, chunk)}", d.in_params(chunk))
+            sql = Frag(f"SELECT {fk}, {gname} FROM {g} WHERE {d.in_frag(fk, chunk)}{mine}", [*d.in_params(chunk), *mine_params])
             for row_key, name in self.execute(cur, sql).fetchall():
                 have.setdefault(key_norm(row_key), set()).add(str(name))
         none: frozenset[str] = frozenset()
         additions = [(key, name) for n, (key, names) in wanted.items() for name in sorted(names - have.get(n, none))]
         if removals:
-            cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {gname} = {ph}", list(removals.values()))
+            rows = [[*r, *mine_params] for r in removals.values()]
+            cur.executemany(f"DELETE FROM {g} WHERE {fk} = {ph} AND {d.exact_eq(gname)}{mine}", rows)
         if additions:
-            d.bulk_insert(cur, g, [fk, gname], [list(a) for a in additions])
+            owner_cols = [d.quote(groups.owned[0])] if groups.owned else []
+            d.bulk_insert_missing(cur, g, [fk, gname, *owner_cols], [[*a, *mine_params] for a in additions])

@@ -186,6 +186,11 @@ def country_problem(code: str) -> str | None:
 def _phone(raw: Any, country: str) -> str:
     import phonenumbers
 
+    # A number column's 4128889999.0 (or DECIMAL 4128889999.00) is the digits 4128889999.
+    if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        raw = int(raw)
+    elif isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral_value():
+        raw = int(raw)
     text = _text(raw).strip()
     try:
         number = phonenumbers.parse(text, country)

@@ -56,19 +56,34 @@ def model_errors(exc: DjangoValidationError, prefix: str = "") -> serializers.Va
 class StrictFieldsMixin:
     """Refuses input fields the serializer does not know, naming them (400): a data tool must not
     silently ignore a typo. Read-only fields count as known, so what a GET returned may be sent
-    back (they are ignored, as always)."""
+    back (ignored); on an update, a read-only field sent with another value than the object's
+    is refused (400), as a change that would not happen."""
 
     ignored_input: ClassVar[frozenset[str]] = frozenset({"csrfmiddlewaretoken"})
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
+            writable = ", ".join(name for name, f in self.fields.items() if not f.read_only)
             unknown = [str(k) for k in data if k not in self.fields and k not in self.ignored_input]
             if unknown:
-                writable = ", ".join(name for name, f in self.fields.items() if not f.read_only)
                 raise serializers.ValidationError(
                     {name: [f"Unknown field (writable fields: {writable})."] for name in unknown}
                 )
+            changed = self._read_only_changes(data)
+            if changed:
+                raise serializers.ValidationError(
+                    {name: [f"Read-only field (writable fields: {writable})."] for name in changed}
+                )
         return super().to_internal_value(data)
+
+    def _read_only_changes(self, data: Mapping) -> list[str]:
+        """Read-only fields of `data` whose value differs from the instance's, as a GET shows it."""
+        sent = [k for k in data if k in self.fields and self.fields[k].read_only]
+        instance = getattr(self, "instance", None)
+        if not sent or instance is None or isinstance(instance, list | tuple | models.QuerySet):
+            return []
+        current = self.to_representation(instance)
+        return [str(k) for k in sent if k in current and data[k] != current[k]]
 
 
 class CleanModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -421,16 +436,16 @@ class ApiKeySerializer(CleanModelSerializer):
     def get_key_prefix(self, obj: m.ApiKey) -> str:
         return f"grp_{obj.prefix}"
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+    def to_internal_value(self, data: Any) -> Any:
         """`revoked_at` is set only by revoking; a revoked key is never restored (its secret may
-        have leaked), and saying so beats a 200 that changes nothing."""
-        data = getattr(self, "initial_data", None)
+        have leaked), and saying so beats a 200 that changes nothing (checked before the
+        generic refusal of a changed read-only field, to say why)."""
         revoked = self.instance is not None and self.instance.revoked_at is not None
-        if revoked and isinstance(data, dict) and "revoked_at" in data and data["revoked_at"] is None:
+        if revoked and isinstance(data, Mapping) and "revoked_at" in data and data["revoked_at"] is None:
             raise serializers.ValidationError(
                 {"revoked_at": ["A revoked key cannot be restored; create a new key."]}
             )
-        return super().validate(attrs)
+        return super().to_internal_value(data)
 
     def validate_permissions(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         errors = check_distinct(rows, "topic", "Topic “{value}” is listed twice.")

@@ -24,6 +24,7 @@ from core.api.serializers import (
     prefixed,
     replace_children,
 )
+from core.choices import ObjectState
 
 # --- records --------------------------------------------------------------------------------
 
@@ -122,6 +123,15 @@ class GroupSerializer(CleanModelSerializer):
                   "calculated_at", "next_calculate_at", "config_id", "locked_by", "created_at",
                   "updated_at"]
         read_only_fields = [*CONFIG_READ_ONLY, "member_count", "calculated_at", "next_calculate_at"]
+
+    def validate_state(self, value: str) -> str:
+        # "deleted" would freeze the group's memberships while it still exists: a group is
+        # deleted with DELETE.
+        if value == ObjectState.DELETED and getattr(self.instance, "state", None) != value:
+            raise serializers.ValidationError(
+                'A group is deleted with DELETE; its state may be "draft" or "ready".'
+            )
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)

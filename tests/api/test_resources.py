@@ -267,7 +267,10 @@ def test_settings_values_are_typed(world, full):
     url = f"/api/v1/settings/{world.setting.pk}/"
     response = full.patch(url, {"value": "lots"}, format="json")
     assert response.status_code == 400 and "value" in response.json()["errors"]
-    assert full.patch(url, {"value": "7", "key": "ignored"}, format="json").status_code == 200
+    # A read-only field sent with another value is refused, not silently ignored.
+    response = full.patch(url, {"value": "7", "key": "other"}, format="json")
+    assert response.status_code == 400 and list(response.json()["errors"]) == ["key"]
+    assert full.patch(url, {"value": "7", "key": "exports-max-attempts"}, format="json").status_code == 200
     world.setting.refresh_from_db()
     assert (world.setting.key, world.setting.value) == ("exports-max-attempts", "7")
     assert full.post("/api/v1/settings/", {"key": "x"}, format="json").status_code == 405
@@ -279,3 +282,22 @@ def test_records_are_deleted_not_edited(world, full):
     assert full.patch(url, {"state": "deleted"}, format="json").status_code == 405
     assert full.delete(url).status_code == 204
     assert not m.Record.objects.filter(pk=world.record.pk).exists()
+
+
+def test_group_state_deleted_and_read_only_fields_are_refused(world, full):
+    """PATCH {"state": "deleted"} would freeze the memberships of a group that still exists, and
+    {"member_count": 99} would be silently ignored: both are 400 and change nothing; sending back
+    what a GET returned still works."""
+    group = world.shop.high_value
+    url = f"/api/v1/groups/{group.pk}/"
+    response = full.patch(url, {"state": "deleted"}, format="json")
+    assert response.status_code == 400 and "state" in response.json()["errors"], response.content
+    response = full.patch(url, {"member_count": 99, "id": group.pk + 1}, format="json")
+    assert response.status_code == 400, response.content
+    assert set(response.json()["errors"]) == {"member_count", "id"}
+    group.refresh_from_db()
+    assert group.state == "ready" and group.pk == world.shop.high_value.pk
+    body = full.get(url).json()
+    assert full.patch(url, {**body, "state": "draft"}, format="json").status_code == 200
+    group.refresh_from_db()
+    assert group.state == "draft"

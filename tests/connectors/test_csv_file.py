@@ -199,6 +199,26 @@ def test_file_layout_new_columns_and_groups(tmp_path):
     assert dict(dest.mapping_options().known) == {"id": "any", "email": "any", "tags": "any", "ok": "any", "n": "any"}
 
 
+def test_a_group_name_holding_the_separator_is_removed_whole(tmp_path):
+    """'x;y' is written joined like any name; when the record leaves it, it goes as one name,
+    and names someone else wrote ('y' and 'z' by hand) stay."""
+    path = tmp_path / "out.csv"
+    dest = destination(path)
+
+    def cells():
+        with open(path, newline="") as handle:
+            return [row["groups"] for row in csv.DictReader(handle)]
+
+    dest.export_batch([payload({"id": 1}, groups=["x;y", "a"]), payload({"id": 2}, groups=["x;y"])], operations=SYNC)
+    assert cells() == ["a;x;y", "x;y"]
+    path.write_text(path.read_text().replace("2,x;y", "2,x;y;y;z"))  # 'y' and 'z' added by hand
+    dest.export_batch([
+        ExportPayload(3, 1, {"id": 1}, {"id": 1}, ["x;y", "a"], ["a"], False),
+        ExportPayload(4, 2, {"id": 2}, {"id": 2}, ["x;y"], [], False),
+    ], operations=SYNC)
+    assert cells() == ["a", "y;z"]
+
+
 def test_existing_columns_are_kept_and_a_foreign_file_is_refused(tmp_path):
     path = tmp_path / "out.csv"
     path.write_text("id,email,kept\n1,old@x.test,yes\n")

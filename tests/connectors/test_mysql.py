@@ -137,3 +137,47 @@ def test_a_value_the_column_rejects_fails_only_that_record(world):
     assert [r.success for r in results] == [True, False, False]
     assert "Incorrect integer value" in results[1].error and "too long" in results[2].error
     assert world.run("SELECT id FROM people") == [(1,)]
+
+
+def test_group_names_compare_byte_for_byte_under_a_case_insensitive_collation(world):
+    """MariaDB's default collation holds 'vip' = 'VIP' = 'vip ': a person's 'VIP' row under a
+    unique index makes our 'vip' present (not a failed record), and removing 'vip' leaves the
+    person's 'Vip ' and 'VIP' rows alone."""
+    world.run("CREATE UNIQUE INDEX people_groups_unique ON people_groups (person_id, group_name)")
+    world.run("INSERT INTO people_groups (person_id, group_name) VALUES (1, 'VIP'), (2, 'Vip ')")
+    dest = world.destination(table="people", primaryKey="id", groupsTable="people_groups",
+                             groupForeignKey="person_id", groupColumnName="group_name")
+    ops = SyncOperations.for_mode("sync")
+    results = dest.export_batch([
+        ExportPayload(1, 1, {}, {"id": 1}, [], ["vip"], False),
+        ExportPayload(2, 2, {}, {"id": 2}, [], ["vip"], False),
+    ], operations=ops)
+    assert all(r.success for r in results), results
+    rows = "SELECT person_id, group_name FROM people_groups ORDER BY person_id, group_name"
+    # Person 2's 'Vip ' is also a duplicate of 'vip' for the index: both people keep their rows.
+    assert world.run(rows) == [(1, "VIP"), (2, "Vip ")]
+    world.run("DROP INDEX people_groups_unique ON people_groups")
+    world.run("INSERT INTO people_groups (person_id, group_name) VALUES (2, 'vip')")
+    results = dest.export_batch([
+        ExportPayload(3, 1, {"id": 1}, {"id": 1}, ["vip"], [], False),
+        ExportPayload(4, 2, {"id": 2}, {"id": 2}, ["vip"], [], False),
+    ], operations=ops)
+    assert all(r.success for r in results), results
+    assert world.run(rows) == [(1, "VIP"), (2, "Vip ")]
+
+
+def test_double_sums_outside_decimal_65_30_are_added_as_doubles(world):
+    """DOUBLE sums and averages go through DECIMAL(65, 30) only where the values fit it: 1e40
+    and 1.5 are not 99999...99.99, 1e-31 is not lost, and 0.1 + 0.2 is still 0.3."""
+    world.run("CREATE TABLE amounts (user_id INT, f DOUBLE)")
+    rows = [(1, 1e40), (1, 1.5), (2, -1e300), (2, 2e300), (3, 1e-31), (3, 3e-31),
+            (4, 0.1), (4, 0.2), (5, 0.0), (6, 2.5e-20), (6, 1.0)]
+    world.runmany("INSERT INTO amounts VALUES (?, ?)", rows)
+    source = world.source("table", table="amounts")
+    props = [PropertySpec(m, {"column": "f", "aggregationMethod": m}) for m in ("sum", "average")]
+    out = source.aggregate(properties=props, key_column="user_id", key_property="userId", keys=[1, 2, 3, 4, 5, 6])
+    assert {k: (float(v["sum"]), float(v["average"])) for k, v in out.items()} == {
+        1: (1e40, 5e39), 2: (1e300, 5e299), 3: (4e-31, 2e-31), 4: (0.3, 0.15), 5: (0.0, 0.0),
+        6: (1.0, 0.5),
+    }
+    assert (str(out[4]["sum"]), str(out[4]["average"])) == ("0.3", "0.15")

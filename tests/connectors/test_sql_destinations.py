@@ -351,3 +351,40 @@ def test_postgres_loads_new_keys_directly_and_upserts_once_any_exists(request, t
     assert w.run("SELECT COUNT(*) FROM people") == [(129,)]
     assert w.run("SELECT email, score FROM people WHERE id = 100") == [("w100@x.test", 1)]
     dest.close()
+
+
+def test_without_an_owner_column_an_identical_row_is_shared(world, dest):
+    """The documented caveat: without groupOwnerColumnName a row another writer made with the
+    same key and name counts as this destination's and goes when the record leaves."""
+    world.run("INSERT INTO people_groups (person_id, group_name) VALUES (1, 'vip')")
+    ok(dest.export_batch([payload({"id": 1}, groups=["vip"])], operations=SYNC), 1)
+    assert memberships(world) == [(1, "vip")]
+    ok(dest.export_batch([payload({"id": 1}, old={"id": 1}, old_groups=["vip"])], operations=SYNC), 1)
+    assert memberships(world) == []
+
+
+def test_an_owner_column_keeps_identical_rows_of_other_writers(world):
+    """With groupOwnerColumnName each destination writes, sees and removes only rows carrying
+    its groupOwner: B's (1, 'vip') and a person's survive A adding and removing the same group."""
+    world.run("ALTER TABLE people_groups ADD COLUMN written_by VARCHAR(100)")
+    options = dict(table="people", primaryKey="id", groupsTable="people_groups",
+                   groupForeignKey="person_id", groupColumnName="group_name", groupOwnerColumnName="written_by")
+    a = world.destination(**options, groupOwner="A")
+    b = world.destination(**options, groupOwner="B")
+    world.run("INSERT INTO people_groups (person_id, group_name) VALUES (1, 'vip')")  # by hand
+    ok(b.export_batch([payload({"id": 1}, groups=["vip"])], operations=SYNC), 1)
+    ok(a.export_batch([payload({"id": 1}, groups=["vip", "new"])], operations=SYNC), 1)
+    rows = "SELECT person_id, group_name, written_by FROM people_groups ORDER BY group_name, written_by"
+    assert sorted(world.run(rows), key=str) == sorted(
+        [(1, "new", "A"), (1, "vip", None), (1, "vip", "A"), (1, "vip", "B")], key=str)
+    ok(a.export_batch([payload({"id": 1}, old={"id": 1}, old_groups=["vip", "new"], delete=True)],
+                      operations=ADDITIVE), 1)
+    assert sorted(world.run(rows), key=str) == sorted([(1, "vip", None), (1, "vip", "B")], key=str)
+    # Idempotent: B sending again adds nothing.
+    ok(b.export_batch([payload({"id": 1}, old={"id": 1}, groups=["vip"], old_groups=["vip"])], operations=SYNC), 1)
+    assert len(world.run(rows)) == 2
+    with pytest.raises(ConnectorError, match="groupOwner"):
+        world.destination(**options).export_batch([payload({"id": 1})], operations=SYNC)
+    missing = world.destination(**{**options, "groupOwnerColumnName": "nope"}, groupOwner="A")
+    with pytest.raises(ConnectorError, match='column "nope" does not exist'):
+        missing.export_batch([payload({"id": 1})], operations=SYNC)

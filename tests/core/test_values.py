@@ -115,6 +115,8 @@ def test_email_invalid_says_why(raw):
         ("00 44 20 7946 0958", "FR", "+44 20 7946 0958"),
         ("+33 1 42 68 53 00", "US", "+33 1 42 68 53 00"),
         (4128889999, "US", "+1 412 888 9999"),
+        (4128889999.0, "US", "+1 412 888 9999"),  # a float or DECIMAL source column
+        (Decimal("4128889999.00"), "US", "+1 412 888 9999"),
     ],
 )
 def test_phone_numbers_are_stored_in_one_international_form(raw, country, expected):
@@ -133,6 +135,7 @@ def test_phone_numbers_are_stored_in_one_international_form(raw, country, expect
         ("+", "is not a phone number"),
         ("() - . /", "is not a phone number"),
         ("phone: 5550100", "is not a valid phone number in US (the default country)"),
+        (4128889999.5, "is not a valid phone number in US (the default country)"),
     ],
 )
 def test_phone_number_invalid_says_why(raw, reason):
