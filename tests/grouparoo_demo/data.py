@@ -340,42 +340,46 @@ def _payments(rng: random.Random, now: dt.datetime) -> list[dict[str, Any]]:
 
 
 def second_phase(
-    tables: dict[str, list[dict[str, Any]]], *, now: dt.datetime
+    tables: dict[str, list[dict[str, Any]]],
+    *,
+    now: dt.datetime,
+    people: bool = True,
+    purchases: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
-    """The tables after a day of activity: user 4's large purchase is refunded, user 2 buys for
-    the first time, user 10 fixes their email, user 13's language is corrected, admin 8 is
-    deleted. Every user whose data changed gets a new `updated_at`, as the application would."""
+    """The tables after a day of activity. `people`: user 10 fixes their email, user 13's
+    language is corrected, admin 8 is deleted. `purchases`: user 4's large purchase is
+    refunded, user 2 buys for the first time. Every user whose data changed gets a new
+    `updated_at`, as the application would."""
     now = now.astimezone(dt.UTC).replace(microsecond=0)
     out = {name: [dict(row) for row in rows] for name, rows in tables.items()}
     users = {r["id"]: r for r in out["users"]}
-    refund = next(
-        p
-        for p in out["purchases"]
-        if p["user_id"] == EDGE["user_refunded"] and p["category"] == "Tools"
-    )
-    refund["state"] = "refunded"
-    next_id = max(p["id"] for p in out["purchases"]) + 1
-    out["purchases"].append(
-        {
-            "id": next_id,
-            "user_id": EDGE["user_no_purchases"],
-            "item": "item-7",
-            "category": "Automotive",
-            "price": Decimal("130.40"),
-            "state": "successful",
-            "created_at": now - dt.timedelta(hours=2),
-        }
-    )
-    users[EDGE["user_bad_email"]]["email"] = "fixed10@demo.example"
-    users[EDGE["user_lowercase_spanish"]]["language"] = "Spanish"
-    for uid in (
-        EDGE["user_refunded"],
-        EDGE["user_no_purchases"],
-        EDGE["user_bad_email"],
-        EDGE["user_lowercase_spanish"],
-    ):
+    touched = []
+    if purchases:
+        refund = next(
+            p
+            for p in out["purchases"]
+            if p["user_id"] == EDGE["user_refunded"] and p["category"] == "Tools"
+        )
+        refund["state"] = "refunded"
+        out["purchases"].append(
+            {
+                "id": max(p["id"] for p in out["purchases"]) + 1,
+                "user_id": EDGE["user_no_purchases"],
+                "item": "item-7",
+                "category": "Automotive",
+                "price": Decimal("130.40"),
+                "state": "successful",
+                "created_at": now - dt.timedelta(hours=2),
+            }
+        )
+        touched += [EDGE["user_refunded"], EDGE["user_no_purchases"]]
+    if people:
+        users[EDGE["user_bad_email"]]["email"] = "fixed10@demo.example"
+        users[EDGE["user_lowercase_spanish"]]["language"] = "Spanish"
+        touched += [EDGE["user_bad_email"], EDGE["user_lowercase_spanish"]]
+        out["admins"] = [a for a in out["admins"] if a["id"] != EDGE["admin_deleted"]]
+    for uid in touched:
         users[uid]["updated_at"] = now - dt.timedelta(minutes=30)
-    out["admins"] = [a for a in out["admins"] if a["id"] != EDGE["admin_deleted"]]
     return out
 
 
