@@ -548,12 +548,16 @@ def import_batch(
             result.settle()
             raise
     changed: list[tuple[int, int]] = []
+    array_props = [p.pk for p in plan.written_properties if p.is_array]
     if staged_rest:
         result.settle()
         _load_stage(staged_rest, k2r)
+        if array_props:
+            # Before the upsert: on PostgreSQL it first drops the staged rows equal to the
+            # stored ones, and an array position missing from the stage is deleted as stale.
+            changed += _delete_stale_positions(array_props, sorted(set(k2r.values())))
         changed += _upsert_from_stage(now)
-    array_props = [p.pk for p in plan.written_properties if p.is_array]
-    if array_props:
+    elif array_props:
         result.settle()
         changed += _delete_stale_positions(array_props, sorted(set(k2r.values())))
     for rid, pid in changed:
