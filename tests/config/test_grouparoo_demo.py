@@ -376,11 +376,6 @@ def test_demo_after_people_change_is_grouparoos(demo_db, app_dir):
     assert str(data.EDGE["admin_deleted"]) not in exp.records["admins"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs branch secondary: a user's purchases are recomputed when the user is imported again",
-)
 def test_demo_after_a_refund_and_a_first_purchase_is_grouparoos(demo_db, app_dir):
     """User 4's large purchase is refunded, user 2 buys for the first time; both users are
     imported again (their rows changed), and their purchase properties follow."""
