@@ -53,7 +53,7 @@ CREATE TABLE floor_out (id bigint PRIMARY KEY, email text, first_name text, last
 """
 FLOOR_SQL = """
 SELECT c.id, c.email, c.first_name, c.last_name, c.ltv::float8, c.country, c.created_at,
-       COALESCE(p.n, 0), p.total::float8, p.last, c.ltv > 500, COALESCE(p.last >= %s, false)
+       COALESCE(p.n, 0), COALESCE(p.total, 0)::float8, p.last, c.ltv > 500, COALESCE(p.last >= %s, false)
 FROM customers c
 LEFT JOIN (SELECT customer_id, count(*) AS n, sum(amount) AS total, max(purchased_at) AS last
            FROM purchases GROUP BY customer_id) p ON p.customer_id = c.id
