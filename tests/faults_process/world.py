@@ -88,7 +88,7 @@ def expected_rows(n: int = N) -> dict[str, tuple]:
             first,
             ltv,
             len(bought),
-            sum(a for a, _ in bought) if bought else None,
+            sum(a for a, _ in bought) if bought else 0,
             max(at for _, at in bought) + "+00:00" if bought else None,
         )
     return out
